@@ -1,0 +1,147 @@
+//! The validated configuration: parsed once from argv and the environment (see `cli`), then passed
+//! by reference to everything else. Nothing after parsing reads argv or the environment again.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything the bridge and the test client need to know, already validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The remote MCP endpoint (`https://…`, or `http://…` with `--allow-http`).
+    pub url: Url,
+    /// Extra headers sent on every outbound request, `${VAR}` already expanded and validated.
+    pub headers: Vec<(String, String)>,
+    pub transport: TransportStrategy,
+    pub allow_http: bool,
+    pub debug: bool,
+    pub tls: TlsOptions,
+    /// Connect timeout for every new connection (default 10 s).
+    pub connect_timeout: std::time::Duration,
+}
+
+/// A parsed, validated absolute http(s) URL, split into the parts we use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// The URL exactly as given (after validation).
+    pub full: String,
+    /// `https` or `http`.
+    pub scheme: String,
+    /// Host without brackets for IPv6 literals (`::1`, `mcp.example.com`).
+    pub host: String,
+    pub port: u16,
+    /// Path and query, always starting with `/`.
+    pub path_and_query: String,
+}
+
+impl Url {
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
+    }
+
+    /// `scheme://host:port`, the unit of same-origin checks.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority())
+    }
+
+    /// `host:port` with brackets around IPv6 literals.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+/// How the bridge picks between Streamable HTTP and the legacy HTTP+SSE transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportStrategy {
+    HttpFirst,
+    SseFirst,
+    HttpOnly,
+    SseOnly,
+}
+
+impl TransportStrategy {
+    pub const NAMES: [&'static str; 4] = ["http-first", "sse-first", "http-only", "sse-only"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "http-first" => Some(Self::HttpFirst),
+            "sse-first" => Some(Self::SseFirst),
+            "http-only" => Some(Self::HttpOnly),
+            "sse-only" => Some(Self::SseOnly),
+            _ => None,
+        }
+    }
+}
+
+/// TLS protocol versions the user can pin as a minimum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "TLSv1.2" => Some(Self::Tls12),
+            "TLSv1.3" => Some(Self::Tls13),
+            _ => None,
+        }
+    }
+}
+
+/// A secret string (passphrase). Its `Debug` never shows the value, so it cannot leak into logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// TLS settings from `--tls-*` flags or their `MCP_REMOTE_TLS_*` env fallbacks.
+/// The parser guarantees: cert and key come together; pfx excludes cert/key.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// PEM client certificate chain (leaf first).
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#1, PKCS#8, SEC1, encrypted PKCS#8, or legacy encrypted PEM).
+    pub key: Option<PathBuf>,
+    /// PEM CA bundle that replaces the default roots.
+    pub ca: Option<PathBuf>,
+    /// PKCS#12 bundle holding the client certificate and key.
+    pub pfx: Option<PathBuf>,
+    /// Passphrase for an encrypted key or the PKCS#12 bundle.
+    pub passphrase: Option<Secret>,
+    /// Name sent as SNI and checked against the server certificate instead of the URL host.
+    pub servername: Option<String>,
+    pub min_version: Option<TlsVersion>,
+    /// **WARNING**: disables server certificate verification.
+    pub insecure_skip_verify: bool,
+}
+
+impl TlsOptions {
+    /// Whether a client identity (cert+key or pfx) was configured.
+    pub fn has_identity(&self) -> bool {
+        self.cert.is_some() || self.pfx.is_some()
+    }
+}

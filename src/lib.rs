@@ -1,0 +1,7 @@
+//! mcp-secure-remote: a stdio <-> remote MCP bridge that authenticates with a TLS client certificate.
+//!
+//! The library holds everything the two binaries share (the proxy `mcp-secure-remote` and the test
+//! client `mcp-secure-remote-client`): configuration, TLS, the HTTP agent and the MCP transports.
+
+pub mod config;
+pub mod tls;
