@@ -53,6 +53,36 @@ impl Url {
     }
 }
 
+impl Url {
+    /// Resolve a URL reference (as in an SSE `endpoint` event or a `Location` header) against this
+    /// URL: absolute, scheme-relative (`//host/p`), absolute-path (`/p?q`), query-only (`?q`) or
+    /// relative (`p`). Returns None when the reference cannot be read.
+    pub fn join(&self, reference: &str) -> Option<Url> {
+        let reference = reference.trim();
+        if reference.contains("://") {
+            return crate::cli::parse_url(reference).ok();
+        }
+        if let Some(rest) = reference.strip_prefix("//") {
+            return crate::cli::parse_url(&format!("{}://{rest}", self.scheme)).ok();
+        }
+        let path = self.path_and_query.split('?').next().unwrap_or("/");
+        let new_path = if reference.starts_with('/') {
+            reference.to_string()
+        } else if reference.starts_with('?') {
+            format!("{path}{reference}")
+        } else {
+            let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+            format!("{dir}{reference}")
+        };
+        crate::cli::parse_url(&format!("{}{}", self.origin(), new_path)).ok()
+    }
+
+    /// Same scheme, host and port: where the certificate and headers may follow.
+    pub fn same_origin(&self, other: &Url) -> bool {
+        self.scheme == other.scheme && self.host == other.host && self.port == other.port
+    }
+}
+
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.full)
@@ -143,5 +173,23 @@ impl TlsOptions {
     /// Whether a client identity (cert+key or pfx) was configured.
     pub fn has_identity(&self) -> bool {
         self.cert.is_some() || self.pfx.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::parse_url;
+
+    #[test]
+    fn joins_references_like_the_sdks() {
+        let base = parse_url("https://h:8443/a/sse?x=1").unwrap();
+        let j = |r: &str| base.join(r).unwrap().full;
+        assert_eq!(j("/message?sessionId=1"), "https://h:8443/message?sessionId=1");
+        assert_eq!(j("messages/?session_id=2"), "https://h:8443/a/messages/?session_id=2");
+        assert_eq!(j("?q=3"), "https://h:8443/a/sse?q=3");
+        assert_eq!(j("//other:1/p"), "https://other:1/p");
+        assert_eq!(j("http://h:8443/p"), "http://h:8443/p");
+        assert!(!base.same_origin(&base.join("http://h:8443/p").unwrap()));
+        assert!(base.same_origin(&base.join("/x").unwrap()));
     }
 }

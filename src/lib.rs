@@ -3,5 +3,12 @@
 //! The library holds everything the two binaries share (the proxy `mcp-secure-remote` and the test
 //! client `mcp-secure-remote-client`): configuration, TLS, the HTTP agent and the MCP transports.
 
+pub mod bridge;
+pub mod cli;
 pub mod config;
+pub mod http;
+pub mod jsonrpc;
+pub mod logging;
+pub mod modern;
+pub mod sse;
 pub mod tls;

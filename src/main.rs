@@ -1,1 +1,64 @@
-fn main(){}
+//! `mcp-secure-remote`: a stdio MCP server that forwards every JSON-RPC message to a remote MCP
+//! server over HTTPS, authenticating with a TLS client certificate.
+//!
+//! The program in four steps: parse the command line (`cli`), load the TLS identity and trust
+//! (`tls`), build the HTTP agent (`http`), and run the bridge until stdin closes (`bridge`).
+//! Exit codes: 0 success, 1 runtime error, 2 usage error.
+
+use std::process::ExitCode;
+use std::sync::mpsc;
+
+use mcp_secure_remote::cli::{self, Command, Program};
+use mcp_secure_remote::{bridge, http, logging, tls};
+
+fn main() -> ExitCode {
+    let env = |name: &str| std::env::var(name).ok();
+    let invocation = match cli::parse(std::env::args_os().skip(1), env, Program::Proxy) {
+        Ok(Command::Run(invocation)) => invocation,
+        Ok(Command::Help) => return print_and_exit(&cli::help(Program::Proxy)),
+        Ok(Command::Version) => {
+            return print_and_exit(&format!("mcp-secure-remote {}\n", env!("CARGO_PKG_VERSION")))
+        }
+        Err(e) => {
+            eprintln!("mcp-secure-remote: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(Program::Proxy.name(), invocation.config.debug);
+    for warning in &invocation.warnings {
+        log::warn!("{warning}");
+    }
+    match try_main(invocation.config) {
+        0 => ExitCode::SUCCESS,
+        code => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+    }
+}
+
+/// Load TLS, build the agent and run the bridge; returns the exit code.
+fn try_main(config: mcp_secure_remote::config::Config) -> i32 {
+    log::debug!("configuration: {config:?}");
+    let client_tls = match tls::client_config(&config.tls) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
+    let http = match http::build(&config, &client_tls) {
+        Ok(h) => h,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
+    bridge::run(config, http, mpsc::channel())
+}
+
+/// `--help` and `--version` are the only things besides JSON-RPC that may reach stdout.
+fn print_and_exit(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    ExitCode::SUCCESS
+}

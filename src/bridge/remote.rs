@@ -1,0 +1,708 @@
+//! The remote MCP server as the bridge sees it: one session, over Streamable HTTP or the legacy
+//! HTTP+SSE transport, chosen by the `--transport` strategy with the client's own `initialize` as
+//! the probe. Every HTTP-only artefact lives here: session id, negotiated protocol version, the
+//! 2026-07-28 per-message headers, same-origin redirects, SSE resumption, and the mapping of HTTP
+//! failures to JSON-RPC errors for the request that caused them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use ureq::http::{Method, Request, Response};
+use ureq::{AsSendBody, Body};
+
+use super::legacy::LegacyLink;
+use super::pump::{pump, EventStream, Pumped, StreamEnd, MAX_MESSAGE};
+use super::sink::Sink;
+use crate::config::{Config, TransportStrategy, Url};
+use crate::http::diagnose::{diagnose, Severity};
+use crate::http::Http;
+use crate::jsonrpc::{self, FrameInfo, Id, Kind};
+use crate::modern;
+
+/// JSON-RPC error codes the bridge uses for failures of its own (server errors keep theirs).
+pub mod codes {
+    /// The HTTP exchange failed (connect, TLS, reset, timeout).
+    pub const TRANSPORT: i64 = -32000;
+    /// The server answered with an HTTP error and no JSON-RPC error body.
+    pub const HTTP_STATUS: i64 = -32001;
+    /// The response stream ended before the response.
+    pub const STREAM_ENDED: i64 = -32002;
+    /// The server's answer was not usable (content type, size, not JSON-RPC).
+    pub const BAD_RESPONSE: i64 = -32003;
+    /// The bridge is shutting down.
+    pub const SHUTTING_DOWN: i64 = -32004;
+}
+
+/// How long a notification or response POST may take to be accepted (202).
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times a POST's response stream is resumed with GET + Last-Event-ID.
+const MAX_RESUMES: u32 = 10;
+/// Same-origin redirects followed per request.
+const MAX_REDIRECTS: u32 = 5;
+/// The part of an HTTP error body that is read for the error message.
+const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+
+/// A failed exchange, ready to become the JSON-RPC error of the request that caused it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: i64,
+    pub message: String,
+    pub severity: Severity,
+    /// The HTTP status, when the server answered with one.
+    pub status: Option<u16>,
+    /// A complete error frame built from the server's error body (keeps its code/message/data).
+    pub frame: Option<Vec<u8>>,
+}
+
+impl Failure {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            severity: Severity::Transient,
+            status: None,
+            frame: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Mode {
+    /// Nothing has answered yet (the transport is chosen by the first initialize).
+    Undecided,
+    Streamable,
+    Legacy(Arc<LegacyLink>),
+}
+
+struct State {
+    /// The Streamable HTTP endpoint (moves with same-origin redirects).
+    endpoint: Url,
+    session_id: Option<String>,
+    /// The version the initialize *result* negotiated.
+    protocol_version: Option<String>,
+    /// Id of the client's initialize request in flight (to read its result).
+    initialize_id: Option<Id>,
+    mode: Mode,
+}
+
+pub struct Remote {
+    config: Arc<Config>,
+    http: Http,
+    sink: Arc<dyn Sink>,
+    state: Mutex<State>,
+    listener_started: AtomicBool,
+}
+
+/// What happened to a request sent over Streamable HTTP.
+enum Sent {
+    Done,
+    /// The server looks like a legacy HTTP+SSE server (and the strategy allows falling back).
+    FallBack(String),
+}
+
+impl Remote {
+    pub fn new(config: Arc<Config>, http: Http, sink: Arc<dyn Sink>) -> Arc<Self> {
+        let mode = match config.transport {
+            TransportStrategy::HttpOnly => Mode::Streamable,
+            _ => Mode::Undecided,
+        };
+        Arc::new(Self {
+            state: Mutex::new(State {
+                endpoint: config.url.clone(),
+                session_id: None,
+                protocol_version: None,
+                initialize_id: None,
+                mode,
+            }),
+            config,
+            http,
+            sink,
+            listener_started: AtomicBool::new(false),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// For `sse-first`/`sse-only`: open the legacy SSE stream before the first message is sent.
+    /// With `sse-first`, a 400/404/405 answer switches to Streamable HTTP instead.
+    pub fn prepare(self: &Arc<Self>) -> Result<(), Failure> {
+        if !matches!(self.state().mode, Mode::Undecided) {
+            return Ok(());
+        }
+        match self.config.transport {
+            TransportStrategy::SseFirst | TransportStrategy::SseOnly => {}
+            _ => return Ok(()),
+        }
+        match LegacyLink::connect(self) {
+            Ok(link) => {
+                self.state().mode = Mode::Legacy(link);
+                Ok(())
+            }
+            Err(f)
+                if self.config.transport == TransportStrategy::SseFirst
+                    && matches!(f.status, Some(400 | 404 | 405)) =>
+            {
+                log::debug!("legacy SSE refused ({}); using Streamable HTTP", f.message);
+                self.state().mode = Mode::Streamable;
+                Ok(())
+            }
+            Err(f) => Err(f),
+        }
+    }
+
+    /// Send a client request and see it answered: the server's response, or one error frame.
+    /// Runs on a worker thread; returns the failure (already answered) for the caller's policy.
+    pub fn request(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Option<Failure> {
+        let Some(id) = info.id.clone() else {
+            return None;
+        };
+        match self.try_request(&frame, info, &id) {
+            Ok(()) => None,
+            Err(failure) => {
+                match &failure.frame {
+                    Some(f) => self.sink.fail_with(&id, f.clone()),
+                    None => self.sink.fail(&id, failure.code, &failure.message),
+                }
+                Some(failure)
+            }
+        }
+    }
+
+    fn try_request(self: &Arc<Self>, frame: &[u8], info: &FrameInfo, id: &Id) -> Result<(), Failure> {
+        let is_initialize = info.method.as_deref() == Some("initialize");
+        if is_initialize {
+            self.state().initialize_id = Some(id.clone());
+        }
+        let modern = is_modern(info);
+        let mode = self.state().mode.clone();
+        match mode {
+            Mode::Legacy(link) if !modern => link.post(self, frame, Some(id)),
+            _ => {
+                let may_fall_back = is_initialize
+                    && !modern
+                    && matches!(self.state().mode, Mode::Undecided)
+                    && self.config.transport == TransportStrategy::HttpFirst;
+                match self.post_request(frame, info, id, may_fall_back)? {
+                    Sent::Done => Ok(()),
+                    Sent::FallBack(why) => {
+                        log::info!("{why}: falling back to the legacy HTTP+SSE transport");
+                        let link = LegacyLink::connect(self)?;
+                        self.state().mode = Mode::Legacy(Arc::clone(&link));
+                        link.post(self, frame, Some(id))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send a notification or a response (to a server request) and wait until it is accepted.
+    pub fn send(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Result<(), Failure> {
+        let mode = self.state().mode.clone();
+        let result = match mode {
+            Mode::Legacy(link) if !is_modern(info) => link.post(self, &frame, None),
+            _ => self.post_accepted(&frame, info),
+        };
+        if info.method.as_deref() == Some("notifications/initialized") && result.is_ok() {
+            self.start_listener();
+        }
+        result
+    }
+
+    /// POST a notification/response over Streamable HTTP: expect 202 (any 2xx is accepted).
+    fn post_accepted(&self, frame: &[u8], info: &FrameInfo) -> Result<(), Failure> {
+        let headers = self.post_headers(info);
+        let resp = self.post(frame, &headers, Some(ACCEPT_TIMEOUT))?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let ct = content_type(&resp);
+        let body = read_error_body(resp);
+        let frame = jsonrpc::error_from_http(&Id::Num(0), status, ct.as_deref(), &body);
+        Err(Failure {
+            status: Some(status),
+            ..Failure::new(
+                codes::HTTP_STATUS,
+                format!("server refused the message with HTTP {status}: {}", excerpt(&frame)),
+            )
+        })
+    }
+
+    /// POST a request over Streamable HTTP and deliver its reply.
+    fn post_request(&self, frame: &[u8], info: &FrameInfo, id: &Id, may_fall_back: bool) -> Result<Sent, Failure> {
+        let headers = self.post_headers(info);
+        let resp = self.post(frame, &headers, None)?;
+        let status = resp.status().as_u16();
+        let ct = content_type(&resp).unwrap_or_default();
+        if info.method.as_deref() == Some("initialize") && (200..300).contains(&status) {
+            self.adopt_session(&resp);
+        }
+        match status {
+            202 => Err(Failure::new(
+                codes::BAD_RESPONSE,
+                "server accepted the request (HTTP 202) but sent no response",
+            )),
+            200..=299 if ct.starts_with("text/event-stream") => {
+                let mut stream = EventStream::new(resp.into_body().into_reader());
+                if may_fall_back {
+                    // A legacy server may answer the POST with its SSE stream: first event `endpoint`.
+                    return self.pump_first_checking_legacy(&mut stream, id);
+                }
+                self.finish_stream(&mut stream, id, is_modern(info)).map(|()| Sent::Done)
+            }
+            200..=299 if ct.starts_with("application/json") => {
+                self.deliver_json(resp, id).map(|()| Sent::Done)
+            }
+            200..=299 => {
+                let body = read_error_body(resp);
+                Err(Failure::new(
+                    codes::BAD_RESPONSE,
+                    format!(
+                        "server answered HTTP {status} with content type '{ct}' instead of JSON or an event stream: {}",
+                        jsonrpc::sanitize_excerpt(&body)
+                    ),
+                ))
+            }
+            _ => {
+                let body = read_error_body(resp);
+                if may_fall_back && matches!(status, 400 | 404 | 405) && !is_modern_error(&body) {
+                    return Ok(Sent::FallBack(format!(
+                        "server answered the initialize POST with HTTP {status}"
+                    )));
+                }
+                let frame = jsonrpc::error_from_http(id, status, Some(&ct), &body);
+                Err(Failure {
+                    status: Some(status),
+                    frame: Some(frame.clone()),
+                    ..Failure::new(codes::HTTP_STATUS, format!("HTTP {status} from server: {}", excerpt(&frame)))
+                })
+            }
+        }
+    }
+
+    fn pump_first_checking_legacy<R: std::io::Read>(
+        &self,
+        stream: &mut EventStream<R>,
+        id: &Id,
+    ) -> Result<Sent, Failure> {
+        // Peek the first event: `endpoint` means a legacy server answered our POST.
+        loop {
+            match stream.next_event() {
+                Ok(event) if event.event == "endpoint" => {
+                    return Ok(Sent::FallBack(
+                        "server answered the initialize POST with a legacy `endpoint` event".into(),
+                    ))
+                }
+                Ok(event) if event.event == "message" => {
+                    if let Some(info) = self.deliver(event.data.into_bytes()) {
+                        if info.kind == Kind::Response && info.id.as_ref() == Some(id) {
+                            return Ok(Sent::Done);
+                        }
+                    }
+                    return self.finish_stream(stream, id, false).map(|()| Sent::Done);
+                }
+                Ok(_) => continue,
+                Err(_) => return self.finish_stream(stream, id, false).map(|()| Sent::Done),
+            }
+        }
+    }
+
+    /// Pump a POST's response stream until the response; resume with GET + Last-Event-ID when the
+    /// server closes it early (SSE polling, SEP-1699), waiting exactly the server's `retry`.
+    fn finish_stream<R: std::io::Read>(&self, stream: &mut EventStream<R>, id: &Id, modern: bool) -> Result<(), Failure> {
+        let deliver = |frame: Vec<u8>| self.deliver(frame);
+        let stopped = || self.sink.stopped();
+        let mut outcome = pump(stream, Some(id), &deliver, &stopped);
+        let mut resumes = 0;
+        loop {
+            match outcome {
+                Pumped::Answered => return Ok(()),
+                Pumped::Stopped => {
+                    return Err(Failure::new(codes::SHUTTING_DOWN, "the bridge is shutting down"))
+                }
+                Pumped::Ended {
+                    end,
+                    last_event_id,
+                    retry,
+                } => {
+                    let answered_elsewhere = !self.sink.in_flight().contains(id);
+                    if answered_elsewhere {
+                        return Ok(());
+                    }
+                    let resumable = !modern && last_event_id.is_some() && resumes < MAX_RESUMES;
+                    let Some(last_id) = last_event_id.filter(|_| resumable) else {
+                        let why = match end {
+                            StreamEnd::Closed => "the server closed it".to_string(),
+                            StreamEnd::Broken(e) => e,
+                        };
+                        return Err(Failure::new(
+                            codes::STREAM_ENDED,
+                            format!("response stream ended before the response ({why})"),
+                        ));
+                    };
+                    resumes += 1;
+                    let wait = retry.unwrap_or_else(|| backoff(resumes));
+                    log::debug!("response stream for {} ended; resuming after {wait:?} from event {last_id}", id.to_json());
+                    thread::sleep(wait);
+                    let resp = self.get_stream(Some(&last_id))?;
+                    let status = resp.status().as_u16();
+                    if status != 200 {
+                        return Err(Failure {
+                            status: Some(status),
+                            ..Failure::new(
+                                codes::STREAM_ENDED,
+                                format!("response stream ended before the response, and resuming it failed with HTTP {status}"),
+                            )
+                        });
+                    }
+                    let mut resumed = EventStream::new(resp.into_body().into_reader());
+                    outcome = pump(&mut resumed, Some(id), &deliver, &stopped);
+                    // Keep the original id when the resumed stream carried no new one.
+                    if let Pumped::Ended { last_event_id: ref mut l @ None, .. } = outcome {
+                        *l = Some(last_id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver_json(&self, resp: Response<Body>, id: &Id) -> Result<(), Failure> {
+        let body = resp
+            .into_body()
+            .with_config()
+            .limit(MAX_MESSAGE as u64)
+            .read_to_vec()
+            .map_err(|e| Failure::new(codes::BAD_RESPONSE, format!("cannot read the server's JSON response: {e}")))?;
+        match self.deliver(body) {
+            Some(info) if info.kind == Kind::Response && info.id.as_ref() == Some(id) => Ok(()),
+            Some(_) => Err(Failure::new(
+                codes::BAD_RESPONSE,
+                "server's JSON reply does not answer this request",
+            )),
+            None => Err(Failure::new(codes::BAD_RESPONSE, "server's JSON reply is not JSON-RPC")),
+        }
+    }
+
+    /// Classify a frame from the server, learn from it, and hand it to the sink.
+    pub(super) fn deliver(&self, frame: Vec<u8>) -> Option<FrameInfo> {
+        let info = match jsonrpc::classify(&frame) {
+            Ok(info) => info,
+            Err(e) => {
+                log::warn!("dropping a message from the server that is not JSON-RPC: {e}");
+                return None;
+            }
+        };
+        if info.kind == Kind::Response {
+            self.observe_response(&frame, &info);
+        }
+        self.sink.deliver(frame, &info);
+        Some(info)
+    }
+
+    /// Learn the negotiated protocol version from the initialize result, before the client sees it.
+    fn observe_response(&self, frame: &[u8], info: &FrameInfo) {
+        let mut state = self.state();
+        if state.initialize_id.is_none() || state.initialize_id != info.id {
+            return;
+        }
+        state.initialize_id = None;
+        if info.error_code.is_some() {
+            return;
+        }
+        let transport = match state.mode {
+            Mode::Legacy(_) => "legacy HTTP+SSE",
+            _ => "Streamable HTTP",
+        };
+        if matches!(state.mode, Mode::Undecided) {
+            state.mode = Mode::Streamable;
+        }
+        state.protocol_version = jsonrpc::initialize_result_version(frame);
+        log::info!(
+            "connected to {} over {transport} (protocol {})",
+            self.config.url,
+            state.protocol_version.as_deref().unwrap_or("unknown")
+        );
+    }
+
+    fn adopt_session(&self, resp: &Response<Body>) {
+        let sid = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        if let Some(sid) = sid {
+            log::debug!("session established");
+            self.state().session_id = Some(sid.to_string());
+        }
+    }
+
+    /// Headers of a Streamable HTTP POST for this message.
+    fn post_headers(&self, info: &FrameInfo) -> Vec<(String, String)> {
+        let mut headers = vec![
+            ("Content-Type".to_string(), "application/json".to_string()),
+            ("Accept".to_string(), "application/json, text/event-stream".to_string()),
+        ];
+        match info.meta_protocol_version.as_deref().filter(|v| modern::is_modern_version(v)) {
+            Some(version) => headers.push(("MCP-Protocol-Version".into(), version.to_string())),
+            None => headers.extend(self.session_headers()),
+        }
+        headers.extend(
+            modern::standard_headers(info)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v)),
+        );
+        headers
+    }
+
+    /// Session id and negotiated version, for every request after initialize (POST, GET, DELETE).
+    fn session_headers(&self) -> Vec<(String, String)> {
+        let state = self.state();
+        let mut headers = Vec::new();
+        if let Some(sid) = &state.session_id {
+            headers.push(("Mcp-Session-Id".to_string(), sid.clone()));
+        }
+        if let Some(v) = &state.protocol_version {
+            headers.push(("MCP-Protocol-Version".to_string(), v.clone()));
+        }
+        headers
+    }
+
+    /// POST to the endpoint, following same-origin 307/308 redirects (the endpoint moves with them).
+    fn post(&self, body: &[u8], headers: &[(String, String)], recv_timeout: Option<Duration>) -> Result<Response<Body>, Failure> {
+        let mut url = self.state().endpoint.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let resp = self.exchange(Method::POST, &url, headers, body, recv_timeout)?;
+            match redirect_target(&resp, &url)? {
+                None => return Ok(resp),
+                Some(next) => {
+                    log::debug!("following redirect to {next}");
+                    self.state().endpoint = next.clone();
+                    url = next;
+                }
+            }
+        }
+        Err(Failure::new(codes::HTTP_STATUS, format!("too many redirects from {url}")))
+    }
+
+    /// GET the endpoint as an event stream, for listening or resuming (`last_event_id`).
+    fn get_stream(&self, last_event_id: Option<&str>) -> Result<Response<Body>, Failure> {
+        let mut headers = vec![("Accept".to_string(), "text/event-stream".to_string())];
+        headers.extend(self.session_headers());
+        if let Some(id) = last_event_id {
+            headers.push(("Last-Event-ID".to_string(), id.to_string()));
+        }
+        let mut url = self.state().endpoint.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let resp = self.exchange(Method::GET, &url, &headers, (), Some(ACCEPT_TIMEOUT))?;
+            match redirect_target(&resp, &url)? {
+                None => return Ok(resp),
+                Some(next) => url = next,
+            }
+        }
+        Err(Failure::new(codes::HTTP_STATUS, format!("too many redirects from {url}")))
+    }
+
+    /// One HTTP exchange with the user's extra headers; failures are diagnosed.
+    pub(super) fn exchange<S: AsSendBody>(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &[(String, String)],
+        body: S,
+        recv_timeout: Option<Duration>,
+    ) -> Result<Response<Body>, Failure> {
+        let mut builder = Request::builder().method(method.clone()).uri(url.full.as_str());
+        for (name, value) in headers.iter().chain(self.config.headers.iter()) {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let request = builder
+            .body(body)
+            .map_err(|e| Failure::new(codes::TRANSPORT, format!("cannot build the HTTP request: {e}")))?;
+        let request = self
+            .http
+            .agent
+            .configure_request(request)
+            .timeout_recv_response(recv_timeout)
+            .build();
+        log::debug!("{method} {url}");
+        self.http.agent.run(request).map_err(|e| {
+            let d = diagnose(&e, &self.config);
+            Failure {
+                severity: d.severity,
+                ..Failure::new(codes::TRANSPORT, d.message)
+            }
+        })
+    }
+
+    /// Open the GET listening stream once, after initialization (Streamable HTTP only).
+    fn start_listener(self: &Arc<Self>) {
+        if !matches!(self.state().mode, Mode::Streamable) || self.listener_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let remote = Arc::clone(self);
+        let spawned = thread::Builder::new()
+            .name("listen".into())
+            .spawn(move || remote.listen());
+        if let Err(e) = spawned {
+            log::warn!("cannot start the listening stream thread: {e}");
+        }
+    }
+
+    /// Hold the GET stream: forward what the server sends, reconnect with Last-Event-ID when it
+    /// ends. A non-200 answer means the server offers no listening stream, which is fine.
+    fn listen(&self) {
+        let mut last_event_id: Option<String> = None;
+        let mut failures = 0u32;
+        let deliver = |frame: Vec<u8>| self.deliver(frame);
+        let stopped = || self.sink.stopped();
+        while !self.sink.stopped() {
+            let resp = match self.get_stream(last_event_id.as_deref()) {
+                Ok(resp) => resp,
+                Err(f) => {
+                    failures += 1;
+                    if failures > 5 {
+                        log::warn!("listening stream given up: {}", f.message);
+                        return;
+                    }
+                    thread::sleep(backoff(failures));
+                    continue;
+                }
+            };
+            let status = resp.status().as_u16();
+            let is_sse = content_type(&resp).is_some_and(|ct| ct.starts_with("text/event-stream"));
+            if status != 200 || !is_sse {
+                log::debug!("server offers no listening stream (HTTP {status})");
+                return;
+            }
+            failures = 0;
+            let mut stream = EventStream::new(resp.into_body().into_reader());
+            match pump(&mut stream, None, &deliver, &stopped) {
+                Pumped::Stopped | Pumped::Answered => return,
+                Pumped::Ended { last_event_id: l, retry, .. } => {
+                    if l.is_some() {
+                        last_event_id = l;
+                    }
+                    thread::sleep(retry.unwrap_or(Duration::from_millis(500)));
+                }
+            }
+        }
+    }
+
+    /// End the session: DELETE it (Streamable HTTP with a session id; 405 is fine).
+    pub fn close(&self, timeout: Duration) {
+        let (mode, has_session, url) = {
+            let s = self.state();
+            (s.mode.clone(), s.session_id.is_some(), s.endpoint.clone())
+        };
+        if !matches!(mode, Mode::Streamable) || !has_session {
+            return;
+        }
+        let headers = self.session_headers();
+        match self.exchange(Method::DELETE, &url, &headers, (), Some(timeout)) {
+            Ok(resp) => log::debug!("session closed (HTTP {})", resp.status().as_u16()),
+            Err(f) => log::debug!("could not close the session: {}", f.message),
+        }
+    }
+
+    pub(super) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(super) fn sink(&self) -> &Arc<dyn Sink> {
+        &self.sink
+    }
+}
+
+/// A modern (2026-07-28) message: stateless, sent with its own headers, never via legacy SSE.
+fn is_modern(info: &FrameInfo) -> bool {
+    info.meta_protocol_version
+        .as_deref()
+        .is_some_and(modern::is_modern_version)
+}
+
+/// Whether an HTTP error body is a 2026-07-28 JSON-RPC error, which rules out the legacy fallback.
+fn is_modern_error(body: &[u8]) -> bool {
+    matches!(
+        jsonrpc::classify(body).ok().and_then(|i| i.error_code),
+        Some(-32020..=-32022) | Some(-32601)
+    )
+}
+
+/// The same-origin target of a 307/308 redirect; other redirects are refused.
+fn redirect_target(resp: &Response<Body>, from: &Url) -> Result<Option<Url>, Failure> {
+    let status = resp.status().as_u16();
+    if !(300..400).contains(&status) {
+        return Ok(None);
+    }
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let target = from.join(location).ok_or_else(|| {
+        Failure::new(codes::HTTP_STATUS, format!("server redirected (HTTP {status}) to an unreadable location '{location}'"))
+    })?;
+    if !from.same_origin(&target) {
+        return Err(Failure {
+            status: Some(status),
+            ..Failure::new(
+                codes::HTTP_STATUS,
+                format!(
+                    "server redirected to another origin ({}); refusing to send the client certificate and headers there: use that URL directly if you trust it",
+                    target.origin()
+                ),
+            )
+        });
+    }
+    if !matches!(status, 307 | 308) {
+        return Err(Failure {
+            status: Some(status),
+            ..Failure::new(
+                codes::HTTP_STATUS,
+                format!("server redirected with HTTP {status}, which would drop the message body; use {target} as the URL"),
+            )
+        });
+    }
+    Ok(Some(target))
+}
+
+fn content_type(resp: &Response<Body>) -> Option<String> {
+    resp.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+}
+
+fn read_error_body(resp: Response<Body>) -> Vec<u8> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    let _ = resp
+        .into_body()
+        .into_reader()
+        .take(ERROR_BODY_LIMIT)
+        .read_to_end(&mut body);
+    body
+}
+
+/// The message of an error frame, for logs.
+fn excerpt(frame: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(frame)
+        .ok()
+        .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Exponential backoff with jitter, capped at 30 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = 250u64.saturating_mul(1 << attempt.min(7)).min(30_000);
+    let jitter = u64::from(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0))
+        % (base / 4 + 1);
+    Duration::from_millis(base - base / 8 + jitter)
+}

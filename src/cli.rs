@@ -1,0 +1,668 @@
+//! Command line and environment → one validated [`Config`]. This is the only place that reads argv
+//! or `MCP_REMOTE_*` variables; every rule of the original product's "Parameter rules" lives here.
+//!
+//! Usage errors are one line that names the flag and points at `--help`; the binaries exit 2 on them.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{Config, Secret, TlsOptions, TlsVersion, TransportStrategy, Url};
+
+/// Which binary is parsing: the test client accepts a few extra flags (`--json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    Proxy,
+    Client,
+}
+
+impl Program {
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Proxy => "mcp-secure-remote",
+            Program::Client => "mcp-secure-remote-client",
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Invocation>),
+    Help,
+    Version,
+}
+
+/// A validated configuration plus what the parser has to say about it.
+#[derive(Debug)]
+pub struct Invocation {
+    pub config: Config,
+    /// Test client only: print one JSON document instead of the human layout.
+    pub json: bool,
+    /// Non-fatal findings (e.g. mTLS flags with an `http://` URL), to log once logging is set up.
+    pub warnings: Vec<String>,
+}
+
+/// A command-line mistake. Display is the one-line message; the binaries exit 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (see --help)", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(msg: impl Into<String>) -> UsageError {
+    UsageError(msg.into())
+}
+
+/// Environment variables that back the TLS flags (flag wins over variable).
+pub const ENV_CERT: &str = "MCP_REMOTE_TLS_CERT";
+pub const ENV_KEY: &str = "MCP_REMOTE_TLS_KEY";
+pub const ENV_CA: &str = "MCP_REMOTE_TLS_CA";
+pub const ENV_PFX: &str = "MCP_REMOTE_TLS_PFX";
+pub const ENV_PASSPHRASE: &str = "MCP_REMOTE_TLS_PASSPHRASE";
+pub const ENV_SERVERNAME: &str = "MCP_REMOTE_TLS_SERVERNAME";
+pub const ENV_MIN_VERSION: &str = "MCP_REMOTE_TLS_MIN_VERSION";
+pub const ENV_INSECURE: &str = "MCP_REMOTE_TLS_INSECURE";
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Raw flag values before the environment fallbacks and the cross-flag rules are applied.
+#[derive(Default)]
+struct Flags {
+    url: Option<String>,
+    headers: Vec<String>,
+    transport: Option<String>,
+    allow_http: bool,
+    debug: bool,
+    json: bool,
+    connect_timeout: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    pfx: Option<PathBuf>,
+    passphrase: Option<String>,
+    servername: Option<String>,
+    min_version: Option<String>,
+    insecure: bool,
+}
+
+/// Parse `args` (without the program name) and the environment (`env` looks a variable up) into a
+/// [`Command`]. `env` is a parameter so tests can pass a fake environment.
+pub fn parse<I, E>(args: I, env: E, program: Program) -> Result<Command, UsageError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+    E: Fn(&str) -> Option<String>,
+{
+    let flags = match read_flags(args, program)? {
+        FlagsOrExit::Flags(f) => f,
+        FlagsOrExit::Help => return Ok(Command::Help),
+        FlagsOrExit::Version => return Ok(Command::Version),
+    };
+    let invocation = validate(*flags, &env)?;
+    Ok(Command::Run(Box::new(invocation)))
+}
+
+enum FlagsOrExit {
+    Flags(Box<Flags>),
+    Help,
+    Version,
+}
+
+fn read_flags<I>(args: I, program: Program) -> Result<FlagsOrExit, UsageError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::prelude::*;
+
+    let mut flags = Flags::default();
+    let mut parser = lexopt::Parser::from_args(args);
+    loop {
+        let arg = parser.next().map_err(lexopt_error)?;
+        let Some(arg) = arg else { break };
+        match arg {
+            Short('h') | Long("help") => return Ok(FlagsOrExit::Help),
+            Long("version") => return Ok(FlagsOrExit::Version),
+            Long("header") => flags.headers.push(string_value(&mut parser, "--header")?),
+            Long("transport") => flags.transport = Some(string_value(&mut parser, "--transport")?),
+            Long("allow-http") => flags.allow_http = true,
+            Long("debug") => flags.debug = true,
+            Long("json") if program == Program::Client => flags.json = true,
+            Long("connect-timeout") => {
+                flags.connect_timeout = Some(string_value(&mut parser, "--connect-timeout")?)
+            }
+            Long("tls-cert") => flags.cert = Some(path_value(&mut parser, "--tls-cert")?),
+            Long("tls-key") => flags.key = Some(path_value(&mut parser, "--tls-key")?),
+            Long("tls-ca") => flags.ca = Some(path_value(&mut parser, "--tls-ca")?),
+            Long("tls-pfx") => flags.pfx = Some(path_value(&mut parser, "--tls-pfx")?),
+            Long("tls-passphrase") => {
+                flags.passphrase = Some(string_value(&mut parser, "--tls-passphrase")?)
+            }
+            Long("tls-servername") => {
+                flags.servername = Some(string_value(&mut parser, "--tls-servername")?)
+            }
+            Long("tls-min-version") => {
+                flags.min_version = Some(string_value(&mut parser, "--tls-min-version")?)
+            }
+            Long("tls-insecure-skip-verify") | Long("tls-no-verify") => flags.insecure = true,
+            Value(v) if flags.url.is_none() => {
+                let url = v
+                    .into_string()
+                    .map_err(|_| usage("<server-url> is not valid UTF-8"))?;
+                flags.url = Some(url);
+            }
+            Value(v) => {
+                return Err(usage(format!(
+                    "unexpected argument '{}': only one <server-url> is allowed",
+                    v.to_string_lossy()
+                )))
+            }
+            Long(name) => return Err(usage(format!("unknown flag --{name}"))),
+            Short(c) => return Err(usage(format!("unknown flag -{c}"))),
+        }
+    }
+    Ok(FlagsOrExit::Flags(Box::new(flags)))
+}
+
+fn lexopt_error(e: lexopt::Error) -> UsageError {
+    match e {
+        lexopt::Error::UnexpectedValue { option, .. } => {
+            usage(format!("{option} takes no value"))
+        }
+        lexopt::Error::MissingValue { option: Some(o) } => usage(format!("{o} needs a value")),
+        other => usage(other.to_string()),
+    }
+}
+
+fn string_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, UsageError> {
+    let v = parser
+        .value()
+        .map_err(|_| usage(format!("{flag} needs a value")))?;
+    v.into_string()
+        .map_err(|_| usage(format!("{flag}: value is not valid UTF-8")))
+}
+
+fn path_value(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, UsageError> {
+    let v = parser
+        .value()
+        .map_err(|_| usage(format!("{flag} needs a file path")))?;
+    if v.is_empty() {
+        return Err(usage(format!("{flag} needs a file path, got an empty value")));
+    }
+    Ok(PathBuf::from(v))
+}
+
+/// Apply the environment fallbacks and every cross-flag rule.
+fn validate<E>(f: Flags, env: &E) -> Result<Invocation, UsageError>
+where
+    E: Fn(&str) -> Option<String>,
+{
+    // Empty variables count as unset: agents often write `"MCP_REMOTE_TLS_CA": ""` in templates.
+    let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    let var_path = |name: &str| var(name).map(PathBuf::from);
+
+    let raw_url = f
+        .url
+        .ok_or_else(|| usage("missing <server-url>, e.g. mcp-secure-remote https://mcp.example.com/mcp"))?;
+    let url = parse_url(&raw_url)?;
+
+    let transport = match f.transport.as_deref() {
+        None => TransportStrategy::HttpFirst,
+        Some(s) => TransportStrategy::parse(s).ok_or_else(|| {
+            usage(format!(
+                "--transport: '{s}' is not one of {}",
+                TransportStrategy::NAMES.join(", ")
+            ))
+        })?,
+    };
+
+    let min_version = match (f.min_version, var(ENV_MIN_VERSION)) {
+        (Some(s), _) => Some(parse_tls_version(&s, "--tls-min-version")?),
+        (None, Some(s)) => Some(parse_tls_version(&s, ENV_MIN_VERSION)?),
+        (None, None) => None,
+    };
+
+    let insecure = f.insecure
+        || match env(ENV_INSECURE) {
+            None => false,
+            Some(v) => parse_bool_env(&v).ok_or_else(|| {
+                usage(format!(
+                    "{ENV_INSECURE}: '{v}' is not a boolean (use 1/true/yes or 0/false/no)"
+                ))
+            })?,
+        };
+
+    let tls = TlsOptions {
+        cert: f.cert.or_else(|| var_path(ENV_CERT)),
+        key: f.key.or_else(|| var_path(ENV_KEY)),
+        ca: f.ca.or_else(|| var_path(ENV_CA)),
+        pfx: f.pfx.or_else(|| var_path(ENV_PFX)),
+        passphrase: f.passphrase.or_else(|| var(ENV_PASSPHRASE)).map(Secret::new),
+        servername: match f.servername.or_else(|| var(ENV_SERVERNAME)) {
+            Some(name) => Some(validate_servername(&name)?),
+            None => None,
+        },
+        min_version,
+        insecure_skip_verify: insecure,
+    };
+    check_tls_rules(&tls)?;
+
+    let mut warnings = Vec::new();
+    if !url.is_https() {
+        if !f.allow_http {
+            return Err(usage(format!(
+                "refusing plain-HTTP URL {raw_url}: the client certificate is only sent over https:// \
+                 (pass --allow-http to connect anyway)"
+            )));
+        }
+        if tls.has_identity() {
+            warnings.push(format!(
+                "{raw_url} is plain HTTP: the client certificate from --tls-cert/--tls-pfx will NOT be sent"
+            ));
+        }
+    }
+
+    let headers = f
+        .headers
+        .iter()
+        .map(|h| parse_header(h, env))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let connect_timeout = match f.connect_timeout {
+        None => DEFAULT_CONNECT_TIMEOUT,
+        Some(s) => parse_seconds(&s)
+            .ok_or_else(|| usage(format!("--connect-timeout: '{s}' is not a number of seconds > 0")))?,
+    };
+
+    Ok(Invocation {
+        config: Config {
+            url,
+            headers,
+            transport,
+            allow_http: f.allow_http,
+            debug: f.debug,
+            tls,
+            connect_timeout,
+        },
+        json: f.json,
+        warnings,
+    })
+}
+
+fn check_tls_rules(tls: &TlsOptions) -> Result<(), UsageError> {
+    if tls.pfx.is_some() && (tls.cert.is_some() || tls.key.is_some()) {
+        return Err(usage(
+            "--tls-pfx cannot be combined with --tls-cert/--tls-key (or their MCP_REMOTE_TLS_* variables): \
+             use either a PKCS#12 bundle or a PEM certificate and key",
+        ));
+    }
+    match (&tls.cert, &tls.key) {
+        (Some(_), None) => Err(usage(
+            "--tls-cert needs --tls-key (or MCP_REMOTE_TLS_KEY): the certificate and its private key go together",
+        )),
+        (None, Some(_)) => Err(usage(
+            "--tls-key needs --tls-cert (or MCP_REMOTE_TLS_CERT): the private key and its certificate go together",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn parse_tls_version(s: &str, source: &str) -> Result<TlsVersion, UsageError> {
+    TlsVersion::parse(s)
+        .ok_or_else(|| usage(format!("{source}: '{s}' is not one of TLSv1.2, TLSv1.3")))
+}
+
+/// `1/true/yes` (any case) are on; `0/false/no` and empty are off; anything else is a mistake.
+fn parse_bool_env(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Some(true),
+        "0" | "false" | "no" | "" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_seconds(s: &str) -> Option<Duration> {
+    let secs: f64 = s.trim().parse().ok()?;
+    (secs.is_finite() && secs > 0.0 && secs < 86_400.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn validate_servername(name: &str) -> Result<String, UsageError> {
+    let name = name.trim();
+    if rustls::pki_types::ServerName::try_from(name).is_err() {
+        return Err(usage(format!(
+            "--tls-servername: '{name}' is not a valid DNS name or IP address"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// Parse an absolute `http(s)://host[:port][/path][?query]` URL. Hand-written because the rules are
+/// few and strict: no credentials in the URL (they would be logged), no fragment sent.
+pub fn parse_url(raw: &str) -> Result<Url, UsageError> {
+    let bad = |why: &str| usage(format!("<server-url> '{raw}' is not a valid URL: {why}"));
+    let (scheme, rest) = raw
+        .split_once("://")
+        .ok_or_else(|| bad("expected https://host/path"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return Err(bad("the scheme must be https:// (or http:// with --allow-http)")),
+    };
+    let rest = rest.split('#').next().unwrap_or_default();
+    let split_at = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path_and_query) = rest.split_at(split_at);
+    if authority.contains('@') {
+        return Err(bad(
+            "credentials in the URL are not supported; use --header \"Authorization: ...\"",
+        ));
+    }
+    if authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("the host contains whitespace"));
+    }
+    let (host, port) = split_host_port(authority).ok_or_else(|| bad("cannot read host[:port]"))?;
+    if host.is_empty() {
+        return Err(bad("the host is missing"));
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad("the port must be a number from 1 to 65535"))?,
+    };
+    if path_and_query.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("the path contains spaces or control characters (percent-encode them)"));
+    }
+    let path_and_query = if path_and_query.starts_with('/') {
+        path_and_query.to_string()
+    } else {
+        format!("/{path_and_query}")
+    };
+    Ok(Url {
+        full: raw.split('#').next().unwrap_or(raw).to_string(),
+        scheme,
+        host: host.to_ascii_lowercase(),
+        port,
+        path_and_query,
+    })
+}
+
+/// Split `host[:port]` / `[v6][:port]`; the host comes back without brackets.
+fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        host.parse::<std::net::Ipv6Addr>().ok()?;
+        return match after {
+            "" => Some((host, None)),
+            _ => Some((host, Some(after.strip_prefix(':')?))),
+        };
+    }
+    match authority.split_once(':') {
+        Some((host, port)) if !port.contains(':') => Some((host, Some(port))),
+        Some(_) => None, // bare IPv6 without brackets is ambiguous
+        None => Some((authority, None)),
+    }
+}
+
+/// Parse `--header "Name: value"`, expanding `${VAR}` in the value from the environment.
+fn parse_header<E>(raw: &str, env: &E) -> Result<(String, String), UsageError>
+where
+    E: Fn(&str) -> Option<String>,
+{
+    let (name, value) = raw.split_once(':').ok_or_else(|| {
+        usage(format!("--header '{}' must look like \"Name: value\"", redact_header(raw)))
+    })?;
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        return Err(usage(format!(
+            "--header: '{name}' is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+        )));
+    }
+    if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(usage(format!(
+            "--header: {name} is managed by the proxy itself and cannot be set"
+        )));
+    }
+    let value = expand_env(value.trim(), env)
+        .map_err(|var| usage(format!("--header {name}: environment variable {var} is not set")))?;
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(usage(format!(
+            "--header {name}: the value contains a line break or NUL, which would inject headers"
+        )));
+    }
+    Ok((name.to_string(), value))
+}
+
+/// Headers whose values the HTTP layer or the MCP transport owns; letting a user set them would
+/// break framing or sessions.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "content-type",
+    "accept",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+];
+
+/// RFC 9110 `tchar`.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Expand `${VAR}` occurrences; returns the name of the first unset variable as the error.
+fn expand_env<E>(value: &str, env: &E) -> Result<String, String>
+where
+    E: Fn(&str) -> Option<String>,
+{
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        let val = env(name).ok_or_else(|| name.to_string())?;
+        out.push_str(&val);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// For messages about a malformed `--header`: never echo what may be a secret value.
+fn redact_header(raw: &str) -> String {
+    if raw.len() > 24 {
+        format!("{}…", &raw[..raw.floor_char_boundary_compat(24)])
+    } else {
+        raw.to_string()
+    }
+}
+
+trait FloorCharBoundary {
+    fn floor_char_boundary_compat(&self, index: usize) -> usize;
+}
+
+impl FloorCharBoundary for str {
+    fn floor_char_boundary_compat(&self, mut index: usize) -> usize {
+        while index > 0 && !self.is_char_boundary(index) {
+            index -= 1;
+        }
+        index
+    }
+}
+
+/// The `--help` text, grouped like the product's parameter tables.
+pub fn help(program: Program) -> String {
+    let name = program.name();
+    let what = match program {
+        Program::Proxy => "Bridge a stdio MCP client to a remote MCP server over HTTPS with a TLS client certificate.",
+        Program::Client => "Connect to a remote MCP server like the proxy would, check the TLS handshake and list\nwhat the server offers (tools, resources, prompts).",
+    };
+    let client_flags = match program {
+        Program::Proxy => "",
+        Program::Client => "  --json                           Print one JSON document instead of the readable report\n",
+    };
+    format!(
+        "{name} {version}
+{what}
+
+Usage: {name} <server-url> [options]
+
+Arguments:
+  <server-url>                     Remote MCP endpoint, https://… (http:// only with --allow-http)
+
+General:
+  --header \"Name: value\"           Extra HTTP header on every request (repeatable); ${{VAR}} in the
+                                   value is taken from the environment
+  --transport <strategy>           http-first (default), sse-first, http-only or sse-only
+  --allow-http                     Permit plain http:// URLs (the client certificate is not sent)
+  --connect-timeout <seconds>      Timeout for each new connection [default: 10]
+  --debug                          Verbose logging to stderr (secrets redacted)
+{client_flags}  --version                        Print the version and exit
+  -h, --help                       Print this help and exit
+
+mTLS / TLS:                                                  Environment fallback:
+  --tls-cert <path>                PEM client certificate     MCP_REMOTE_TLS_CERT
+                                   (leaf, then intermediates)
+  --tls-key <path>                 PEM private key for it     MCP_REMOTE_TLS_KEY
+  --tls-ca <path>                  PEM CA bundle that         MCP_REMOTE_TLS_CA
+                                   verifies the server
+                                   (replaces the OS roots)
+  --tls-pfx <path>                 PKCS#12 (.p12/.pfx) with   MCP_REMOTE_TLS_PFX
+                                   certificate and key
+  --tls-passphrase <value>         Passphrase of the key or   MCP_REMOTE_TLS_PASSPHRASE
+                                   PKCS#12 (prefer the variable)
+  --tls-servername <name>          Name for SNI and server    MCP_REMOTE_TLS_SERVERNAME
+                                   certificate check
+                                   [default: URL host]
+  --tls-min-version <ver>          TLSv1.2 or TLSv1.3         MCP_REMOTE_TLS_MIN_VERSION
+                                   [default: TLSv1.2]
+  --tls-insecure-skip-verify       Do not verify the server   MCP_REMOTE_TLS_INSECURE
+  --tls-no-verify                  certificate. DEV ONLY      (1/true/yes)
+
+Rules:
+  --tls-cert and --tls-key go together; --tls-pfx excludes both.
+  A flag overrides its environment variable.
+  Exit codes: 0 success, 1 runtime error, 2 usage error.
+",
+        version = env!("CARGO_PKG_VERSION"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_none(_: &str) -> Option<String> {
+        None
+    }
+
+    fn run(args: &[&str]) -> Result<Invocation, UsageError> {
+        run_env(args, &env_none)
+    }
+
+    fn run_env(args: &[&str], env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, UsageError> {
+        match parse(args.iter().copied(), env, Program::Proxy)? {
+            Command::Run(inv) => Ok(*inv),
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_ipv6_url_with_port() {
+        let u = parse_url("https://[::1]:8443/mcp?x=1#frag").unwrap();
+        assert_eq!(u.host, "::1");
+        assert_eq!(u.port, 8443);
+        assert_eq!(u.path_and_query, "/mcp?x=1");
+        assert_eq!(u.authority(), "[::1]:8443");
+        assert_eq!(u.full, "https://[::1]:8443/mcp?x=1");
+    }
+
+    #[test]
+    fn default_ports_and_root_path() {
+        assert_eq!(parse_url("https://h").unwrap().port, 443);
+        assert_eq!(parse_url("http://h?q").unwrap().path_and_query, "/?q");
+        assert_eq!(parse_url("HTTPS://H:1/").unwrap().origin(), "https://h:1");
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        for bad in [
+            "mcp.example.com",
+            "ftp://x/",
+            "https://",
+            "https://u:p@h/",
+            "https://h:0/",
+            "https://h:99999/",
+            "https://::1/",
+            "https://h/a b",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn header_expands_env_and_refuses_unset() {
+        let env = |n: &str| (n == "AUTH").then(|| "Bearer abc".to_string());
+        let inv = run_env(&["https://h/", "--header", "Authorization:${AUTH}"], &env).unwrap();
+        assert_eq!(
+            inv.config.headers,
+            vec![("Authorization".to_string(), "Bearer abc".to_string())]
+        );
+        let err = run_env(&["https://h/", "--header", "X: ${NOPE}"], &env).unwrap_err();
+        assert!(err.0.contains("NOPE"), "{err}");
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        let env = |_: &str| Some("a\r\nEvil: 1".to_string());
+        let err = run_env(&["https://h/", "--header", "X: ${V}"], &env).unwrap_err();
+        assert!(err.0.contains("line break"), "{err}");
+        assert!(run(&["https://h/", "--header", "Bad Name: v"]).is_err());
+        assert!(run(&["https://h/", "--header", "novalue"]).is_err());
+        assert!(run(&["https://h/", "--header", "Host: x"]).is_err());
+    }
+
+    #[test]
+    fn insecure_env_values() {
+        for (v, on) in [("1", true), ("TRUE", true), ("Yes", true), ("0", false), ("no", false), ("", false)] {
+            let env = move |n: &str| (n == ENV_INSECURE).then(|| v.to_string());
+            assert_eq!(run_env(&["https://h/"], &env).unwrap().config.tls.insecure_skip_verify, on, "{v}");
+        }
+        let env = |n: &str| (n == ENV_INSECURE).then(|| "maybe".to_string());
+        assert!(run_env(&["https://h/"], &env).unwrap_err().0.contains(ENV_INSECURE));
+    }
+
+    #[test]
+    fn flag_overrides_env() {
+        let env = |n: &str| match n {
+            ENV_CA => Some("/env/ca.pem".to_string()),
+            ENV_SERVERNAME => Some("env.example".to_string()),
+            _ => None,
+        };
+        let inv = run_env(&["https://h/", "--tls-ca", "/flag/ca.pem"], &env).unwrap();
+        assert_eq!(inv.config.tls.ca.unwrap(), PathBuf::from("/flag/ca.pem"));
+        assert_eq!(inv.config.tls.servername.as_deref(), Some("env.example"));
+    }
+
+    #[test]
+    fn passphrase_never_in_debug_output() {
+        let inv = run(&["https://h/", "--tls-pfx", "a.p12", "--tls-passphrase", "s3cret-xyz"]).unwrap();
+        assert!(!format!("{:?}", inv.config).contains("s3cret-xyz"));
+    }
+}

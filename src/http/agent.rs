@@ -1,0 +1,143 @@
+//! The one HTTP agent the bridge and the test client use, with ureq's risky defaults overridden.
+//!
+//! ureq 3 follows redirects (even https→http), has no timeouts, turns 4xx/5xx into errors and keeps
+//! only 3 idle connections per host. We turn redirects off (same-origin ones are followed by the
+//! transport code, which can check the origin), set a connect timeout, read every status ourselves
+//! and size the idle pool for the number of requests we allow in flight.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+use ureq::{Agent, Proxy};
+
+use super::connector::{ConfigSlot, HandshakeLog, MtlsConnector};
+use crate::config::Config;
+use crate::tls::ClientTls;
+
+/// Requests the bridge lets run at once; the idle pool is sized to match so that a burst of
+/// concurrent calls reuses its connections instead of handshaking again.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// An agent plus the handles that outlive its construction.
+#[derive(Clone)]
+pub struct Http {
+    pub agent: Agent,
+    /// Replace the `ClientConfig` here and new connections use it (certificate rotation).
+    pub tls_config: ConfigSlot,
+    /// The most recent TLS handshake.
+    pub handshakes: HandshakeLog,
+}
+
+/// Why the agent could not be built. Display is a one-line instruction.
+#[derive(Debug)]
+pub enum AgentError {
+    SocksProxy(String),
+    BadProxy(String),
+}
+
+impl std::fmt::Display for AgentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentError::SocksProxy(p) => write!(
+                f,
+                "the proxy in the environment ({p}) is a SOCKS proxy, which mcp-secure-remote does not support; \
+                 unset ALL_PROXY/HTTPS_PROXY or use an HTTP CONNECT proxy (NO_PROXY is honoured)"
+            ),
+            AgentError::BadProxy(p) => write!(
+                f,
+                "cannot use the proxy from the environment ({p}): check ALL_PROXY/HTTPS_PROXY/HTTP_PROXY"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+/// Build the agent for `config` with the TLS client configuration `tls`.
+pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
+    let proxy = env_proxy()?;
+    let ureq_config = Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .https_only(false)
+        .proxy(proxy)
+        .timeout_connect(Some(config.connect_timeout))
+        .timeout_resolve(Some(config.connect_timeout))
+        .max_idle_connections(MAX_IN_FLIGHT)
+        .max_idle_connections_per_host(MAX_IN_FLIGHT)
+        .max_idle_age(Duration::from_secs(60))
+        .user_agent(concat!("mcp-secure-remote/", env!("CARGO_PKG_VERSION")))
+        // Compression stays off: the SSE stream must arrive as the server flushes it.
+        .accept_encoding("identity")
+        .build();
+
+    let tls_config: ConfigSlot = Arc::new(RwLock::new(Arc::clone(&tls.config)));
+    let handshakes: HandshakeLog = Arc::new(Mutex::new(None));
+    let servername = config
+        .tls
+        .servername
+        .as_ref()
+        .and_then(|name| ServerName::try_from(name.clone()).ok())
+        .map(|name| (config.url.host.clone(), name));
+
+    let connector = ()
+        .chain(ConnectProxyConnector::default())
+        .chain(TcpConnector::default())
+        .chain(MtlsConnector::new(
+            Arc::clone(&tls_config),
+            servername,
+            Arc::clone(&handshakes),
+        ));
+    let agent = Agent::with_parts(ureq_config, connector, DefaultResolver::default());
+    Ok(Http {
+        agent,
+        tls_config,
+        handshakes,
+    })
+}
+
+/// The proxy from ALL_PROXY / HTTPS_PROXY / HTTP_PROXY (ureq's order), refusing SOCKS: our connector
+/// chain has no SOCKS step, and silently connecting directly would bypass the user's proxy.
+fn env_proxy() -> Result<Option<Proxy>, AgentError> {
+    for var in ["ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+        let Ok(value) = std::env::var(var) else {
+            continue;
+        };
+        if value.trim().is_empty() {
+            continue;
+        }
+        let shown = format!("{var}={}", redact_userinfo(&value));
+        if value.trim().to_ascii_lowercase().starts_with("socks") {
+            return Err(AgentError::SocksProxy(shown));
+        }
+        return match Proxy::try_from_env() {
+            Some(p) => Ok(Some(p)),
+            None => Err(AgentError::BadProxy(shown)),
+        };
+    }
+    Ok(None)
+}
+
+/// Hide `user:password@` in a proxy URL before it reaches a message.
+fn redact_userinfo(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        (None, Some(at)) => format!("***@{}", &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_userinfo;
+
+    #[test]
+    fn proxy_credentials_are_hidden() {
+        assert_eq!(redact_userinfo("http://u:p@proxy:3128"), "http://***@proxy:3128");
+        assert_eq!(redact_userinfo("u:p@proxy:3128"), "***@proxy:3128");
+        assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
+    }
+}

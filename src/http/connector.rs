@@ -1,0 +1,193 @@
+//! The TLS step of ureq's connector chain, done with our own rustls `ClientConfig`.
+//!
+//! ureq 3's built-in TLS configuration cannot express a server-name override, a minimum TLS version or
+//! a custom verifier, so the chain is `ConnectProxyConnector → TcpConnector → MtlsConnector`
+//! (see `agent.rs`). This connector also records the facts of each handshake so that the test client
+//! can show them, and reads its `ClientConfig` from a slot so that rotated certificates take effect
+//! for new connections.
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, RwLock};
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
+    TransportAdapter,
+};
+
+/// The current rustls configuration; replaced as a whole when certificates rotate.
+pub type ConfigSlot = Arc<RwLock<Arc<ClientConfig>>>;
+
+/// What a completed handshake looked like (for the test client's report).
+#[derive(Debug, Clone)]
+pub struct HandshakeFacts {
+    pub protocol: String,
+    pub cipher_suite: String,
+    /// The server's chain as sent, leaf first.
+    pub server_chain: Vec<CertificateDer<'static>>,
+    /// The name that was sent as SNI and verified.
+    pub server_name: String,
+}
+
+/// Shared record of the most recent handshake.
+pub type HandshakeLog = Arc<Mutex<Option<HandshakeFacts>>>;
+
+pub struct MtlsConnector {
+    config: ConfigSlot,
+    /// `(URL host, override)`: the override applies only to connections to that host, so that an
+    /// HTTPS proxy in between keeps its own name.
+    servername: Option<(String, ServerName<'static>)>,
+    log: HandshakeLog,
+}
+
+impl MtlsConnector {
+    pub fn new(
+        config: ConfigSlot,
+        servername: Option<(String, ServerName<'static>)>,
+        log: HandshakeLog,
+    ) -> Self {
+        Self {
+            config,
+            servername,
+            log,
+        }
+    }
+
+    fn server_name_for(&self, host: &str) -> io::Result<ServerName<'static>> {
+        if let Some((target, name)) = &self.servername {
+            if target.eq_ignore_ascii_case(host) {
+                return Ok(name.clone());
+            }
+        }
+        ServerName::try_from(host.to_string()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("'{host}' is not a valid TLS server name"),
+            )
+        })
+    }
+}
+
+impl fmt::Debug for MtlsConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MtlsConnector").finish_non_exhaustive()
+    }
+}
+
+impl<In: Transport> Connector<In> for MtlsConnector {
+    type Out = Either<In, MtlsTransport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        if !details.needs_tls() || transport.is_tls() {
+            return Ok(Some(Either::A(transport)));
+        }
+        let host = details
+            .uri
+            .host()
+            .ok_or_else(|| ureq::Error::BadUri("URL has no host".into()))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = self.server_name_for(host)?;
+        let config = match self.config.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        let mut conn = ClientConnection::new(config, name.clone())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
+        sock.set_timeout(details.timeout);
+        while conn.is_handshaking() {
+            conn.complete_io(&mut sock)?;
+        }
+        self.record(&conn, &name);
+        let buffers = LazyBuffers::new(
+            details.config.input_buffer_size(),
+            details.config.output_buffer_size(),
+        );
+        Ok(Some(Either::B(MtlsTransport {
+            buffers,
+            stream: StreamOwned::new(conn, sock),
+        })))
+    }
+}
+
+impl MtlsConnector {
+    fn record(&self, conn: &ClientConnection, name: &ServerName<'static>) {
+        let facts = HandshakeFacts {
+            protocol: conn
+                .protocol_version()
+                .map(|v| format!("{v:?}").replace("TLSv1_", "TLSv1."))
+                .unwrap_or_default(),
+            cipher_suite: conn
+                .negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite()))
+                .unwrap_or_default(),
+            server_chain: conn
+                .peer_certificates()
+                .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+                .unwrap_or_default(),
+            server_name: name.to_str().into_owned(),
+        };
+        log::debug!(
+            "TLS handshake with {}: {} {}",
+            facts.server_name,
+            facts.protocol,
+            facts.cipher_suite
+        );
+        if let Ok(mut slot) = self.log.lock() {
+            *slot = Some(facts);
+        }
+    }
+}
+
+/// A TLS connection as a ureq transport.
+pub struct MtlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TransportAdapter>,
+}
+
+impl fmt::Debug for MtlsTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MtlsTransport").finish_non_exhaustive()
+    }
+}
+
+impl Transport for MtlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        use std::io::Write;
+        self.stream.get_mut().set_timeout(timeout);
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output)?;
+        self.stream.flush()?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        use std::io::Read;
+        self.stream.get_mut().set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.stream.get_mut().get_mut().is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,7 @@
+//! HTTP: the ureq agent with our TLS connector, and the diagnosis of failed exchanges.
+
+pub mod agent;
+pub mod connector;
+pub mod diagnose;
+
+pub use agent::{build, Http, MAX_IN_FLIGHT};
