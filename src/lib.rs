@@ -4,4 +4,5 @@
 //! client `mcp-secure-remote-client`): configuration, TLS, the HTTP agent and the MCP transports.
 
 pub mod config;
+pub mod sse;
 pub mod tls;
