@@ -4,5 +4,6 @@
 //! client `mcp-secure-remote-client`): configuration, TLS, the HTTP agent and the MCP transports.
 
 pub mod config;
+pub mod jsonrpc;
 pub mod sse;
 pub mod tls;
