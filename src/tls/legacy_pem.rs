@@ -21,41 +21,41 @@ pub(crate) enum LegacyPemError {
     DecryptFailed,
 }
 
-/// The ciphers OpenSSL writes in `DEK-Info`, with their key length in bytes.
+/// The CBC-mode ciphers OpenSSL writes in `DEK-Info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cipher {
-    Aes128Cbc,
-    Aes192Cbc,
-    Aes256Cbc,
-    DesEde3Cbc,
-    DesCbc,
+    Aes128,
+    Aes192,
+    Aes256,
+    DesEde3,
+    Des,
 }
 
 impl Cipher {
     fn from_name(name: &str) -> Option<Self> {
         match name.to_ascii_uppercase().as_str() {
-            "AES-128-CBC" => Some(Self::Aes128Cbc),
-            "AES-192-CBC" => Some(Self::Aes192Cbc),
-            "AES-256-CBC" => Some(Self::Aes256Cbc),
-            "DES-EDE3-CBC" => Some(Self::DesEde3Cbc),
-            "DES-CBC" => Some(Self::DesCbc),
+            "AES-128-CBC" => Some(Self::Aes128),
+            "AES-192-CBC" => Some(Self::Aes192),
+            "AES-256-CBC" => Some(Self::Aes256),
+            "DES-EDE3-CBC" => Some(Self::DesEde3),
+            "DES-CBC" => Some(Self::Des),
             _ => None,
         }
     }
 
     fn key_len(self) -> usize {
         match self {
-            Self::Aes128Cbc => 16,
-            Self::Aes192Cbc | Self::DesEde3Cbc => 24,
-            Self::Aes256Cbc => 32,
-            Self::DesCbc => 8,
+            Self::Aes128 => 16,
+            Self::Aes192 | Self::DesEde3 => 24,
+            Self::Aes256 => 32,
+            Self::Des => 8,
         }
     }
 
     fn iv_len(self) -> usize {
         match self {
-            Self::Aes128Cbc | Self::Aes192Cbc | Self::Aes256Cbc => 16,
-            Self::DesEde3Cbc | Self::DesCbc => 8,
+            Self::Aes128 | Self::Aes192 | Self::Aes256 => 16,
+            Self::DesEde3 | Self::Des => 8,
         }
     }
 }
@@ -78,11 +78,11 @@ pub(crate) fn decrypt(
     let key = evp_bytes_to_key(passphrase, &iv[..8], cipher.key_len());
 
     let plain = match cipher {
-        Cipher::Aes128Cbc => cbc_decrypt::<Aes128>(&key, &iv, ciphertext),
-        Cipher::Aes192Cbc => cbc_decrypt::<Aes192>(&key, &iv, ciphertext),
-        Cipher::Aes256Cbc => cbc_decrypt::<Aes256>(&key, &iv, ciphertext),
-        Cipher::DesEde3Cbc => cbc_decrypt::<TdesEde3>(&key, &iv, ciphertext),
-        Cipher::DesCbc => cbc_decrypt::<Des>(&key, &iv, ciphertext),
+        Cipher::Aes128 => cbc_decrypt::<Aes128>(&key, &iv, ciphertext),
+        Cipher::Aes192 => cbc_decrypt::<Aes192>(&key, &iv, ciphertext),
+        Cipher::Aes256 => cbc_decrypt::<Aes256>(&key, &iv, ciphertext),
+        Cipher::DesEde3 => cbc_decrypt::<TdesEde3>(&key, &iv, ciphertext),
+        Cipher::Des => cbc_decrypt::<Des>(&key, &iv, ciphertext),
     }
     .ok_or(LegacyPemError::DecryptFailed)?;
 
