@@ -156,7 +156,11 @@ fn decrypt_legacy(
 pub(crate) fn describe_pem_error(e: &pki_pem::Error) -> String {
     match e {
         pki_pem::Error::MissingSectionEnd { end_marker } => {
-            format!("missing the line {}", String::from_utf8_lossy(end_marker))
+            // pki-types stores only the label of the marker it was looking for.
+            format!(
+                "missing the line -----END {}-----",
+                String::from_utf8_lossy(end_marker)
+            )
         }
         pki_pem::Error::IllegalSectionStart { line } => {
             format!("malformed line {}", String::from_utf8_lossy(line))
