@@ -325,7 +325,7 @@ fn key_file_without_key() {
 #[test]
 fn truncated_pem_is_reported_as_bad_pem() {
     let text = std::fs::read_to_string(fixture("client-rsa.crt")).unwrap();
-    let truncated = temp_file("truncated.crt", text[..text.len() / 2].as_bytes());
+    let truncated = temp_file("truncated.crt", &text.as_bytes()[..text.len() / 2]);
     let opts = TlsOptions {
         cert: Some(truncated.clone()),
         key: Some(fixture("client-rsa.key")),
