@@ -1,1 +1,112 @@
 //! TLS: the client identity (certificate + key), server trust, and the rustls client configuration.
+//!
+//! Everything is read and checked once at start-up by [`client_config`], so that a bad file or a
+//! wrong passphrase is reported before any connection, with the flag and path in the message.
+//! The server name sent as SNI (`--tls-servername`) is not part of the configuration: it is the
+//! `ServerName` the HTTP connector passes for each connection.
+
+mod certinfo;
+mod error;
+mod identity;
+mod input;
+mod keyfile;
+mod legacy_pem;
+mod pem;
+mod pkcs12;
+mod trust;
+mod verify;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, SupportedProtocolVersion};
+
+pub use certinfo::{format_utc, CertInfo, Validity, EXPIRY_WARNING_WINDOW};
+pub use error::TlsError;
+
+use crate::config::{TlsOptions, TlsVersion};
+
+/// Logged and returned when `--tls-insecure-skip-verify` is on.
+pub const SKIP_VERIFY_WARNING: &str = "TLS server certificate verification is DISABLED \
+     (--tls-insecure-skip-verify): the connection can be intercepted; use only for local development";
+
+/// The TLS client configuration and what the user should be told about it.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    pub config: Arc<ClientConfig>,
+    /// Summary of the client certificate presented (None when no identity configured).
+    pub identity: Option<CertInfo>,
+    /// Human-readable list of warnings produced (also logged with log::warn!): near expiry, skip-verify.
+    pub warnings: Vec<String>,
+}
+
+/// Build the rustls client config once at start-up from the validated options.
+pub fn client_config(opts: &TlsOptions) -> Result<ClientTls, TlsError> {
+    client_config_at(opts, SystemTime::now())
+}
+
+/// [`client_config`] with the clock given: `now` decides whether the client certificate is
+/// expired, not yet valid or about to expire. For tests and reproducible checks.
+pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls, TlsError> {
+    let provider = crypto_provider();
+    let mut warnings = Vec::new();
+
+    // Identity first: its errors (files, passphrase) are the likeliest and the most specific.
+    let identity = identity::load(opts, &provider, now)?;
+
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(protocol_versions(opts.min_version))?;
+    let builder = if opts.insecure_skip_verify {
+        // A given --tls-ca is still read, so that a broken file is reported and not ignored.
+        if let Some(ca) = &opts.ca {
+            trust::root_store(Some(ca))?;
+        }
+        warnings.push(SKIP_VERIFY_WARNING.to_string());
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verify::AcceptAnyServerCert::new(
+                provider.clone(),
+            )))
+    } else {
+        builder.with_root_certificates(trust::root_store(opts.ca.as_deref())?)
+    };
+
+    let (mut config, identity_info) = match identity {
+        Some(identity) => {
+            log::debug!("client certificate: {}", identity.info);
+            warnings.extend(identity.warnings);
+            let config = builder.with_client_auth_cert(identity.chain, identity.key)?;
+            (config, Some(identity.info))
+        }
+        None => (builder.with_no_client_auth(), None),
+    };
+    // ureq speaks HTTP/1.1 only; saying so keeps an h2-preferring server from choosing h2.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+
+    for warning in &warnings {
+        log::warn!("{warning}");
+    }
+    Ok(ClientTls {
+        config: Arc::new(config),
+        identity: identity_info,
+        warnings,
+    })
+}
+
+/// TLS 1.3 only when the minimum is 1.3; otherwise 1.2 and 1.3 (rustls has nothing older).
+fn protocol_versions(min: Option<TlsVersion>) -> &'static [&'static SupportedProtocolVersion] {
+    const TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    const TLS12_AND_13: &[&SupportedProtocolVersion] =
+        &[&rustls::version::TLS13, &rustls::version::TLS12];
+    match min {
+        Some(TlsVersion::Tls13) => TLS13_ONLY,
+        Some(TlsVersion::Tls12) | None => TLS12_AND_13,
+    }
+}
+
+/// The crypto provider every TLS object of this crate uses (ring), for code that builds its own
+/// rustls objects (e.g. a test server) and must agree with [`client_config`].
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
