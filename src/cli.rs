@@ -173,9 +173,7 @@ where
 
 fn lexopt_error(e: lexopt::Error) -> UsageError {
     match e {
-        lexopt::Error::UnexpectedValue { option, .. } => {
-            usage(format!("{option} takes no value"))
-        }
+        lexopt::Error::UnexpectedValue { option, .. } => usage(format!("{option} takes no value")),
         lexopt::Error::MissingValue { option: Some(o) } => usage(format!("{o} needs a value")),
         other => usage(other.to_string()),
     }
@@ -194,7 +192,9 @@ fn path_value(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, UsageE
         .value()
         .map_err(|_| usage(format!("{flag} needs a file path")))?;
     if v.is_empty() {
-        return Err(usage(format!("{flag} needs a file path, got an empty value")));
+        return Err(usage(format!(
+            "{flag} needs a file path, got an empty value"
+        )));
     }
     Ok(PathBuf::from(v))
 }
@@ -208,9 +208,9 @@ where
     let var = |name: &str| env(name).filter(|v| !v.is_empty());
     let var_path = |name: &str| var(name).map(PathBuf::from);
 
-    let raw_url = f
-        .url
-        .ok_or_else(|| usage("missing <server-url>, e.g. mcp-secure-remote https://mcp.example.com/mcp"))?;
+    let raw_url = f.url.ok_or_else(|| {
+        usage("missing <server-url>, e.g. mcp-secure-remote https://mcp.example.com/mcp")
+    })?;
     let url = parse_url(&raw_url)?;
 
     let transport = match f.transport.as_deref() {
@@ -244,7 +244,10 @@ where
         key: f.key.or_else(|| var_path(ENV_KEY)),
         ca: f.ca.or_else(|| var_path(ENV_CA)),
         pfx: f.pfx.or_else(|| var_path(ENV_PFX)),
-        passphrase: f.passphrase.or_else(|| var(ENV_PASSPHRASE)).map(Secret::new),
+        passphrase: f
+            .passphrase
+            .or_else(|| var(ENV_PASSPHRASE))
+            .map(Secret::new),
         servername: match f.servername.or_else(|| var(ENV_SERVERNAME)) {
             Some(name) => Some(validate_servername(&name)?),
             None => None,
@@ -277,8 +280,11 @@ where
 
     let connect_timeout = match f.connect_timeout {
         None => DEFAULT_CONNECT_TIMEOUT,
-        Some(s) => parse_seconds(&s)
-            .ok_or_else(|| usage(format!("--connect-timeout: '{s}' is not a number of seconds > 0")))?,
+        Some(s) => parse_seconds(&s).ok_or_else(|| {
+            usage(format!(
+                "--connect-timeout: '{s}' is not a number of seconds > 0"
+            ))
+        })?,
     };
 
     Ok(Invocation {
@@ -354,7 +360,11 @@ pub fn parse_url(raw: &str) -> Result<Url, UsageError> {
     let default_port = match scheme.as_str() {
         "https" => 443,
         "http" => 80,
-        _ => return Err(bad("the scheme must be https:// (or http:// with --allow-http)")),
+        _ => {
+            return Err(bad(
+                "the scheme must be https:// (or http:// with --allow-http)",
+            ))
+        }
     };
     let rest = rest.split('#').next().unwrap_or_default();
     let split_at = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -364,7 +374,10 @@ pub fn parse_url(raw: &str) -> Result<Url, UsageError> {
             "credentials in the URL are not supported; use --header \"Authorization: ...\"",
         ));
     }
-    if authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if authority
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(bad("the host contains whitespace"));
     }
     let (host, port) = split_host_port(authority).ok_or_else(|| bad("cannot read host[:port]"))?;
@@ -379,8 +392,13 @@ pub fn parse_url(raw: &str) -> Result<Url, UsageError> {
             .filter(|p| *p != 0)
             .ok_or_else(|| bad("the port must be a number from 1 to 65535"))?,
     };
-    if path_and_query.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("the path contains spaces or control characters (percent-encode them)"));
+    if path_and_query
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(bad(
+            "the path contains spaces or control characters (percent-encode them)",
+        ));
     }
     let path_and_query = if path_and_query.starts_with('/') {
         path_and_query.to_string()
@@ -419,7 +437,10 @@ where
     E: Fn(&str) -> Option<String>,
 {
     let (name, value) = raw.split_once(':').ok_or_else(|| {
-        usage(format!("--header '{}' must look like \"Name: value\"", redact_header(raw)))
+        usage(format!(
+            "--header '{}' must look like \"Name: value\"",
+            redact_header(raw)
+        ))
     })?;
     let name = name.trim();
     if name.is_empty() || !name.bytes().all(is_tchar) {
@@ -427,13 +448,19 @@ where
             "--header: '{name}' is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
         )));
     }
-    if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+    if RESERVED_HEADERS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+    {
         return Err(usage(format!(
             "--header: {name} is managed by the proxy itself and cannot be set"
         )));
     }
-    let value = expand_env(value.trim(), env)
-        .map_err(|var| usage(format!("--header {name}: environment variable {var} is not set")))?;
+    let value = expand_env(value.trim(), env).map_err(|var| {
+        usage(format!(
+            "--header {name}: environment variable {var} is not set"
+        ))
+    })?;
     if value.contains(['\r', '\n', '\0']) {
         return Err(usage(format!(
             "--header {name}: the value contains a line break or NUL, which would inject headers"
@@ -576,7 +603,10 @@ mod tests {
         run_env(args, &env_none)
     }
 
-    fn run_env(args: &[&str], env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, UsageError> {
+    fn run_env(
+        args: &[&str],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Invocation, UsageError> {
         match parse(args.iter().copied(), env, Program::Proxy)? {
             Command::Run(inv) => Ok(*inv),
             other => panic!("expected Run, got {other:?}"),
@@ -640,12 +670,30 @@ mod tests {
 
     #[test]
     fn insecure_env_values() {
-        for (v, on) in [("1", true), ("TRUE", true), ("Yes", true), ("0", false), ("no", false), ("", false)] {
+        for (v, on) in [
+            ("1", true),
+            ("TRUE", true),
+            ("Yes", true),
+            ("0", false),
+            ("no", false),
+            ("", false),
+        ] {
             let env = move |n: &str| (n == ENV_INSECURE).then(|| v.to_string());
-            assert_eq!(run_env(&["https://h/"], &env).unwrap().config.tls.insecure_skip_verify, on, "{v}");
+            assert_eq!(
+                run_env(&["https://h/"], &env)
+                    .unwrap()
+                    .config
+                    .tls
+                    .insecure_skip_verify,
+                on,
+                "{v}"
+            );
         }
         let env = |n: &str| (n == ENV_INSECURE).then(|| "maybe".to_string());
-        assert!(run_env(&["https://h/"], &env).unwrap_err().0.contains(ENV_INSECURE));
+        assert!(run_env(&["https://h/"], &env)
+            .unwrap_err()
+            .0
+            .contains(ENV_INSECURE));
     }
 
     #[test]
@@ -662,7 +710,14 @@ mod tests {
 
     #[test]
     fn passphrase_never_in_debug_output() {
-        let inv = run(&["https://h/", "--tls-pfx", "a.p12", "--tls-passphrase", "s3cret-xyz"]).unwrap();
+        let inv = run(&[
+            "https://h/",
+            "--tls-pfx",
+            "a.p12",
+            "--tls-passphrase",
+            "s3cret-xyz",
+        ])
+        .unwrap();
         assert!(!format!("{:?}", inv.config).contains("s3cret-xyz"));
     }
 }

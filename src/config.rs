@@ -184,8 +184,14 @@ mod tests {
     fn joins_references_like_the_sdks() {
         let base = parse_url("https://h:8443/a/sse?x=1").unwrap();
         let j = |r: &str| base.join(r).unwrap().full;
-        assert_eq!(j("/message?sessionId=1"), "https://h:8443/message?sessionId=1");
-        assert_eq!(j("messages/?session_id=2"), "https://h:8443/a/messages/?session_id=2");
+        assert_eq!(
+            j("/message?sessionId=1"),
+            "https://h:8443/message?sessionId=1"
+        );
+        assert_eq!(
+            j("messages/?session_id=2"),
+            "https://h:8443/a/messages/?session_id=2"
+        );
         assert_eq!(j("?q=3"), "https://h:8443/a/sse?q=3");
         assert_eq!(j("//other:1/p"), "https://other:1/p");
         assert_eq!(j("http://h:8443/p"), "http://h:8443/p");

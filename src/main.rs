@@ -17,7 +17,10 @@ fn main() -> ExitCode {
         Ok(Command::Run(invocation)) => invocation,
         Ok(Command::Help) => return print_and_exit(&cli::help(Program::Proxy)),
         Ok(Command::Version) => {
-            return print_and_exit(&format!("mcp-secure-remote {}\n", env!("CARGO_PKG_VERSION")))
+            return print_and_exit(&format!(
+                "mcp-secure-remote {}\n",
+                env!("CARGO_PKG_VERSION")
+            ))
         }
         Err(e) => {
             eprintln!("mcp-secure-remote: error: {e}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ureq::http::Method;
 
 use super::pump::{pump, EventStream, Pumped};
-use super::remote::{codes, Failure, Remote};
+use super::remote::{Failure, Remote};
 use crate::config::Url;
 use crate::jsonrpc::{self, Id};
 
@@ -30,7 +30,13 @@ impl LegacyLink {
         let config = remote.config();
         let sse_url = config.url.clone();
         let headers = vec![("Accept".to_string(), "text/event-stream".to_string())];
-        let resp = remote.exchange(Method::GET, &sse_url, &headers, (), Some(config.connect_timeout))?;
+        let resp = remote.exchange(
+            Method::GET,
+            &sse_url,
+            &headers,
+            (),
+            Some(config.connect_timeout),
+        )?;
         let status = resp.status().as_u16();
         let is_sse = resp
             .headers()
@@ -41,7 +47,7 @@ impl LegacyLink {
             return Err(Failure {
                 status: Some(if status == 200 { 406 } else { status }),
                 ..Failure::new(
-                    codes::HTTP_STATUS,
+                    jsonrpc::HTTP_ERROR,
                     format!("legacy SSE connection to {sse_url} refused: HTTP {status}"),
                 )
             });
@@ -60,7 +66,9 @@ impl LegacyLink {
                         Ok(e) if e.event == "endpoint" => break e.data,
                         Ok(e) => log::debug!("ignoring '{}' event before the endpoint", e.event),
                         Err(end) => {
-                            let _ = tx.send(Err(format!("legacy SSE stream ended before its endpoint event: {end:?}")));
+                            let _ = tx.send(Err(format!(
+                                "legacy SSE stream ended before its endpoint event: {end:?}"
+                            )));
                             return;
                         }
                     }
@@ -73,31 +81,46 @@ impl LegacyLink {
                     link.alive.store(false, Ordering::SeqCst);
                 }
                 if !matches!(outcome, Pumped::Stopped) {
-                    log::warn!("legacy SSE stream from {} ended: {outcome:?}", reader_remote.config().url);
+                    log::warn!(
+                        "legacy SSE stream from {} ended: {outcome:?}",
+                        reader_remote.config().url
+                    );
                     let sink = reader_remote.sink();
                     for id in sink.in_flight() {
-                        sink.fail(&id, codes::STREAM_ENDED, "the server's SSE stream closed before the response");
+                        sink.fail(
+                            &id,
+                            jsonrpc::STREAM_ENDED,
+                            "the server's SSE stream closed before the response",
+                        );
                     }
                 }
             })
-            .map_err(|e| Failure::new(codes::TRANSPORT, format!("cannot start the SSE reader: {e}")))?;
+            .map_err(|e| {
+                Failure::new(
+                    jsonrpc::TRANSPORT_ERROR,
+                    format!("cannot start the SSE reader: {e}"),
+                )
+            })?;
 
         let endpoint = match rx.recv_timeout(config.connect_timeout) {
             Ok(Ok(endpoint)) => endpoint,
-            Ok(Err(why)) => return Err(Failure::new(codes::STREAM_ENDED, why)),
-            Err(_) => {
-                return Err(Failure::new(
-                    codes::TRANSPORT,
-                    format!("the server at {sse_url} sent no `endpoint` event: is this a legacy SSE URL?"),
-                ))
-            }
+            Ok(Err(why)) => return Err(Failure::new(jsonrpc::STREAM_ENDED, why)),
+            Err(_) => return Err(Failure::new(
+                jsonrpc::TRANSPORT_ERROR,
+                format!(
+                    "the server at {sse_url} sent no `endpoint` event: is this a legacy SSE URL?"
+                ),
+            )),
         };
         let post_url = sse_url.join(&endpoint).ok_or_else(|| {
-            Failure::new(codes::BAD_RESPONSE, format!("cannot read the SSE endpoint '{endpoint}'"))
+            Failure::new(
+                jsonrpc::BAD_SERVER_RESPONSE,
+                format!("cannot read the SSE endpoint '{endpoint}'"),
+            )
         })?;
         if !sse_url.same_origin(&post_url) {
             return Err(Failure::new(
-                codes::BAD_RESPONSE,
+                jsonrpc::BAD_SERVER_RESPONSE,
                 format!(
                     "the SSE endpoint {} is on another origin than {}; refusing to send the client certificate and headers there",
                     post_url.origin(),
@@ -118,10 +141,19 @@ impl LegacyLink {
     /// POST's own body ("Accepted") is not parsed.
     pub fn post(&self, remote: &Remote, frame: &[u8], id: Option<&Id>) -> Result<(), Failure> {
         if !self.alive.load(Ordering::SeqCst) {
-            return Err(Failure::new(codes::STREAM_ENDED, "the server's SSE stream is closed"));
+            return Err(Failure::new(
+                jsonrpc::STREAM_ENDED,
+                "the server's SSE stream is closed",
+            ));
         }
         let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
-        let resp = remote.exchange(Method::POST, &self.post_url, &headers, frame, Some(POST_TIMEOUT))?;
+        let resp = remote.exchange(
+            Method::POST,
+            &self.post_url,
+            &headers,
+            frame,
+            Some(POST_TIMEOUT),
+        )?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
@@ -140,7 +172,10 @@ impl LegacyLink {
         Err(Failure {
             status: Some(status),
             frame,
-            ..Failure::new(codes::HTTP_STATUS, format!("HTTP {status} from the SSE endpoint"))
+            ..Failure::new(
+                jsonrpc::HTTP_ERROR,
+                format!("HTTP {status} from the SSE endpoint"),
+            )
         })
     }
 }

@@ -31,7 +31,7 @@ use crate::http::{Http, MAX_IN_FLIGHT};
 use crate::jsonrpc::{self, Kind};
 use pending::Pending;
 use pump::MAX_MESSAGE;
-use remote::{codes, Remote};
+use remote::Remote;
 use sink::{Sink, StdoutSink};
 use stdout::Out;
 
@@ -163,7 +163,10 @@ impl Dispatcher {
             match event {
                 Input::Line(line) => self.dispatch(line),
                 Input::TooLong => {
-                    log::warn!("a stdin message exceeded {} MiB and was skipped", MAX_MESSAGE >> 20);
+                    log::warn!(
+                        "a stdin message exceeded {} MiB and was skipped",
+                        MAX_MESSAGE >> 20
+                    );
                     self.write_error(None, jsonrpc::INVALID_REQUEST, "message too large");
                 }
                 Input::Eof => {
@@ -204,7 +207,8 @@ impl Dispatcher {
         if !self.prepared {
             if let Err(f) = self.remote.prepare() {
                 if let (Kind::Request, Some(id)) = (info.kind, &info.id) {
-                    self.pending.insert(id.clone(), info.method.as_deref().unwrap_or(""));
+                    self.pending
+                        .insert(id.clone(), info.method.as_deref().unwrap_or(""));
                     self.sink.fail(id, f.code, &f.message);
                 } else {
                     log::warn!("{}", f.message);
@@ -234,7 +238,10 @@ impl Dispatcher {
         let Some(id) = info.id.clone() else { return };
         let method = info.method.clone().unwrap_or_default();
         if !self.pending.insert(id.clone(), &method) {
-            log::warn!("the client reused id {} while it is still in flight", id.to_json());
+            log::warn!(
+                "the client reused id {} while it is still in flight",
+                id.to_json()
+            );
         }
         self.workers.acquire();
         let remote = Arc::clone(&self.remote);
@@ -242,7 +249,10 @@ impl Dispatcher {
         let fatal = Arc::clone(&self.fatal);
         let is_initialize = method == "initialize";
         let spawned = thread::Builder::new()
-            .name(format!("req-{}", NEXT_WORKER.fetch_add(1, Ordering::Relaxed)))
+            .name(format!(
+                "req-{}",
+                NEXT_WORKER.fetch_add(1, Ordering::Relaxed)
+            ))
             .spawn(move || {
                 if let Some(failure) = remote.request(line, &info) {
                     if is_initialize && failure.severity == Severity::Setup {
@@ -255,7 +265,11 @@ impl Dispatcher {
             });
         if let Err(e) = spawned {
             self.workers.release();
-            self.sink.fail(&id, codes::TRANSPORT, &format!("cannot start a worker thread: {e}"));
+            self.sink.fail(
+                &id,
+                jsonrpc::TRANSPORT_ERROR,
+                &format!("cannot start a worker thread: {e}"),
+            );
             return;
         }
         if is_initialize {
@@ -266,7 +280,10 @@ impl Dispatcher {
 
     /// Wait until `id` is answered, or input closes / the bridge stops.
     fn wait_answered(&self, id: &jsonrpc::Id) {
-        while !self.pending.wait_answered(id, Instant::now() + Duration::from_millis(100)) {
+        while !self
+            .pending
+            .wait_answered(id, Instant::now() + Duration::from_millis(100))
+        {
             if self.input_closed.load(Ordering::Relaxed) || self.sink.stopped() {
                 return;
             }
@@ -281,6 +298,9 @@ impl Dispatcher {
 
     fn write_error(&self, id: Option<&jsonrpc::Id>, code: i64, message: &str) {
         let frame = jsonrpc::error_response(id, code, message, None);
-        let _ = self.out.send(Out::Frame { frame, answers: None });
+        let _ = self.out.send(Out::Frame {
+            frame,
+            answers: None,
+        });
     }
 }

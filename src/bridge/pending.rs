@@ -94,7 +94,9 @@ impl Pending {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Id, InFlight>> {
         // A panic elsewhere must not take the table down with it: the data is still consistent.
-        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -21,20 +21,6 @@ use crate::http::Http;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
 use crate::modern;
 
-/// JSON-RPC error codes the bridge uses for failures of its own (server errors keep theirs).
-pub mod codes {
-    /// The HTTP exchange failed (connect, TLS, reset, timeout).
-    pub const TRANSPORT: i64 = -32000;
-    /// The server answered with an HTTP error and no JSON-RPC error body.
-    pub const HTTP_STATUS: i64 = -32001;
-    /// The response stream ended before the response.
-    pub const STREAM_ENDED: i64 = -32002;
-    /// The server's answer was not usable (content type, size, not JSON-RPC).
-    pub const BAD_RESPONSE: i64 = -32003;
-    /// The bridge is shutting down.
-    pub const SHUTTING_DOWN: i64 = -32004;
-}
-
 /// How long a notification or response POST may take to be accepted (202).
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times a POST's response stream is resumed with GET + Last-Event-ID.
@@ -57,7 +43,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(code: i64, message: impl Into<String>) -> Self {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -157,9 +143,7 @@ impl Remote {
     /// Send a client request and see it answered: the server's response, or one error frame.
     /// Runs on a worker thread; returns the failure (already answered) for the caller's policy.
     pub fn request(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Option<Failure> {
-        let Some(id) = info.id.clone() else {
-            return None;
-        };
+        let id = info.id.clone()?;
         match self.try_request(&frame, info, &id) {
             Ok(()) => None,
             Err(failure) => {
@@ -172,7 +156,12 @@ impl Remote {
         }
     }
 
-    fn try_request(self: &Arc<Self>, frame: &[u8], info: &FrameInfo, id: &Id) -> Result<(), Failure> {
+    fn try_request(
+        self: &Arc<Self>,
+        frame: &[u8],
+        info: &FrameInfo,
+        id: &Id,
+    ) -> Result<(), Failure> {
         let is_initialize = info.method.as_deref() == Some("initialize");
         if is_initialize {
             self.state().initialize_id = Some(id.clone());
@@ -226,14 +215,23 @@ impl Remote {
         Err(Failure {
             status: Some(status),
             ..Failure::new(
-                codes::HTTP_STATUS,
-                format!("server refused the message with HTTP {status}: {}", excerpt(&frame)),
+                jsonrpc::HTTP_ERROR,
+                format!(
+                    "server refused the message with HTTP {status}: {}",
+                    excerpt(&frame)
+                ),
             )
         })
     }
 
     /// POST a request over Streamable HTTP and deliver its reply.
-    fn post_request(&self, frame: &[u8], info: &FrameInfo, id: &Id, may_fall_back: bool) -> Result<Sent, Failure> {
+    fn post_request(
+        &self,
+        frame: &[u8],
+        info: &FrameInfo,
+        id: &Id,
+        may_fall_back: bool,
+    ) -> Result<Sent, Failure> {
         let headers = self.post_headers(info);
         let resp = self.post(frame, &headers, None)?;
         let status = resp.status().as_u16();
@@ -243,7 +241,7 @@ impl Remote {
         }
         match status {
             202 => Err(Failure::new(
-                codes::BAD_RESPONSE,
+                jsonrpc::BAD_SERVER_RESPONSE,
                 "server accepted the request (HTTP 202) but sent no response",
             )),
             200..=299 if ct.starts_with("text/event-stream") => {
@@ -252,20 +250,23 @@ impl Remote {
                     // A legacy server may answer the POST with its SSE stream: first event `endpoint`.
                     return self.pump_first_checking_legacy(&mut stream, id);
                 }
-                self.finish_stream(&mut stream, id, is_modern(info)).map(|()| Sent::Done)
+                self.finish_stream(&mut stream, id, is_modern(info))
+                    .map(|()| Sent::Done)
             }
             200..=299 if ct.starts_with("application/json") => {
                 self.deliver_json(resp, id).map(|()| Sent::Done)
             }
             200..=299 => {
                 let body = read_error_body(resp);
-                Err(Failure::new(
-                    codes::BAD_RESPONSE,
-                    format!(
-                        "server answered HTTP {status} with content type '{ct}' instead of JSON or an event stream: {}",
-                        jsonrpc::sanitize_excerpt(&body)
-                    ),
-                ))
+                let frame = jsonrpc::error_from_http(id, status, Some(&ct), &body);
+                Err(Failure {
+                    status: Some(status),
+                    frame: Some(frame),
+                    ..Failure::new(
+                        jsonrpc::BAD_SERVER_RESPONSE,
+                        format!("server answered HTTP {status} with content type '{ct}' instead of JSON or an event stream"),
+                    )
+                })
             }
             _ => {
                 let body = read_error_body(resp);
@@ -278,7 +279,10 @@ impl Remote {
                 Err(Failure {
                     status: Some(status),
                     frame: Some(frame.clone()),
-                    ..Failure::new(codes::HTTP_STATUS, format!("HTTP {status} from server: {}", excerpt(&frame)))
+                    ..Failure::new(
+                        jsonrpc::HTTP_ERROR,
+                        format!("HTTP {status} from server: {}", excerpt(&frame)),
+                    )
                 })
             }
         }
@@ -313,7 +317,12 @@ impl Remote {
 
     /// Pump a POST's response stream until the response; resume with GET + Last-Event-ID when the
     /// server closes it early (SSE polling, SEP-1699), waiting exactly the server's `retry`.
-    fn finish_stream<R: std::io::Read>(&self, stream: &mut EventStream<R>, id: &Id, modern: bool) -> Result<(), Failure> {
+    fn finish_stream<R: std::io::Read>(
+        &self,
+        stream: &mut EventStream<R>,
+        id: &Id,
+        modern: bool,
+    ) -> Result<(), Failure> {
         let deliver = |frame: Vec<u8>| self.deliver(frame);
         let stopped = || self.sink.stopped();
         let mut outcome = pump(stream, Some(id), &deliver, &stopped);
@@ -322,7 +331,10 @@ impl Remote {
             match outcome {
                 Pumped::Answered => return Ok(()),
                 Pumped::Stopped => {
-                    return Err(Failure::new(codes::SHUTTING_DOWN, "the bridge is shutting down"))
+                    return Err(Failure::new(
+                        jsonrpc::BRIDGE_SHUTTING_DOWN,
+                        "the bridge is shutting down",
+                    ))
                 }
                 Pumped::Ended {
                     end,
@@ -340,7 +352,7 @@ impl Remote {
                             StreamEnd::Broken(e) => e,
                         };
                         return Err(Failure::new(
-                            codes::STREAM_ENDED,
+                            jsonrpc::STREAM_ENDED,
                             format!("response stream ended before the response ({why})"),
                         ));
                     };
@@ -354,7 +366,7 @@ impl Remote {
                         return Err(Failure {
                             status: Some(status),
                             ..Failure::new(
-                                codes::STREAM_ENDED,
+                                jsonrpc::STREAM_ENDED,
                                 format!("response stream ended before the response, and resuming it failed with HTTP {status}"),
                             )
                         });
@@ -362,7 +374,11 @@ impl Remote {
                     let mut resumed = EventStream::new(resp.into_body().into_reader());
                     outcome = pump(&mut resumed, Some(id), &deliver, &stopped);
                     // Keep the original id when the resumed stream carried no new one.
-                    if let Pumped::Ended { last_event_id: ref mut l @ None, .. } = outcome {
+                    if let Pumped::Ended {
+                        last_event_id: ref mut l @ None,
+                        ..
+                    } = outcome
+                    {
                         *l = Some(last_id);
                     }
                 }
@@ -376,14 +392,22 @@ impl Remote {
             .with_config()
             .limit(MAX_MESSAGE as u64)
             .read_to_vec()
-            .map_err(|e| Failure::new(codes::BAD_RESPONSE, format!("cannot read the server's JSON response: {e}")))?;
+            .map_err(|e| {
+                Failure::new(
+                    jsonrpc::BAD_SERVER_RESPONSE,
+                    format!("cannot read the server's JSON response: {e}"),
+                )
+            })?;
         match self.deliver(body) {
             Some(info) if info.kind == Kind::Response && info.id.as_ref() == Some(id) => Ok(()),
             Some(_) => Err(Failure::new(
-                codes::BAD_RESPONSE,
+                jsonrpc::BAD_SERVER_RESPONSE,
                 "server's JSON reply does not answer this request",
             )),
-            None => Err(Failure::new(codes::BAD_RESPONSE, "server's JSON reply is not JSON-RPC")),
+            None => Err(Failure::new(
+                jsonrpc::BAD_SERVER_RESPONSE,
+                "server's JSON reply is not JSON-RPC",
+            )),
         }
     }
 
@@ -444,9 +468,16 @@ impl Remote {
     fn post_headers(&self, info: &FrameInfo) -> Vec<(String, String)> {
         let mut headers = vec![
             ("Content-Type".to_string(), "application/json".to_string()),
-            ("Accept".to_string(), "application/json, text/event-stream".to_string()),
+            (
+                "Accept".to_string(),
+                "application/json, text/event-stream".to_string(),
+            ),
         ];
-        match info.meta_protocol_version.as_deref().filter(|v| modern::is_modern_version(v)) {
+        match info
+            .meta_protocol_version
+            .as_deref()
+            .filter(|v| modern::is_modern_version(v))
+        {
             Some(version) => headers.push(("MCP-Protocol-Version".into(), version.to_string())),
             None => headers.extend(self.session_headers()),
         }
@@ -472,7 +503,12 @@ impl Remote {
     }
 
     /// POST to the endpoint, following same-origin 307/308 redirects (the endpoint moves with them).
-    fn post(&self, body: &[u8], headers: &[(String, String)], recv_timeout: Option<Duration>) -> Result<Response<Body>, Failure> {
+    fn post(
+        &self,
+        body: &[u8],
+        headers: &[(String, String)],
+        recv_timeout: Option<Duration>,
+    ) -> Result<Response<Body>, Failure> {
         let mut url = self.state().endpoint.clone();
         for _ in 0..=MAX_REDIRECTS {
             let resp = self.exchange(Method::POST, &url, headers, body, recv_timeout)?;
@@ -485,7 +521,10 @@ impl Remote {
                 }
             }
         }
-        Err(Failure::new(codes::HTTP_STATUS, format!("too many redirects from {url}")))
+        Err(Failure::new(
+            jsonrpc::HTTP_ERROR,
+            format!("too many redirects from {url}"),
+        ))
     }
 
     /// GET the endpoint as an event stream, for listening or resuming (`last_event_id`).
@@ -503,7 +542,10 @@ impl Remote {
                 Some(next) => url = next,
             }
         }
-        Err(Failure::new(codes::HTTP_STATUS, format!("too many redirects from {url}")))
+        Err(Failure::new(
+            jsonrpc::HTTP_ERROR,
+            format!("too many redirects from {url}"),
+        ))
     }
 
     /// One HTTP exchange with the user's extra headers; failures are diagnosed.
@@ -515,13 +557,18 @@ impl Remote {
         body: S,
         recv_timeout: Option<Duration>,
     ) -> Result<Response<Body>, Failure> {
-        let mut builder = Request::builder().method(method.clone()).uri(url.full.as_str());
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(url.full.as_str());
         for (name, value) in headers.iter().chain(self.config.headers.iter()) {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let request = builder
-            .body(body)
-            .map_err(|e| Failure::new(codes::TRANSPORT, format!("cannot build the HTTP request: {e}")))?;
+        let request = builder.body(body).map_err(|e| {
+            Failure::new(
+                jsonrpc::TRANSPORT_ERROR,
+                format!("cannot build the HTTP request: {e}"),
+            )
+        })?;
         let request = self
             .http
             .agent
@@ -533,14 +580,16 @@ impl Remote {
             let d = diagnose(&e, &self.config);
             Failure {
                 severity: d.severity,
-                ..Failure::new(codes::TRANSPORT, d.message)
+                ..Failure::new(jsonrpc::TRANSPORT_ERROR, d.message)
             }
         })
     }
 
     /// Open the GET listening stream once, after initialization (Streamable HTTP only).
     fn start_listener(self: &Arc<Self>) {
-        if !matches!(self.state().mode, Mode::Streamable) || self.listener_started.swap(true, Ordering::SeqCst) {
+        if !matches!(self.state().mode, Mode::Streamable)
+            || self.listener_started.swap(true, Ordering::SeqCst)
+        {
             return;
         }
         let remote = Arc::clone(self);
@@ -582,7 +631,11 @@ impl Remote {
             let mut stream = EventStream::new(resp.into_body().into_reader());
             match pump(&mut stream, None, &deliver, &stopped) {
                 Pumped::Stopped | Pumped::Answered => return,
-                Pumped::Ended { last_event_id: l, retry, .. } => {
+                Pumped::Ended {
+                    last_event_id: l,
+                    retry,
+                    ..
+                } => {
                     if l.is_some() {
                         last_event_id = l;
                     }
@@ -628,7 +681,7 @@ fn is_modern(info: &FrameInfo) -> bool {
 fn is_modern_error(body: &[u8]) -> bool {
     matches!(
         jsonrpc::classify(body).ok().and_then(|i| i.error_code),
-        Some(-32020..=-32022) | Some(-32601)
+        Some(-32022..=-32020) | Some(-32601)
     )
 }
 
@@ -644,13 +697,16 @@ fn redirect_target(resp: &Response<Body>, from: &Url) -> Result<Option<Url>, Fai
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let target = from.join(location).ok_or_else(|| {
-        Failure::new(codes::HTTP_STATUS, format!("server redirected (HTTP {status}) to an unreadable location '{location}'"))
+        Failure::new(
+            jsonrpc::HTTP_ERROR,
+            format!("server redirected (HTTP {status}) to an unreadable location '{location}'"),
+        )
     })?;
     if !from.same_origin(&target) {
         return Err(Failure {
             status: Some(status),
             ..Failure::new(
-                codes::HTTP_STATUS,
+                jsonrpc::HTTP_ERROR,
                 format!(
                     "server redirected to another origin ({}); refusing to send the client certificate and headers there: use that URL directly if you trust it",
                     target.origin()
@@ -662,7 +718,7 @@ fn redirect_target(resp: &Response<Body>, from: &Url) -> Result<Option<Url>, Fai
         return Err(Failure {
             status: Some(status),
             ..Failure::new(
-                codes::HTTP_STATUS,
+                jsonrpc::HTTP_ERROR,
                 format!("server redirected with HTTP {status}, which would drop the message body; use {target} as the URL"),
             )
         });
@@ -692,17 +748,22 @@ fn read_error_body(resp: Response<Body>) -> Vec<u8> {
 fn excerpt(frame: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(frame)
         .ok()
-        .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_default()
 }
 
 /// Exponential backoff with jitter, capped at 30 s.
 pub fn backoff(attempt: u32) -> Duration {
     let base = 250u64.saturating_mul(1 << attempt.min(7)).min(30_000);
-    let jitter = u64::from(std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0))
-        % (base / 4 + 1);
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0),
+    ) % (base / 4 + 1);
     Duration::from_millis(base - base / 8 + jitter)
 }

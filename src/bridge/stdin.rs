@@ -141,7 +141,11 @@ mod tests {
     fn splits_lines_at_any_chunk_boundary() {
         let input = b"{\"a\":1}\r\n\n   \n{\"b\":2}\n{\"c\":3}";
         for split in 1..input.len() {
-            assert_eq!(lines(input, 100, split), ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"], "split {split}");
+            assert_eq!(
+                lines(input, 100, split),
+                ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"],
+                "split {split}"
+            );
         }
     }
 
@@ -149,7 +153,11 @@ mod tests {
     fn oversized_line_is_reported_once_and_skipped() {
         let input = b"0123456789ABCDEF\n{}\n";
         for split in 1..input.len() {
-            assert_eq!(lines(input, 8, split), ["<too long>", "{}"], "split {split}");
+            assert_eq!(
+                lines(input, 8, split),
+                ["<too long>", "{}"],
+                "split {split}"
+            );
         }
     }
 }

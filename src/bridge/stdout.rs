@@ -29,16 +29,14 @@ pub fn spawn(
     pending: Arc<Pending>,
     events: Sender<Input>,
 ) -> io::Result<thread::JoinHandle<()>> {
-    thread::Builder::new()
-        .name("stdout".into())
-        .spawn(move || {
-            let stdout = io::stdout();
-            let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-            if let Err(e) = write_loop(&rx, &pending, &mut out) {
-                log::debug!("stdout closed ({e}): stopping");
-                let _ = events.send(Input::Stop(super::StopReason::StdoutClosed));
-            }
-        })
+    thread::Builder::new().name("stdout".into()).spawn(move || {
+        let stdout = io::stdout();
+        let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+        if let Err(e) = write_loop(&rx, &pending, &mut out) {
+            log::debug!("stdout closed ({e}): stopping");
+            let _ = events.send(Input::Stop(super::StopReason::StdoutClosed));
+        }
+    })
 }
 
 fn write_loop(rx: &Receiver<Out>, pending: &Pending, out: &mut impl Write) -> io::Result<()> {

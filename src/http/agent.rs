@@ -83,14 +83,14 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
         .and_then(|name| ServerName::try_from(name.clone()).ok())
         .map(|name| (config.url.host.clone(), name));
 
-    let connector = ()
-        .chain(ConnectProxyConnector::default())
-        .chain(TcpConnector::default())
-        .chain(MtlsConnector::new(
-            Arc::clone(&tls_config),
-            servername,
-            Arc::clone(&handshakes),
-        ));
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(MtlsConnector::new(
+                Arc::clone(&tls_config),
+                servername,
+                Arc::clone(&handshakes),
+            ));
     let agent = Agent::with_parts(ureq_config, connector, DefaultResolver::default());
     Ok(Http {
         agent,
@@ -102,7 +102,14 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
 /// The proxy from ALL_PROXY / HTTPS_PROXY / HTTP_PROXY (ureq's order), refusing SOCKS: our connector
 /// chain has no SOCKS step, and silently connecting directly would bypass the user's proxy.
 fn env_proxy() -> Result<Option<Proxy>, AgentError> {
-    for var in ["ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+    for var in [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ] {
         let Ok(value) = std::env::var(var) else {
             continue;
         };
@@ -136,7 +143,10 @@ mod tests {
 
     #[test]
     fn proxy_credentials_are_hidden() {
-        assert_eq!(redact_userinfo("http://u:p@proxy:3128"), "http://***@proxy:3128");
+        assert_eq!(
+            redact_userinfo("http://u:p@proxy:3128"),
+            "http://***@proxy:3128"
+        );
         assert_eq!(redact_userinfo("u:p@proxy:3128"), "***@proxy:3128");
         assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
     }

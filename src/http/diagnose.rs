@@ -52,9 +52,9 @@ pub fn diagnose(err: &ureq::Error, config: &Config) -> Diagnosis {
             config.url.host
         )),
         ureq::Error::ConnectionFailed => transient(format!("connection to {target} failed")),
-        ureq::Error::ConnectProxyFailed(why) => {
-            transient(format!("the HTTP proxy refused to connect to {target}: {why}"))
-        }
+        ureq::Error::ConnectProxyFailed(why) => transient(format!(
+            "the HTTP proxy refused to connect to {target}: {why}"
+        )),
         ureq::Error::Io(e) => diagnose_io(e, config),
         other => transient(format!("HTTP exchange with {target} failed: {other}")),
     }
@@ -67,13 +67,15 @@ fn diagnose_io(e: &io::Error, config: &Config) -> Diagnosis {
         severity: Severity::Transient,
     };
     match e.kind() {
-        io::ErrorKind::ConnectionRefused => {
-            transient(format!("connection to {target} refused: is the server running?"))
-        }
+        io::ErrorKind::ConnectionRefused => transient(format!(
+            "connection to {target} refused: is the server running?"
+        )),
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
             transient(format!("timed out talking to {target}"))
         }
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
             if config.url.is_https() =>
         {
             // uvicorn and others close the connection without an alert when they reject the client
@@ -100,7 +102,9 @@ fn diagnose_tls(e: &rustls::Error, config: &Config) -> Diagnosis {
     };
     let ca_hint = match &config.tls.ca {
         Some(ca) => format!("the CA bundle in --tls-ca {}", ca.display()),
-        None => "the OS trust store (set --tls-ca to the PEM bundle of your private CA)".to_string(),
+        None => {
+            "the OS trust store (set --tls-ca to the PEM bundle of your private CA)".to_string()
+        }
     };
     match e {
         rustls::Error::InvalidCertificate(cert_err) => match cert_err {
@@ -176,7 +180,9 @@ fn diagnose_alert(alert: AlertDescription, config: &Config) -> Diagnosis {
 
 fn min_version_hint(config: &Config) -> &'static str {
     match config.tls.min_version {
-        Some(TlsVersion::Tls13) => " (--tls-min-version TLSv1.3 refuses servers that only speak TLS 1.2)",
+        Some(TlsVersion::Tls13) => {
+            " (--tls-min-version TLSv1.3 refuses servers that only speak TLS 1.2)"
+        }
         _ => "",
     }
 }
