@@ -5,5 +5,6 @@
 
 pub mod config;
 pub mod jsonrpc;
+pub mod modern;
 pub mod sse;
 pub mod tls;
