@@ -324,7 +324,10 @@ fn initialize_gives_session_and_echoes_version() {
     );
     let recorded = &server.requests()[0];
     assert_eq!(recorded.rpc_method().as_deref(), Some("initialize"));
-    assert!(recorded.client_cert_cn.is_some());
+    assert_eq!(
+        recorded.client_cert_cn.as_deref(),
+        Some("mcp-test-client-rsa")
+    );
 }
 
 #[test]
