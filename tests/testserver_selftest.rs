@@ -293,7 +293,7 @@ fn echo_call(id: u64, text: &str) -> Value {
 #[test]
 fn handshake_refused_without_client_cert() {
     let server = TestServer::start(ServerOptions::default());
-    for cert in [None, Some("rogue-client")] {
+    for cert in [None, Some("rogue-client"), Some("client-expired")] {
         let mut client = Client::connect_as(&server, cert).unwrap();
         // TLS 1.3: the client's handshake "completes" before the server judges the certificate,
         // so the refusal shows up on the first read (an alert or EOF), never as an HTTP response.
@@ -645,4 +645,201 @@ fn malformed_http_gets_400_and_stop_joins_idle_connections() {
     let started = std::time::Instant::now();
     server.stop();
     assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn ec_client_cert_plain_http_and_tls12_modes() {
+    for tls in [
+        TlsMode::RequireClientCert,
+        TlsMode::Tls12Only,
+        TlsMode::PlainHttp,
+        TlsMode::OptionalClientCert,
+    ] {
+        let server = TestServer::start(ServerOptions {
+            tls,
+            ..ServerOptions::default()
+        });
+        let cert = if tls == TlsMode::OptionalClientCert {
+            None
+        } else {
+            Some("client-ec")
+        };
+        let mut client = Client::connect_as(&server, cert).unwrap();
+        let (head, _) = client.post(None, None, &initialize_request("2025-11-25"));
+        assert_eq!(head.status, 200, "{tls:?}");
+        let expected_cn = match tls {
+            TlsMode::PlainHttp | TlsMode::OptionalClientCert => None,
+            _ => Some("mcp-test-client-ec"),
+        };
+        assert_eq!(
+            server.requests()[0].client_cert_cn.as_deref(),
+            expected_cn,
+            "{tls:?}"
+        );
+        assert!(server
+            .url("/mcp")
+            .starts_with(if tls == TlsMode::PlainHttp {
+                "http://"
+            } else {
+                "https://"
+            }));
+    }
+}
+
+#[test]
+fn faults_status_drop_and_expiry() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut client = Client::connect(&server);
+    let session = handshake(&mut client);
+    let v = Some("2025-11-25");
+
+    server.inject(Fault::Status {
+        status: 503,
+        content_type: "text/plain",
+        body: "overloaded".into(),
+    });
+    let (head, body) = client.post(Some(&session), v, &echo_call(1, "x"));
+    assert_eq!((head.status, body), (503, b"overloaded".to_vec()));
+
+    server.inject(Fault::DropConnection);
+    client
+        .send(
+            "POST",
+            "/mcp",
+            &[
+                ACCEPT_BOTH,
+                ("Mcp-Session-Id", &session),
+                ("MCP-Protocol-Version", "2025-11-25"),
+            ],
+            &echo_call(2, "x").to_string(),
+        )
+        .unwrap();
+    assert!(client.head().is_err());
+
+    let mut client = Client::connect(&server);
+    server.inject(Fault::ExpireSessions);
+    assert_eq!(
+        client.post(Some(&session), v, &echo_call(3, "x")).0.status,
+        404
+    );
+    assert_eq!(server.handshakes(), 2);
+}
+
+#[test]
+fn typescript_flavour_unknown_session_400_and_status_for_notification() {
+    let server = TestServer::start(ServerOptions {
+        unknown_session_status: 400,
+        ..ServerOptions::default()
+    });
+    let mut client = Client::connect(&server);
+    server.inject(Fault::StatusFor {
+        method: "notifications/initialized",
+        status: 500,
+        content_type: "application/json",
+        body: "{}".into(),
+    });
+    let (head, _) = client.post(None, None, &initialize_request("2025-11-25"));
+    let session = head.header("mcp-session-id").unwrap().to_string();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(
+        client
+            .post(Some(&session), Some("2025-11-25"), &initialized)
+            .0
+            .status,
+        500
+    );
+    assert_eq!(
+        client
+            .post(Some("gone"), Some("2025-11-25"), &echo_call(1, "x"))
+            .0
+            .status,
+        400
+    );
+}
+
+#[test]
+fn redirect_slash_and_streamable_off() {
+    let server = TestServer::start(ServerOptions {
+        redirect_slash: true,
+        ..ServerOptions::default()
+    });
+    let mut client = Client::connect(&server);
+    let (head, _) = client.post(None, None, &initialize_request("2025-11-25"));
+    assert_eq!(head.status, 307);
+    assert_eq!(head.header("location"), Some("https://127.0.0.1/mcp/"));
+    client
+        .send(
+            "POST",
+            "/mcp/",
+            &[ACCEPT_BOTH],
+            &initialize_request("2025-11-25").to_string(),
+        )
+        .unwrap();
+    let head = client.head().unwrap();
+    client.body(&head).unwrap();
+    assert_eq!(head.status, 200);
+
+    let server = TestServer::start(ServerOptions {
+        streamable: false,
+        streamable_off_status: 404,
+        ..ServerOptions::default()
+    });
+    let mut client = Client::connect(&server);
+    assert_eq!(
+        client
+            .post(None, None, &initialize_request("2025-11-25"))
+            .0
+            .status,
+        404
+    );
+    client
+        .send("GET", "/mcp", &[("Accept", "text/event-stream")], "")
+        .unwrap();
+    assert_eq!(client.head().unwrap().status, 200);
+    assert_eq!(
+        client.event().unwrap().unwrap().event.as_deref(),
+        Some("endpoint")
+    );
+}
+
+#[test]
+fn chunked_request_body_and_progress_on_post_stream() {
+    let server = TestServer::start(ServerOptions {
+        negotiate_version: Some("2025-03-26"),
+        ..ServerOptions::default()
+    });
+    let mut client = Client::connect(&server);
+    let (head, body) = client.post(None, None, &initialize_request("2025-11-25"));
+    assert_eq!(
+        sse_messages(&body)[0]["result"]["protocolVersion"],
+        "2025-03-26"
+    );
+    let session = head.header("mcp-session-id").unwrap().to_string();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    // 2025-03-26 has no version header; send this one chunked.
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: x\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: {session}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{}\r\n3\r\n   \r\n0\r\n\r\n",
+        initialized.len(),
+        initialized
+    );
+    client.stream.write_all(head.as_bytes()).unwrap();
+    let head = client.head().unwrap();
+    client.body(&head).unwrap();
+    assert_eq!(head.status, 202);
+
+    let slow = json!({"jsonrpc": "2.0", "id": "s", "method": "tools/call", "params": {
+        "name": "slow", "arguments": {"ms": 30, "steps": 3}, "_meta": {"progressToken": "p"}}});
+    let (_, body) = client.post(Some(&session), None, &slow);
+    let messages = sse_messages(&body);
+    assert_eq!(messages.len(), 4);
+    assert_eq!(messages[2]["params"]["progress"], 3);
+    assert_eq!(messages[3]["result"]["content"][0]["text"], "slow done");
+
+    let big = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "big", "arguments": {"bytes": 100000}}});
+    let (_, body) = client.post(Some(&session), None, &big);
+    let text = sse_messages(&body)[0]["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(text, support::server::big_text(100_000));
 }
