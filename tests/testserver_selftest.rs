@@ -843,3 +843,46 @@ fn chunked_request_body_and_progress_on_post_stream() {
         .to_string();
     assert_eq!(text, support::server::big_text(100_000));
 }
+
+#[test]
+fn end_get_streams_then_resume_listening_stream() {
+    let server = TestServer::start(ServerOptions {
+        discover: support::server::DiscoverMode::MethodNotFound,
+        ..ServerOptions::default()
+    });
+    let mut client = Client::connect(&server);
+    let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}});
+    let (head, body) = client.post(None, None, &discover);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (
+            head.status,
+            body["id"].clone(),
+            body["error"]["code"].clone()
+        ),
+        (200, json!(1), json!(-32601))
+    );
+
+    let session = handshake(&mut client);
+    let mut get_headers = vec![
+        ("Accept", "text/event-stream"),
+        ("Mcp-Session-Id", session.as_str()),
+        ("MCP-Protocol-Version", "2025-11-25"),
+    ];
+    let mut listener = Client::connect(&server);
+    listener.send("GET", "/mcp", &get_headers, "").unwrap();
+    assert_eq!(listener.head().unwrap().status, 200);
+    let priming = listener.event().unwrap().unwrap();
+    server.inject(Fault::EndGetStreams);
+    assert_eq!(listener.event().unwrap(), None);
+
+    let last = priming.id.unwrap();
+    get_headers.push(("Last-Event-ID", &last));
+    listener.send("GET", "/mcp", &get_headers, "").unwrap();
+    assert_eq!(listener.head().unwrap().status, 200);
+    let notify = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "notify", "arguments": {}}});
+    client.post(Some(&session), Some("2025-11-25"), &notify);
+    let event = listener.event().unwrap().unwrap();
+    assert!(event.data.contains("notifications/message"));
+    assert_ne!(event.id, Some(last));
+}

@@ -227,6 +227,15 @@ impl State {
     pub fn inject(&self, fault: Fault) {
         match fault {
             Fault::ExpireSessions => lock(&self.sessions).clear(),
+            Fault::EndGetStreams => {
+                // A GET stream ends when every sender of its outbox is gone.
+                for session in lock(&self.sessions).values_mut() {
+                    session.listening = None;
+                    for log in session.streams.values_mut() {
+                        log.sink = None;
+                    }
+                }
+            }
             other => lock(&self.faults).push_back(other),
         }
     }

@@ -165,12 +165,19 @@ fn post(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
                 move |_| Ok(result),
             );
         }
-        if method == "server/discover" && state.opts.discover == DiscoverMode::Http400IdNull {
-            return reply(
-                http,
-                req,
-                rejection(400, "Bad Request: Server not initialized"),
-            );
+        if method == "server/discover" {
+            return match state.opts.discover {
+                DiscoverMode::Http400IdNull => reply(
+                    http,
+                    req,
+                    rejection(400, "Bad Request: Server not initialized"),
+                ),
+                // Answered like any unknown method, whatever the session state.
+                DiscoverMode::MethodNotFound => {
+                    let body = mcp::error_body(id, -32601, "Method not found");
+                    reply(http, req, Response::json(200, &body))
+                }
+            };
         }
     }
 
