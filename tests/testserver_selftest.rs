@@ -886,3 +886,30 @@ fn end_get_streams_then_resume_listening_stream() {
     assert!(event.data.contains("notifications/message"));
     assert_ne!(event.id, Some(last));
 }
+
+#[test]
+fn restarts_on_the_same_port() {
+    let server = TestServer::start(ServerOptions::default());
+    let port = server.port();
+    let mut client = Client::connect(&server);
+    assert_eq!(
+        client
+            .post(None, None, &initialize_request("2025-11-25"))
+            .0
+            .status,
+        200
+    );
+    server.stop();
+    assert!(client.head().is_err(), "connection closed by stop()");
+
+    let server = TestServer::start_on(port, ServerOptions::default());
+    assert_eq!(server.url("/mcp"), format!("https://127.0.0.1:{port}/mcp"));
+    let mut client = Client::connect(&server);
+    assert_eq!(
+        client
+            .post(None, None, &initialize_request("2025-11-25"))
+            .0
+            .status,
+        200
+    );
+}
