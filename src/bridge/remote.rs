@@ -661,6 +661,16 @@ impl Remote {
         }
     }
 
+    /// The transport in use, for the test client's report: `Streamable HTTP`, `legacy HTTP+SSE`,
+    /// or `undecided` while nothing has answered yet.
+    pub fn transport_name(&self) -> &'static str {
+        match self.state().mode {
+            Mode::Undecided => "undecided",
+            Mode::Streamable => "Streamable HTTP",
+            Mode::Legacy(_) => "legacy HTTP+SSE",
+        }
+    }
+
     pub(super) fn config(&self) -> &Config {
         &self.config
     }
