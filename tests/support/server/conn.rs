@@ -1,0 +1,139 @@
+//! One client connection: the TLS handshake (counted, client certificate CN noted), then the
+//! keep-alive request loop that records each request and routes it to a transport.
+
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+use super::http::{reply, HttpConn, HttpError, Next, Request, Response, Wire};
+use super::state::State;
+use super::{legacy, streamable, tls, RecordedRequest};
+
+/// Serves a freshly accepted socket until the client leaves or the server stops.
+pub(super) fn serve(
+    state: Arc<State>,
+    tls: Option<Arc<ServerConfig>>,
+    sock: TcpStream,
+    conn_id: u64,
+) {
+    let _ = sock.set_nodelay(true);
+    let accepted = match tls {
+        None => Some((Box::new(sock) as Box<dyn Wire>, None)),
+        Some(config) => handshake(config, sock),
+    };
+    if let Some((wire, client_cert_cn)) = accepted {
+        state.handshakes.fetch_add(1, Ordering::SeqCst);
+        request_loop(&state, HttpConn::new(wire), client_cert_cn);
+    }
+    state.untrack_socket(conn_id);
+}
+
+/// Completes the TLS handshake; `None` if it failed (e.g. no or untrusted client certificate:
+/// rustls then sends its alert and we hang up).
+fn handshake(
+    config: Arc<ServerConfig>,
+    mut sock: TcpStream,
+) -> Option<(Box<dyn Wire>, Option<String>)> {
+    let mut conn = ServerConnection::new(config).ok()?;
+    while conn.is_handshaking() {
+        match conn.complete_io(&mut sock) {
+            Ok((0, 0)) | Err(_) => {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+                return None;
+            }
+            Ok(_) => {}
+        }
+    }
+    let cn = conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(tls::common_name);
+    Some((Box::new(StreamOwned::new(conn, sock)), cn))
+}
+
+fn request_loop(state: &Arc<State>, mut http: HttpConn, client_cert_cn: Option<String>) {
+    loop {
+        if state.stopping() {
+            break;
+        }
+        let req = match http.read_request() {
+            Ok(Some(req)) => req,
+            Ok(None) | Err(HttpError::Io(_)) => break,
+            Err(HttpError::Malformed(status, why)) => {
+                let _ = http.write_response(&Response::text(status, &why), true);
+                break;
+            }
+        };
+        state.record(RecordedRequest {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            query: req.query.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+            client_cert_cn: client_cert_cn.clone(),
+        });
+        match route(state, &mut http, &req) {
+            Next::KeepAlive => continue,
+            Next::Close => break,
+            Next::Drop => {
+                http.abort();
+                return;
+            }
+        }
+    }
+    http.close();
+}
+
+fn route(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
+    let opts = &state.opts;
+    let endpoint = if opts.redirect_slash { "/mcp/" } else { "/mcp" };
+    if opts.redirect_slash && req.path == "/mcp" {
+        // Starlette's redirect_slashes: an absolute URL built from the Host header.
+        let scheme = if opts.tls == super::TlsMode::PlainHttp {
+            "http"
+        } else {
+            "https"
+        };
+        let default_host = format!("127.0.0.1:{}", state.port);
+        let host = req.header("host").unwrap_or(&default_host);
+        let location = format!("{scheme}://{host}/mcp/");
+        return reply(http, req, Response::empty(307).header("Location", location));
+    }
+    if req.path == endpoint {
+        if opts.streamable {
+            return streamable::handle(state, http, req);
+        }
+        if req.method == "GET" && opts.legacy_sse {
+            return legacy::sse_stream(state, http, req);
+        }
+        return reply(http, req, off_response(opts.streamable_off_status, req));
+    }
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/sse") if opts.legacy_sse => legacy::sse_stream(state, http, req),
+        ("POST", "/message") if opts.legacy_sse => legacy::message(state, http, req),
+        // POSTing an initialize to the SSE URL is how clients probe for Streamable HTTP.
+        (_, "/sse") if opts.legacy_sse => {
+            reply(http, req, off_response(opts.streamable_off_status, req))
+        }
+        _ => reply(http, req, off_response(404, req)),
+    }
+}
+
+/// The answer to a path or method the server does not serve, in the style of the real servers:
+/// express's HTML 404, or Starlette's plain-text 405.
+fn off_response(status: u16, req: &Request) -> Response {
+    match status {
+        404 => Response::with_body(
+            404,
+            "text/html; charset=utf-8",
+            format!(
+                "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Error</title>\n</head>\n<body>\n<pre>Cannot {} {}</pre>\n</body>\n</html>\n",
+                req.method, req.path
+            ),
+        ),
+        405 => Response::text(405, "Method Not Allowed").header("Allow", "GET"),
+        other => Response::text(other, "Not served here"),
+    }
+}

@@ -1,0 +1,46 @@
+//! Applies queued `Fault`s to incoming POSTs (both `/mcp` and the legacy `/message`).
+
+use super::http::Response;
+use super::mcp::Incoming;
+use super::state::State;
+use super::Fault;
+
+/// What a matching fault makes the server do with a POST.
+pub(super) enum PostFault {
+    Respond(Response),
+    Drop,
+    CloseAfterPriming,
+}
+
+/// Takes the first queued fault that applies to this POST. `Status`, `DropConnection` and
+/// `CloseAfterPriming` apply to POSTs carrying a JSON-RPC request; `StatusFor` to the POST whose
+/// message (request or notification) has that method. `CloseAfterPriming` only applies when the
+/// transport can prime a stream (`can_prime`, i.e. Streamable HTTP).
+pub(super) fn take(state: &State, incoming: &Incoming, can_prime: bool) -> Option<PostFault> {
+    let (is_request, method) = match incoming {
+        Incoming::Request { method, .. } => (true, Some(method.as_str())),
+        Incoming::Notification { method, .. } => (false, Some(method.as_str())),
+        _ => (false, None),
+    };
+    let fault = state.take_fault(|f| match f {
+        Fault::Status { .. } | Fault::DropConnection => is_request,
+        Fault::CloseAfterPriming => is_request && can_prime,
+        Fault::StatusFor { method: m, .. } => Some(*m) == method,
+        Fault::ExpireSessions => false,
+    })?;
+    Some(match fault {
+        Fault::Status {
+            status,
+            content_type,
+            body,
+        }
+        | Fault::StatusFor {
+            status,
+            content_type,
+            body,
+            ..
+        } => PostFault::Respond(Response::with_body(status, content_type, body)),
+        Fault::DropConnection => PostFault::Drop,
+        Fault::CloseAfterPriming | Fault::ExpireSessions => PostFault::CloseAfterPriming,
+    })
+}

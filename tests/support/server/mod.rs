@@ -1,0 +1,378 @@
+//! A real MCP server for the bridge's integration tests (and the runnable demo endpoint): HTTPS on
+//! 127.0.0.1 requiring client certificates from the fixtures' CA, serving Streamable HTTP at `/mcp`
+//! and legacy HTTP+SSE at `/sse` + `/message`, with knobs and injectable faults that reproduce the
+//! behaviours of the real reference servers (see shared/notes/mcp-transports.md §2.4–2.6, §3, §4).
+//!
+//! Std threads only: an acceptor thread, one thread per connection, and workers for requests
+//! answered off-connection. `stop()` (or drop) shuts every socket down and joins every thread.
+#![allow(dead_code)]
+
+mod conn;
+mod faults;
+mod http;
+mod legacy;
+mod mcp;
+mod pump;
+mod sse;
+mod state;
+mod streamable;
+mod tls;
+mod tools;
+
+use std::fmt;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use state::State;
+
+#[allow(unused_imports)] // used by some test crates, not all
+pub use mcp::{LATEST_VERSION, SERVER_NAME, SUPPORTED_VERSIONS};
+#[allow(unused_imports)]
+pub use tools::big_text;
+
+/// Path of a file in the crate's `fixtures/` directory.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// How the server speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// TLS 1.2/1.3; a client certificate signed by `client_ca` is mandatory (the default).
+    RequireClientCert,
+    /// TLS 1.2/1.3; a client certificate is verified if sent, but not required.
+    OptionalClientCert,
+    /// No TLS at all: `http://` URLs.
+    PlainHttp,
+    /// Like `RequireClientCert`, but TLS 1.2 only.
+    Tls12Only,
+}
+
+/// How `GET /mcp` (the standalone stream) is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetStream {
+    /// An SSE stream (the default); a second concurrent one per session gets 409.
+    Sse,
+    /// This HTTP status with a JSON-RPC error body (405 per spec; real servers also send
+    /// 400/404/406/409).
+    Status(u16),
+}
+
+/// How a `server/discover` request (the 2026-07-28 probe) is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscoverMode {
+    /// HTTP 400 `{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"Bad Request: Server not
+    /// initialized"}}`, as the TypeScript server-everything does (the default).
+    Http400IdNull,
+    /// A normal JSON-RPC `-32601 Method not found` error (needs a session like any request).
+    MethodNotFound,
+}
+
+/// Server behaviour. `Default` is a spec-following, TypeScript-SDK-like server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Default `RequireClientCert`.
+    pub tls: TlsMode,
+    /// Fixture names; defaults `server.crt`, `server.key`, `ca.crt`.
+    pub server_cert: &'static str,
+    pub server_key: &'static str,
+    pub client_ca: &'static str,
+    /// Answer POSTed requests with `application/json` instead of `text/event-stream` (default
+    /// false). Progress and server→client requests then go on the standalone GET stream, if open.
+    pub json_response: bool,
+    /// End SSE lines with CRLF like Python's sse-starlette (default false: LF).
+    pub crlf: bool,
+    /// Start each SSE stream with a priming event: `id: <stream>-0`, empty `data:` and `retry:`
+    /// when `retry_ms` is set (default true).
+    pub priming: bool,
+    /// `retry:` value of priming events (default none).
+    pub retry_ms: Option<u64>,
+    /// Issue `Mcp-Session-Id` on initialize and require it afterwards (default true). When false,
+    /// the server is stateless: no session checks, DELETE gets 405.
+    pub sessions: bool,
+    /// Status for an unknown or deleted session: 404 (spec, Python) or 400 (TypeScript). Default 404.
+    pub unknown_session_status: u16,
+    /// Default `GetStream::Sse`.
+    pub get_stream: GetStream,
+    /// Serve Streamable HTTP at `/mcp` (default true). When false, POST `/mcp` gets
+    /// `streamable_off_status` and GET `/mcp` serves the legacy SSE stream (if `legacy_sse`).
+    pub streamable: bool,
+    /// Default 405 (Starlette); TypeScript/express gives 404. Also used for any request to `/sse`
+    /// other than GET.
+    pub streamable_off_status: u16,
+    /// Serve legacy HTTP+SSE at `GET /sse` + `POST /message?sessionId=` (default true).
+    pub legacy_sse: bool,
+    /// Answer any request to `/mcp` with `307 Location: https://<host>/mcp/` and serve at `/mcp/`
+    /// (Starlette's redirect_slashes). Default false.
+    pub redirect_slash: bool,
+    /// Paginate tools/resources/templates/prompts lists with opaque `nextCursor`s (default none).
+    pub page_size: Option<usize>,
+    /// Default `DiscoverMode::Http400IdNull`.
+    pub discover: DiscoverMode,
+    /// Answer every initialize with this version instead of echoing a supported offer.
+    pub negotiate_version: Option<&'static str>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            tls: TlsMode::RequireClientCert,
+            server_cert: "server.crt",
+            server_key: "server.key",
+            client_ca: "ca.crt",
+            json_response: false,
+            crlf: false,
+            priming: true,
+            retry_ms: None,
+            sessions: true,
+            unknown_session_status: 404,
+            get_stream: GetStream::Sse,
+            streamable: true,
+            streamable_off_status: 405,
+            legacy_sse: true,
+            redirect_slash: false,
+            page_size: None,
+            discover: DiscoverMode::Http400IdNull,
+            negotiate_version: None,
+        }
+    }
+}
+
+/// A misbehaviour injected with `TestServer::inject`, consumed by the first request it applies to.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// The next POST carrying a JSON-RPC request (on `/mcp` or `/message`) gets this answer.
+    Status {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
+    /// The next POST whose message (request or notification) has this method gets this answer.
+    StatusFor {
+        method: &'static str,
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
+    /// The next POST carrying a request to `/mcp` gets an SSE stream with only the priming event
+    /// (and `retry:`), which then ends. The request is still served: its response (and any progress)
+    /// is delivered once to a GET with `Last-Event-ID: <priming id>`.
+    CloseAfterPriming,
+    /// The next POST carrying a request: the connection is cut without any response.
+    DropConnection,
+    /// Forget all Streamable HTTP sessions now (their GET streams end); the next request with a
+    /// session id gets `unknown_session_status`.
+    ExpireSessions,
+}
+
+/// One HTTP request as the server received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+    /// Query string pairs, not percent-decoded.
+    pub query: Vec<(String, String)>,
+    /// Header names lowercased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Common name of the client certificate the connection presented.
+    pub client_cert_cn: Option<String>,
+}
+
+impl RecordedRequest {
+    /// First value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The JSON-RPC `method` of the body, if any.
+    pub fn rpc_method(&self) -> Option<String> {
+        self.json()?.get("method")?.as_str().map(str::to_string)
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A fixture file is missing or unreadable.
+    Fixture(PathBuf, String),
+    /// rustls refused the configuration.
+    Tls(String),
+    /// The port could not be bound.
+    Bind(u16, std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Fixture(path, why) => write!(
+                f,
+                "cannot load fixture {}: {why} (generate fixtures with scripts/make-fixtures.sh)",
+                path.display()
+            ),
+            StartError::Tls(why) => write!(f, "invalid TLS configuration: {why}"),
+            StartError::Bind(port, e) => write!(f, "cannot listen on 127.0.0.1:{port}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A running test server; stops on `stop()` or drop.
+pub struct TestServer {
+    state: Arc<State>,
+    addr: SocketAddr,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts on a free port of 127.0.0.1. Panics if fixtures are missing.
+    pub fn start(opts: ServerOptions) -> TestServer {
+        TestServer::start_on(0, opts)
+    }
+
+    /// Starts on a given port (0 = any), e.g. to restart a server where a bridge expects it.
+    pub fn start_on(port: u16, opts: ServerOptions) -> TestServer {
+        TestServer::try_start_on(port, opts).unwrap_or_else(|e| panic!("test server: {e}"))
+    }
+
+    /// Like `start_on`, but returns the error.
+    pub fn try_start_on(port: u16, opts: ServerOptions) -> Result<TestServer, StartError> {
+        let tls = tls::server_config(&opts)?;
+        let listener =
+            TcpListener::bind(("127.0.0.1", port)).map_err(|e| StartError::Bind(port, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(port, e))?;
+        let state = Arc::new(State::new(opts, addr.port()));
+        let acceptor_state = Arc::clone(&state);
+        let acceptor = std::thread::Builder::new()
+            .name("mcp-test-server-accept".into())
+            .spawn(move || accept_loop(acceptor_state, listener, tls))
+            .map_err(|e| StartError::Bind(port, e))?;
+        Ok(TestServer {
+            state,
+            addr,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `https://127.0.0.1:{port}{path}` (`http://` for `PlainHttp`).
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.state.opts.tls == TlsMode::PlainHttp {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port())
+    }
+
+    pub fn options(&self) -> &ServerOptions {
+        &self.state.opts
+    }
+
+    /// Every HTTP request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests()
+    }
+
+    /// Waits until a request matching `pred` has arrived; returns it, or `None` after `timeout`.
+    pub fn wait_for_request(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&RecordedRequest) -> bool,
+    ) -> Option<RecordedRequest> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = self.requests().into_iter().find(|r| pred(r)) {
+                return Some(found);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Completed TLS handshakes (accepted connections for `PlainHttp`), to assert connection reuse.
+    pub fn handshakes(&self) -> usize {
+        self.state.handshakes.load(Ordering::SeqCst)
+    }
+
+    /// Ids of the live Streamable HTTP sessions (`""` is the implicit one when sessions are off).
+    pub fn active_sessions(&self) -> Vec<String> {
+        self.state.session_ids()
+    }
+
+    /// Queues a fault; `ExpireSessions` takes effect immediately.
+    pub fn inject(&self, fault: Fault) {
+        self.state.inject(fault);
+    }
+
+    /// Closes the listener and all connections, and joins every thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let Some(acceptor) = self.acceptor.take() else {
+            return;
+        };
+        self.state.begin_shutdown();
+        // Wake the acceptor out of accept(); it sees the flag and returns.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        let _ = acceptor.join();
+        self.state.begin_shutdown();
+        self.state.join_all();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn accept_loop(state: Arc<State>, listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) {
+    loop {
+        let accepted = listener.accept();
+        if state.stopping() {
+            return;
+        }
+        let Ok((sock, _peer)) = accepted else {
+            // e.g. out of file descriptors: do not spin.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let conn_id = state.next_number();
+        match sock.try_clone() {
+            Ok(clone) => state.track_socket(conn_id, clone),
+            Err(_) => continue,
+        }
+        let conn_state = Arc::clone(&state);
+        let tls = tls.clone();
+        if !state.spawn(move || conn::serve(conn_state, tls, sock, conn_id)) {
+            state.untrack_socket(conn_id);
+        }
+    }
+}
