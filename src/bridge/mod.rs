@@ -254,14 +254,18 @@ impl Dispatcher {
                 NEXT_WORKER.fetch_add(1, Ordering::Relaxed)
             ))
             .spawn(move || {
-                if let Some(failure) = remote.request(line, &info) {
+                // The slot is freed as soon as the answer is out; reading the rest of the
+                // stream (for connection reuse) does not count against the limit.
+                let slot = std::sync::Once::new();
+                let release = || slot.call_once(|| workers.release());
+                if let Some(failure) = remote.request_then(line, &info, &release) {
                     if is_initialize && failure.severity == Severity::Setup {
                         if let Ok(mut f) = fatal.lock() {
                             *f = Some(failure.message);
                         }
                     }
                 }
-                workers.release();
+                release();
             });
         if let Err(e) = spawned {
             self.workers.release();

@@ -143,8 +143,20 @@ impl Remote {
     /// Send a client request and see it answered: the server's response, or one error frame.
     /// Runs on a worker thread; returns the failure (already answered) for the caller's policy.
     pub fn request(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Option<Failure> {
+        self.request_then(frame, info, &|| {})
+    }
+
+    /// [`Remote::request`], calling `answered` as soon as the response was delivered: the worker
+    /// may then keep reading the rest of the stream (so that its connection can be reused) without
+    /// counting as a request in flight.
+    pub fn request_then(
+        self: &Arc<Self>,
+        frame: Vec<u8>,
+        info: &FrameInfo,
+        answered: &dyn Fn(),
+    ) -> Option<Failure> {
         let id = info.id.clone()?;
-        match self.try_request(&frame, info, &id) {
+        match self.try_request(&frame, info, &id, answered) {
             Ok(()) => None,
             Err(failure) => {
                 match &failure.frame {
@@ -161,6 +173,7 @@ impl Remote {
         frame: &[u8],
         info: &FrameInfo,
         id: &Id,
+        answered: &dyn Fn(),
     ) -> Result<(), Failure> {
         let is_initialize = info.method.as_deref() == Some("initialize");
         if is_initialize {
@@ -175,7 +188,7 @@ impl Remote {
                     && !modern
                     && matches!(self.state().mode, Mode::Undecided)
                     && self.config.transport == TransportStrategy::HttpFirst;
-                match self.post_request(frame, info, id, may_fall_back)? {
+                match self.post_request(frame, info, id, may_fall_back, answered)? {
                     Sent::Done => Ok(()),
                     Sent::FallBack(why) => {
                         log::info!("{why}: falling back to the legacy HTTP+SSE transport");
@@ -206,11 +219,12 @@ impl Remote {
         let headers = self.post_headers(info);
         let resp = self.post(frame, &headers, Some(ACCEPT_TIMEOUT))?;
         let status = resp.status().as_u16();
+        let ct = content_type(&resp);
+        // Read the (empty) body to its end so that the connection can be reused.
+        let body = read_error_body(resp);
         if (200..300).contains(&status) {
             return Ok(());
         }
-        let ct = content_type(&resp);
-        let body = read_error_body(resp);
         let frame = jsonrpc::error_from_http(&Id::Num(0), status, ct.as_deref(), &body);
         Err(Failure {
             status: Some(status),
@@ -231,6 +245,7 @@ impl Remote {
         info: &FrameInfo,
         id: &Id,
         may_fall_back: bool,
+        answered: &dyn Fn(),
     ) -> Result<Sent, Failure> {
         let headers = self.post_headers(info);
         let resp = self.post(frame, &headers, None)?;
@@ -248,9 +263,9 @@ impl Remote {
                 let mut stream = EventStream::new(resp.into_body().into_reader());
                 if may_fall_back {
                     // A legacy server may answer the POST with its SSE stream: first event `endpoint`.
-                    return self.pump_first_checking_legacy(&mut stream, id);
+                    return self.pump_first_checking_legacy(&mut stream, id, answered);
                 }
-                self.finish_stream(&mut stream, id, is_modern(info))
+                self.finish_stream(&mut stream, id, is_modern(info), answered)
                     .map(|()| Sent::Done)
             }
             200..=299 if ct.starts_with("application/json") => {
@@ -292,6 +307,7 @@ impl Remote {
         &self,
         stream: &mut EventStream<R>,
         id: &Id,
+        answered: &dyn Fn(),
     ) -> Result<Sent, Failure> {
         // Peek the first event: `endpoint` means a legacy server answered our POST.
         loop {
@@ -304,13 +320,21 @@ impl Remote {
                 Ok(event) if event.event == "message" => {
                     if let Some(info) = self.deliver(event.data.into_bytes()) {
                         if info.kind == Kind::Response && info.id.as_ref() == Some(id) {
+                            answered();
+                            self.drain(stream);
                             return Ok(Sent::Done);
                         }
                     }
-                    return self.finish_stream(stream, id, false).map(|()| Sent::Done);
+                    return self
+                        .finish_stream(stream, id, false, answered)
+                        .map(|()| Sent::Done);
                 }
                 Ok(_) => continue,
-                Err(_) => return self.finish_stream(stream, id, false).map(|()| Sent::Done),
+                Err(_) => {
+                    return self
+                        .finish_stream(stream, id, false, answered)
+                        .map(|()| Sent::Done)
+                }
             }
         }
     }
@@ -322,10 +346,16 @@ impl Remote {
         stream: &mut EventStream<R>,
         id: &Id,
         modern: bool,
+        answered: &dyn Fn(),
     ) -> Result<(), Failure> {
         let deliver = |frame: Vec<u8>| self.deliver(frame);
         let stopped = || self.sink.stopped();
         let mut outcome = pump(stream, Some(id), &deliver, &stopped);
+        if matches!(outcome, Pumped::Answered) {
+            answered();
+            self.drain(stream);
+            return Ok(());
+        }
         let mut resumes = 0;
         loop {
             match outcome {
@@ -384,6 +414,14 @@ impl Remote {
                 }
             }
         }
+    }
+
+    /// Keep forwarding what follows the response on its stream until the server ends it, so that
+    /// the connection goes back to the pool (servers close the stream right after the response).
+    fn drain<R: std::io::Read>(&self, stream: &mut EventStream<R>) {
+        let deliver = |frame: Vec<u8>| self.deliver(frame);
+        let stopped = || self.sink.stopped();
+        pump(stream, None, &deliver, &stopped);
     }
 
     fn deliver_json(&self, resp: Response<Body>, id: &Id) -> Result<(), Failure> {
