@@ -246,8 +246,8 @@ impl Dispatcher {
         self.workers.acquire();
         let remote = Arc::clone(&self.remote);
         let workers = Arc::clone(&self.workers);
-        let fatal = Arc::clone(&self.fatal);
         let is_initialize = method == "initialize";
+        let (done_tx, done_rx) = mpsc::channel();
         let spawned = thread::Builder::new()
             .name(format!(
                 "req-{}",
@@ -258,13 +258,8 @@ impl Dispatcher {
                 // stream (for connection reuse) does not count against the limit.
                 let slot = std::sync::Once::new();
                 let release = || slot.call_once(|| workers.release());
-                if let Some(failure) = remote.request_then(line, &info, &release) {
-                    if is_initialize && failure.severity == Severity::Setup {
-                        if let Ok(mut f) = fatal.lock() {
-                            *f = Some(failure.message);
-                        }
-                    }
-                }
+                let failure = remote.request_then(line, &info, &release);
+                let _ = done_tx.send(failure);
                 release();
             });
         if let Err(e) = spawned {
@@ -278,7 +273,31 @@ impl Dispatcher {
         }
         if is_initialize {
             // Nothing else may go out before the session exists (the client only pings meanwhile).
-            self.wait_answered(&id);
+            match self.wait_worker(&done_rx) {
+                Some(Some(failure)) if failure.severity == Severity::Setup => {
+                    self.set_fatal(failure.message)
+                }
+                Some(_) => self.wait_answered(&id),
+                None => {}
+            }
+        }
+    }
+
+    /// Wait for a worker's outcome, unless input closes or the bridge stops first.
+    fn wait_worker(
+        &self,
+        done: &Receiver<Option<remote::Failure>>,
+    ) -> Option<Option<remote::Failure>> {
+        loop {
+            match done.recv_timeout(Duration::from_millis(100)) {
+                Ok(outcome) => return Some(outcome),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.input_closed.load(Ordering::Relaxed) || self.sink.stopped() {
+                        return None;
+                    }
+                }
+            }
         }
     }
 

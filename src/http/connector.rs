@@ -148,6 +148,25 @@ impl MtlsConnector {
     }
 }
 
+impl MtlsTransport {
+    /// A server that rejects our client certificate (TLS 1.3 checks it after the client's side of
+    /// the handshake is done) sends an alert and closes; our next write then fails with a broken
+    /// pipe. The alert is usually already in the socket: read it, so that the user learns *why*.
+    fn explain_write_error(&mut self, e: io::Error) -> io::Error {
+        use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+        if !matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted) {
+            return e;
+        }
+        let StreamOwned { conn, sock } = &mut self.stream;
+        if conn.read_tls(sock).is_ok() {
+            if let Err(tls_error) = conn.process_new_packets() {
+                return io::Error::new(io::ErrorKind::InvalidData, tls_error);
+            }
+        }
+        e
+    }
+}
+
 /// A TLS connection as a ureq transport.
 pub struct MtlsTransport {
     buffers: LazyBuffers,
@@ -169,8 +188,13 @@ impl Transport for MtlsTransport {
         use std::io::Write;
         self.stream.get_mut().set_timeout(timeout);
         let output = &self.buffers.output()[..amount];
-        self.stream.write_all(output)?;
-        self.stream.flush()?;
+        let written = self
+            .stream
+            .write_all(output)
+            .and_then(|()| self.stream.flush());
+        if let Err(e) = written {
+            return Err(self.explain_write_error(e).into());
+        }
         Ok(())
     }
 
