@@ -18,6 +18,7 @@ pub mod signals;
 pub mod sink;
 pub mod stdin;
 pub mod stdout;
+pub mod tool_headers;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -222,6 +223,15 @@ impl Dispatcher {
         }
         match info.kind {
             Kind::Request => self.start_request(line, info),
+            Kind::Notification
+                if info.method.as_deref() == Some("notifications/cancelled")
+                    && info
+                        .cancelled_request_id
+                        .as_ref()
+                        .is_some_and(|id| self.remote.cancel(id)) =>
+            {
+                // 2026-07-28: closing the request's stream was the cancellation; nothing to POST.
+            }
             Kind::Notification | Kind::Response => {
                 if let Err(f) = self.remote.send(line, &info) {
                     log::warn!(

@@ -16,7 +16,9 @@ use ureq::{AsSendBody, Body};
 use super::legacy::LegacyLink;
 use super::pump::{pump, EventStream, Pumped, StreamEnd, MAX_MESSAGE};
 use super::sink::Sink;
+use super::tool_headers::ToolHeaders;
 use crate::config::{Config, TransportStrategy, Url};
+use crate::http::cancel::{self, CancelHandle};
 use crate::http::diagnose::{diagnose, Severity};
 use crate::http::Http;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
@@ -97,6 +99,12 @@ pub struct Remote {
     replay_lock: Mutex<()>,
     /// Waiters for responses to the bridge's own requests (ids starting with BRIDGE_ID_PREFIX).
     internal: Mutex<HashMap<Id, mpsc::Sender<Vec<u8>>>>,
+    /// 2026-07-28 `x-mcp-header` parameters learned from `tools/list`.
+    tool_headers: ToolHeaders,
+    /// Modern requests in flight, cancellable by closing their connection.
+    cancels: Mutex<HashMap<Id, Arc<CancelHandle>>>,
+    /// Numbers the bridge's own requests.
+    next_internal: std::sync::atomic::AtomicU64,
 }
 
 /// What happened to a request sent over Streamable HTTP.
@@ -129,6 +137,9 @@ impl Remote {
             listener_started: AtomicBool::new(false),
             replay_lock: Mutex::new(()),
             internal: Mutex::new(HashMap::new()),
+            tool_headers: ToolHeaders::default(),
+            cancels: Mutex::new(HashMap::new()),
+            next_internal: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -205,6 +216,9 @@ impl Remote {
             state.client_initialize = Some(frame.to_vec());
         }
         let modern = is_modern(info);
+        if modern {
+            return self.modern_request(frame, info, id, answered);
+        }
         let mode = self.state().mode.clone();
         match mode {
             Mode::Legacy(link) if !modern => link.post(self, frame, Some(id)),
@@ -224,6 +238,101 @@ impl Remote {
                 }
             }
         }
+    }
+
+    /// A 2026-07-28 request: stateless, cancellable by closing its stream, and retried once with
+    /// fresh tool schemas when the server reports a header mismatch.
+    fn modern_request(
+        self: &Arc<Self>,
+        frame: &[u8],
+        info: &FrameInfo,
+        id: &Id,
+        answered: &dyn Fn(),
+    ) -> Result<(), Failure> {
+        if info.method.as_deref() == Some("tools/list") {
+            self.tool_headers.expect_list(id);
+        }
+        let handle = Arc::new(CancelHandle::default());
+        lock(&self.cancels).insert(id.clone(), Arc::clone(&handle));
+        let on_answer = || {
+            handle.release();
+            answered();
+        };
+        let send = || {
+            cancel::with_handle(Arc::clone(&handle), || {
+                self.post_request(frame, info, id, false, &on_answer)
+                    .map(|_| ())
+            })
+        };
+        let mut result = send();
+        if let Err(f) = &result {
+            let is_call = info.method.as_deref() == Some("tools/call");
+            if is_call && is_header_mismatch(f) && !handle.is_cancelled() {
+                log::info!(
+                    "the server reports a header mismatch: refreshing tools/list and retrying once"
+                );
+                match self.refresh_tools(frame) {
+                    Ok(()) => result = send(),
+                    Err(e) => log::warn!("cannot refresh tools/list: {}", e.message),
+                }
+            }
+        }
+        lock(&self.cancels).remove(id);
+        if handle.is_cancelled() {
+            log::debug!("request {} cancelled by closing its stream", id.to_json());
+            self.sink.forget(id);
+            return Ok(());
+        }
+        result
+    }
+
+    /// Cancel a modern request in flight by closing its response stream (its cancellation in
+    /// 2026-07-28). Returns false when no such request is in flight (then the cancel notification
+    /// is for the handshake era and is POSTed like any notification).
+    pub fn cancel(&self, id: &Id) -> bool {
+        match lock(&self.cancels).get(id) {
+            Some(handle) => {
+                handle.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Re-read every page of `tools/list` (with the `_meta` of the call that failed) so that
+    /// the `Mcp-Param-*` headers follow the server's current schemas.
+    fn refresh_tools(self: &Arc<Self>, call_frame: &[u8]) -> Result<(), Failure> {
+        let meta = serde_json::from_slice::<serde_json::Value>(call_frame)
+            .ok()
+            .and_then(|v| v.pointer("/params/_meta").cloned())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let mut cursor: Option<String> = None;
+        for _ in 0..20 {
+            let n = self.next_internal.fetch_add(1, Ordering::Relaxed);
+            let id_text = format!("{BRIDGE_ID_PREFIX}tools-{n}");
+            let id = Id::Str(id_text.clone());
+            let mut params = serde_json::json!({ "_meta": meta });
+            if let Some(c) = &cursor {
+                params["cursor"] = serde_json::Value::String(c.clone());
+            }
+            let request = serde_json::json!({"jsonrpc": "2.0", "id": id_text, "method": "tools/list", "params": params});
+            let frame = serde_json::to_vec(&request).unwrap_or_default();
+            let info = jsonrpc::classify(&frame)
+                .map_err(|e| Failure::new(jsonrpc::INTERNAL_ERROR, e.to_string()))?;
+            self.tool_headers.expect_list(&id);
+            let reply = self.internal_request(&frame, &info, &id)?;
+            cursor = serde_json::from_slice::<serde_json::Value>(&reply)
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/result/nextCursor")
+                        .and_then(|c| c.as_str())
+                        .map(str::to_string)
+                });
+            if cursor.is_none() {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// POST a request; when the server has lost the session (restart, expiry), replay the
@@ -379,7 +488,7 @@ impl Remote {
 
     /// POST a notification/response over Streamable HTTP: expect 202 (any 2xx is accepted).
     fn post_accepted(&self, frame: &[u8], info: &FrameInfo) -> Result<(), Failure> {
-        let headers = self.post_headers(info);
+        let headers = self.post_headers(info, frame);
         let resp = self.post(frame, &headers, Some(ACCEPT_TIMEOUT))?;
         let status = resp.status().as_u16();
         let ct = content_type(&resp);
@@ -410,7 +519,7 @@ impl Remote {
         may_fall_back: bool,
         answered: &dyn Fn(),
     ) -> Result<Sent, Failure> {
-        let headers = self.post_headers(info);
+        let headers = self.post_headers(info, frame);
         let sent_session = headers.iter().any(|(k, _)| k == "Mcp-Session-Id");
         let resp = self.post(frame, &headers, None)?;
         let status = resp.status().as_u16();
@@ -623,8 +732,10 @@ impl Remote {
                 return None;
             }
         };
+        let mut frame = frame;
         if info.kind == Kind::Response {
             self.observe_response(&frame, &info);
+            frame = self.tool_headers.absorb(info.id.as_ref(), frame);
             if let Some(Id::Str(s)) = &info.id {
                 if s.starts_with(BRIDGE_ID_PREFIX) {
                     let waiter = self
@@ -694,7 +805,7 @@ impl Remote {
     }
 
     /// Headers of a Streamable HTTP POST for this message.
-    fn post_headers(&self, info: &FrameInfo) -> Vec<(String, String)> {
+    fn post_headers(&self, info: &FrameInfo, frame: &[u8]) -> Vec<(String, String)> {
         let mut headers = vec![
             ("Content-Type".to_string(), "application/json".to_string()),
             (
@@ -715,6 +826,11 @@ impl Remote {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v)),
         );
+        if is_modern(info) && info.method.as_deref() == Some("tools/call") {
+            if let Some(tool) = &info.name {
+                headers.extend(self.tool_headers.param_headers(tool, frame));
+            }
+        }
         headers
     }
 
@@ -934,6 +1050,19 @@ fn is_modern_error(body: &[u8]) -> bool {
         jsonrpc::classify(body).ok().and_then(|i| i.error_code),
         Some(-32022..=-32020) | Some(-32601)
     )
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The server's answer was a 2026-07-28 HeaderMismatch (-32020).
+fn is_header_mismatch(f: &Failure) -> bool {
+    f.frame
+        .as_deref()
+        .and_then(|frame| jsonrpc::classify(frame).ok())
+        .and_then(|i| i.error_code)
+        == Some(jsonrpc::HEADER_MISMATCH)
 }
 
 /// 404 on a request that carried a session id means the session is gone (spec); the TypeScript

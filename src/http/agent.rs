@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
 use ureq::{Agent, Proxy};
 
 use super::connector::{ConfigSlot, HandshakeLog, MtlsConnector};
@@ -85,7 +85,6 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
 
     let connector =
         ().chain(ConnectProxyConnector::default())
-            .chain(TcpConnector::default())
             .chain(MtlsConnector::new(
                 Arc::clone(&tls_config),
                 servername,

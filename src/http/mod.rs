@@ -1,6 +1,7 @@
 //! HTTP: the ureq agent with our TLS connector, and the diagnosis of failed exchanges.
 
 pub mod agent;
+pub mod cancel;
 pub mod connector;
 pub mod diagnose;
 
