@@ -70,7 +70,8 @@ pub enum DiscoverMode {
     /// HTTP 400 `{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"Bad Request: Server not
     /// initialized"}}`, as the TypeScript server-everything does (the default).
     Http400IdNull,
-    /// A normal JSON-RPC `-32601 Method not found` error (needs a session like any request).
+    /// HTTP 200 with a JSON-RPC `-32601 Method not found` error carrying the request id, with or
+    /// without a session.
     MethodNotFound,
 }
 
@@ -169,6 +170,9 @@ pub enum Fault {
     /// Forget all Streamable HTTP sessions now (their GET streams end); the next request with a
     /// session id gets `unknown_session_status`.
     ExpireSessions,
+    /// End every open standalone (and resumed) GET stream now, cleanly: a SEP-1699
+    /// server-initiated disconnect. Sessions stay, and a GET with `Last-Event-ID` resumes.
+    EndGetStreams,
 }
 
 /// One HTTP request as the server received it.
@@ -324,7 +328,7 @@ impl TestServer {
         self.state.session_ids()
     }
 
-    /// Queues a fault; `ExpireSessions` takes effect immediately.
+    /// Queues a fault; `ExpireSessions` and `EndGetStreams` take effect immediately.
     pub fn inject(&self, fault: Fault) {
         self.state.inject(fault);
     }

@@ -10,6 +10,9 @@ use super::mcp::{Call, RpcError};
 
 /// Number of filler tools `tool-1`…`tool-N`, so that small page sizes give several pages.
 const FILLER_TOOLS: usize = 5;
+/// Upper bounds on client-chosen sizes, so that no input can exhaust memory or overflow.
+const MAX_BIG_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_STEPS: u64 = 10_000;
 /// How long `ask` waits for the client's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -100,8 +103,13 @@ pub(super) fn call(call: &mut Call<'_>, params: &Value) -> Result<Value, RpcErro
         "add" => add(&args),
         "slow" => slow(call, &args, progress_token),
         "big" => {
-            let bytes = args.get("bytes").and_then(Value::as_u64).unwrap_or(0) as usize;
-            Ok(text_result(big_text(bytes)))
+            let bytes = args.get("bytes").and_then(Value::as_u64).unwrap_or(0);
+            if bytes > MAX_BIG_BYTES {
+                return Err(RpcError::invalid_params(format!(
+                    "big: at most {MAX_BIG_BYTES} bytes"
+                )));
+            }
+            Ok(text_result(big_text(bytes as usize)))
         }
         "ask" => ask(call, &args),
         "notify" => {
@@ -157,7 +165,11 @@ fn slow(
     progress_token: Option<Value>,
 ) -> Result<Value, RpcError> {
     let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(1000);
-    let steps = args.get("steps").and_then(Value::as_u64).unwrap_or(0);
+    let steps = args
+        .get("steps")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(MAX_STEPS);
     let slice = Duration::from_millis(ms) / (steps.max(1) as u32);
     for step in 1..=steps.max(1) {
         if !sleep_interruptibly(call, slice) {
