@@ -546,13 +546,18 @@ impl Remote {
             }
             200..=299 => {
                 let body = read_error_body(resp);
-                let frame = jsonrpc::error_from_http(id, status, Some(&ct), &body);
+                let shown = excerpt(&jsonrpc::error_from_http(id, status, Some(&ct), &body));
+                let shown = shown
+                    .split_once(": ")
+                    .map_or("", |(_, rest)| rest)
+                    .to_string();
                 Err(Failure {
                     status: Some(status),
-                    frame: Some(frame),
                     ..Failure::new(
                         jsonrpc::BAD_SERVER_RESPONSE,
-                        format!("server answered HTTP {status} with content type '{ct}' instead of JSON or an event stream"),
+                        format!(
+                            "server answered HTTP {status} with content type '{ct}' instead of JSON or an event stream: {shown}"
+                        ),
                     )
                 })
             }
