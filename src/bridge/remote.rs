@@ -476,10 +476,19 @@ impl Remote {
     /// Send a notification or a response (to a server request) and wait until it is accepted.
     pub fn send(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Result<(), Failure> {
         let mode = self.state().mode.clone();
-        let result = match mode {
+        let generation = self.state().generation;
+        let mut result = match mode {
             Mode::Legacy(link) if !is_modern(info) => link.post(self, &frame, None),
             _ => self.post_accepted(&frame, info),
         };
+        if matches!(&result, Err(f) if f.session_gone) {
+            log::info!("the server lost the session; starting a new one");
+            self.reinitialize(generation)?;
+            // The replay already sent notifications/initialized.
+            if info.method.as_deref() != Some("notifications/initialized") {
+                result = self.post_accepted(&frame, info);
+            }
+        }
         if info.method.as_deref() == Some("notifications/initialized") && result.is_ok() {
             self.start_listener();
         }
@@ -489,6 +498,7 @@ impl Remote {
     /// POST a notification/response over Streamable HTTP: expect 202 (any 2xx is accepted).
     fn post_accepted(&self, frame: &[u8], info: &FrameInfo) -> Result<(), Failure> {
         let headers = self.post_headers(info, frame);
+        let sent_session = headers.iter().any(|(k, _)| k == "Mcp-Session-Id");
         let resp = self.post(frame, &headers, Some(ACCEPT_TIMEOUT))?;
         let status = resp.status().as_u16();
         let ct = content_type(&resp);
@@ -500,6 +510,7 @@ impl Remote {
         let frame = jsonrpc::error_from_http(&Id::Num(0), status, ct.as_deref(), &body);
         Err(Failure {
             status: Some(status),
+            session_gone: sent_session && is_session_gone(status, &body),
             ..Failure::new(
                 jsonrpc::HTTP_ERROR,
                 format!(

@@ -14,6 +14,7 @@ use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
 use ureq::{Agent, Proxy};
 
 use super::connector::{ConfigSlot, HandshakeLog, MtlsConnector};
+use super::rotation::Rotation;
 use crate::config::Config;
 use crate::tls::ClientTls;
 
@@ -89,6 +90,7 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
                 Arc::clone(&tls_config),
                 servername,
                 Arc::clone(&handshakes),
+                Some(Rotation::new(config.tls.clone(), Arc::clone(&tls_config))),
             ));
     let agent = Agent::with_parts(ureq_config, connector, DefaultResolver::default());
     Ok(Http {

@@ -42,6 +42,7 @@ pub struct MtlsConnector {
     /// HTTPS proxy in between keeps its own name.
     servername: Option<(String, ServerName<'static>)>,
     log: HandshakeLog,
+    rotation: Option<Arc<super::rotation::Rotation>>,
 }
 
 impl MtlsConnector {
@@ -49,11 +50,13 @@ impl MtlsConnector {
         config: ConfigSlot,
         servername: Option<(String, ServerName<'static>)>,
         log: HandshakeLog,
+        rotation: Option<Arc<super::rotation::Rotation>>,
     ) -> Self {
         Self {
             config,
             servername,
             log,
+            rotation,
         }
     }
 
@@ -107,6 +110,9 @@ impl<In: Transport> Connector<In> for MtlsConnector {
             .ok_or_else(|| ureq::Error::BadUri("URL has no host".into()))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = self.server_name_for(host)?;
+        if let Some(rotation) = &self.rotation {
+            rotation.refresh();
+        }
         let config = match self.config.read() {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),

@@ -4,5 +4,6 @@ pub mod agent;
 pub mod cancel;
 pub mod connector;
 pub mod diagnose;
+pub mod rotation;
 
 pub use agent::{build, Http, MAX_IN_FLIGHT};
