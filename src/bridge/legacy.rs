@@ -105,12 +105,14 @@ impl LegacyLink {
         let endpoint = match rx.recv_timeout(config.connect_timeout) {
             Ok(Ok(endpoint)) => endpoint,
             Ok(Err(why)) => return Err(Failure::new(jsonrpc::STREAM_ENDED, why)),
-            Err(_) => return Err(Failure::new(
-                jsonrpc::TRANSPORT_ERROR,
-                format!(
+            Err(_) => {
+                return Err(Failure::new(
+                    jsonrpc::TRANSPORT_ERROR,
+                    format!(
                     "the server at {sse_url} sent no `endpoint` event: is this a legacy SSE URL?"
                 ),
-            )),
+                ))
+            }
         };
         let post_url = sse_url.join(&endpoint).ok_or_else(|| {
             Failure::new(

@@ -18,6 +18,7 @@ pub mod signals;
 pub mod sink;
 pub mod stdin;
 pub mod stdout;
+pub mod tool_headers;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -222,6 +223,15 @@ impl Dispatcher {
         }
         match info.kind {
             Kind::Request => self.start_request(line, info),
+            Kind::Notification
+                if info.method.as_deref() == Some("notifications/cancelled")
+                    && info
+                        .cancelled_request_id
+                        .as_ref()
+                        .is_some_and(|id| self.remote.cancel(id)) =>
+            {
+                // 2026-07-28: closing the request's stream was the cancellation; nothing to POST.
+            }
             Kind::Notification | Kind::Response => {
                 if let Err(f) = self.remote.send(line, &info) {
                     log::warn!(
@@ -246,22 +256,21 @@ impl Dispatcher {
         self.workers.acquire();
         let remote = Arc::clone(&self.remote);
         let workers = Arc::clone(&self.workers);
-        let fatal = Arc::clone(&self.fatal);
         let is_initialize = method == "initialize";
+        let (done_tx, done_rx) = mpsc::channel();
         let spawned = thread::Builder::new()
             .name(format!(
                 "req-{}",
                 NEXT_WORKER.fetch_add(1, Ordering::Relaxed)
             ))
             .spawn(move || {
-                if let Some(failure) = remote.request(line, &info) {
-                    if is_initialize && failure.severity == Severity::Setup {
-                        if let Ok(mut f) = fatal.lock() {
-                            *f = Some(failure.message);
-                        }
-                    }
-                }
-                workers.release();
+                // The slot is freed as soon as the answer is out; reading the rest of the
+                // stream (for connection reuse) does not count against the limit.
+                let slot = std::sync::Once::new();
+                let release = || slot.call_once(|| workers.release());
+                let failure = remote.request_then(line, &info, &release);
+                let _ = done_tx.send(failure);
+                release();
             });
         if let Err(e) = spawned {
             self.workers.release();
@@ -274,7 +283,31 @@ impl Dispatcher {
         }
         if is_initialize {
             // Nothing else may go out before the session exists (the client only pings meanwhile).
-            self.wait_answered(&id);
+            match self.wait_worker(&done_rx) {
+                Some(Some(failure)) if failure.severity == Severity::Setup => {
+                    self.set_fatal(failure.message)
+                }
+                Some(_) => self.wait_answered(&id),
+                None => {}
+            }
+        }
+    }
+
+    /// Wait for a worker's outcome, unless input closes or the bridge stops first.
+    fn wait_worker(
+        &self,
+        done: &Receiver<Option<remote::Failure>>,
+    ) -> Option<Option<remote::Failure>> {
+        loop {
+            match done.recv_timeout(Duration::from_millis(100)) {
+                Ok(outcome) => return Some(outcome),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.input_closed.load(Ordering::Relaxed) || self.sink.stopped() {
+                        return None;
+                    }
+                }
+            }
         }
     }
 

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
 use ureq::{Agent, Proxy};
 
 use super::connector::{ConfigSlot, HandshakeLog, MtlsConnector};
+use super::rotation::Rotation;
 use crate::config::Config;
 use crate::tls::ClientTls;
 
@@ -85,11 +86,11 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
 
     let connector =
         ().chain(ConnectProxyConnector::default())
-            .chain(TcpConnector::default())
             .chain(MtlsConnector::new(
                 Arc::clone(&tls_config),
                 servername,
                 Arc::clone(&handshakes),
+                Some(Rotation::new(config.tls.clone(), Arc::clone(&tls_config))),
             ));
     let agent = Agent::with_parts(ureq_config, connector, DefaultResolver::default());
     Ok(Http {

@@ -1,6 +1,7 @@
 //! Support code shared by the integration tests: the mTLS MCP test server and fixture paths.
 #![allow(dead_code)]
 
+pub mod bridge;
 pub mod server;
 
 use std::path::PathBuf;
