@@ -81,8 +81,11 @@ pub fn probe(rpc: &mut dyn Rpc) -> Probe {
             .as_ref()
             .is_some_and(|s| s.capabilities.iter().any(|c| c == name))
     };
-    let (has_tools, has_resources, has_prompts) =
-        (declared("tools"), declared("resources"), declared("prompts"));
+    let (has_tools, has_resources, has_prompts) = (
+        declared("tools"),
+        declared("resources"),
+        declared("prompts"),
+    );
 
     probe.tools = probe.list(rpc, has_tools, "tools/list", "tools");
     probe.resources = probe.list(rpc, has_resources, "resources/list", "resources");
@@ -322,7 +325,9 @@ mod tests {
         let mut fake = Fake::answering(vec![
             init(json!({"prompts": {}})),
             Ok(json!({"prompts": [{"name": "a"}], "nextCursor": "p2"})),
-            Ok(json!({"prompts": [{"name": "b", "arguments": [{"name": "x", "required": true}]}], "nextCursor": "p3"})),
+            Ok(
+                json!({"prompts": [{"name": "b", "arguments": [{"name": "x", "required": true}]}], "nextCursor": "p3"}),
+            ),
             Ok(json!({"prompts": [{"name": "c"}]})),
         ]);
         let probe = probe(&mut fake);
@@ -330,7 +335,11 @@ mod tests {
         let cursors: Vec<&Value> = fake.calls[1..].iter().map(|(_, p)| p).collect();
         assert_eq!(
             cursors,
-            [&json!({}), &json!({"cursor": "p2"}), &json!({"cursor": "p3"})]
+            [
+                &json!({}),
+                &json!({"cursor": "p2"}),
+                &json!({"cursor": "p3"})
+            ]
         );
         match &probe.prompts {
             Listing::Listed { items, pages, .. } => {
@@ -387,7 +396,10 @@ mod tests {
         assert!(matches!(probe.resources, Listing::Failed { .. }));
         assert_eq!(probe.resource_templates, Listing::NotReached);
         assert_eq!(probe.prompts, Listing::NotReached);
-        assert_eq!(methods(&fake), ["initialize", "tools/list", "resources/list"]);
+        assert_eq!(
+            methods(&fake),
+            ["initialize", "tools/list", "resources/list"]
+        );
         assert_eq!(probe.failure.unwrap().step, "resources/list");
     }
 

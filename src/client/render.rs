@@ -134,10 +134,18 @@ fn tls(out: &mut String, tls: &Tls) {
 fn transport(out: &mut String, report: &Report) {
     let t = &report.transport;
     let _ = writeln!(out, "\nTransport");
-    let fallback = if t.fell_back {
-        ", after the first choice did not answer"
-    } else {
-        ""
+    if t.name == "undecided" {
+        let _ = writeln!(
+            out,
+            "  not established: the server never answered (strategy {})",
+            t.strategy
+        );
+        return;
+    }
+    let fallback = match (t.fell_back, t.name.as_str()) {
+        (false, _) => "",
+        (true, "Streamable HTTP") => ": fell back from legacy HTTP+SSE",
+        (true, _) => ": fell back from Streamable HTTP",
     };
     let _ = writeln!(out, "  {} (strategy {}{fallback})", t.name, t.strategy);
 }
@@ -361,7 +369,10 @@ mod tests {
     #[test]
     fn tools_show_their_first_description_line_aligned() {
         let text = human(&report());
-        assert!(text.contains("\nTools: 2  (tools/list 7 ms, 2 pages)\n"), "{text}");
+        assert!(
+            text.contains("\nTools: 2  (tools/list 7 ms, 2 pages)\n"),
+            "{text}"
+        );
         assert!(
             text.contains("\n  echo                     Returns its text\n"),
             "{text}"
@@ -382,7 +393,10 @@ mod tests {
     fn every_step_has_its_time_and_the_result_is_last() {
         let text = human(&report());
         assert!(text.contains("\n  initialize      12 ms\n"), "{text}");
-        assert!(text.contains("\n  tools/list       7 ms  (2 pages)\n"), "{text}");
+        assert!(
+            text.contains("\n  tools/list       7 ms  (2 pages)\n"),
+            "{text}"
+        );
         assert!(text.ends_with("\nResult: OK\n"), "{text}");
         assert!(text.contains("\nServer  (initialize 12 ms)\n"), "{text}");
     }

@@ -34,7 +34,7 @@ pub struct Report {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Tls {
     /// The latest handshake with the server.
-    Handshake(Handshake),
+    Handshake(Box<Handshake>),
     /// A plain `http://` URL (`--allow-http`): no TLS, no client certificate.
     NotUsed,
     /// No handshake completed (the server's certificate was refused, or nothing answered).
@@ -102,7 +102,7 @@ impl Tls {
                 None => "the OS trust store".to_string(),
             }
         };
-        Tls::Handshake(Handshake {
+        Tls::Handshake(Box::new(Handshake {
             protocol: facts.protocol,
             cipher_suite: facts.cipher_suite,
             server_name: facts.server_name,
@@ -110,7 +110,7 @@ impl Tls {
             server_chain_length: facts.server_chain.len(),
             verified_by,
             client_certificate: client.identity.as_ref().map(Certificate::from),
-        })
+        }))
     }
 }
 
@@ -204,11 +204,7 @@ pub struct Tool {
 pub struct Resource {
     pub uri: String,
     pub name: String,
-    #[serde(
-        default,
-        rename = "mimeType",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "mimeType", skip_serializing_if = "Option::is_none")]
     pub mime_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -219,11 +215,7 @@ pub struct ResourceTemplate {
     #[serde(rename = "uriTemplate")]
     pub uri_template: String,
     pub name: String,
-    #[serde(
-        default,
-        rename = "mimeType",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "mimeType", skip_serializing_if = "Option::is_none")]
     pub mime_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,

@@ -7,7 +7,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::bridge::sink::Sink;
-use crate::jsonrpc::{FrameInfo, Id, Kind};
+use crate::jsonrpc::{self, FrameInfo, Id, Kind};
 
 /// Longest excerpt of a frame written to the debug trace.
 const TRACE_LIMIT: usize = 4096;
@@ -108,6 +108,15 @@ impl Sink for CollectingSink {
         self.answer(id, Answer::Failed(frame));
     }
 
+    fn forget(&self, id: &Id) {
+        self.lock().waiting.remove(id);
+    }
+
+    /// Like the default, without its warning: the client reports the failure itself, once.
+    fn fail(&self, id: &Id, code: i64, message: &str) {
+        self.fail_with(id, jsonrpc::error_response(Some(id), code, message, None));
+    }
+
     fn in_flight(&self) -> Vec<Id> {
         self.lock().waiting.iter().cloned().collect()
     }
@@ -131,7 +140,6 @@ pub fn trace(frame: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jsonrpc;
 
     fn deliver(sink: &CollectingSink, frame: &[u8]) {
         let info = jsonrpc::classify(frame).unwrap();
@@ -144,10 +152,15 @@ mod tests {
         sink.expect(Id::Num(1));
         assert_eq!(sink.in_flight(), vec![Id::Num(1)]);
         deliver(&sink, br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
-        deliver(&sink, br#"{"jsonrpc":"2.0","id":1,"result":{"again":true}}"#);
+        deliver(
+            &sink,
+            br#"{"jsonrpc":"2.0","id":1,"result":{"again":true}}"#,
+        );
         assert_eq!(
             sink.wait(&Id::Num(1), Duration::ZERO),
-            Some(Answer::Response(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_vec()))
+            Some(Answer::Response(
+                br#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_vec()
+            ))
         );
         assert!(sink.in_flight().is_empty());
         assert_eq!(sink.wait(&Id::Num(1), Duration::ZERO), None);
