@@ -28,6 +28,10 @@ use crate::modern;
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times a POST's response stream is resumed with GET + Last-Event-ID.
 const MAX_RESUMES: u32 = 10;
+/// A listening stream silent for this long is presumed dead (a peer that vanished without a FIN,
+/// a NAT that forgot the flow) and is reconnected with Last-Event-ID. Servers that send keep-alive
+/// comments never hit it; for a silent but healthy server it costs one reconnect per period.
+const LISTEN_IDLE_BOUND: Duration = Duration::from_secs(300);
 /// Session replays per request before its failure is reported.
 const MAX_SESSION_REPLAYS: u32 = 2;
 /// Ids of the bridge's own requests: strings no MCP client generates, so they cannot collide.
@@ -680,7 +684,7 @@ impl Remote {
                     let wait = retry.unwrap_or_else(|| backoff(resumes));
                     log::debug!("response stream for {} ended; resuming after {wait:?} from event {last_id}", id.to_json());
                     thread::sleep(wait);
-                    let resp = self.get_stream(Some(&last_id))?;
+                    let resp = self.get_stream(Some(&last_id), None)?;
                     let status = resp.status().as_u16();
                     if status != 200 {
                         return Err(Failure {
@@ -889,7 +893,11 @@ impl Remote {
     }
 
     /// GET the endpoint as an event stream, for listening or resuming (`last_event_id`).
-    fn get_stream(&self, last_event_id: Option<&str>) -> Result<Response<Body>, Failure> {
+    fn get_stream(
+        &self,
+        last_event_id: Option<&str>,
+        idle_bound: Option<Duration>,
+    ) -> Result<Response<Body>, Failure> {
         let mut headers = vec![("Accept".to_string(), "text/event-stream".to_string())];
         headers.extend(self.session_headers());
         if let Some(id) = last_event_id {
@@ -897,7 +905,8 @@ impl Remote {
         }
         let mut url = self.state().endpoint.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let resp = self.exchange(Method::GET, &url, &headers, (), Some(ACCEPT_TIMEOUT))?;
+            let resp =
+                self.exchange_with(Method::GET, &url, &headers, (), Some(ACCEPT_TIMEOUT), idle_bound)?;
             match redirect_target(&resp, &url)? {
                 None => return Ok(resp),
                 Some(next) => url = next,
@@ -918,6 +927,19 @@ impl Remote {
         body: S,
         recv_timeout: Option<Duration>,
     ) -> Result<Response<Body>, Failure> {
+        self.exchange_with(method, url, headers, body, recv_timeout, None)
+    }
+
+    /// [`Remote::exchange`] with a bound on each read (`per_read`): an idle bound for streams.
+    fn exchange_with<S: AsSendBody>(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &[(String, String)],
+        body: S,
+        recv_timeout: Option<Duration>,
+        per_read: Option<Duration>,
+    ) -> Result<Response<Body>, Failure> {
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(url.full.as_str());
@@ -935,6 +957,7 @@ impl Remote {
             .agent
             .configure_request(request)
             .timeout_recv_response(recv_timeout)
+            .timeout_per_read(per_read)
             .build();
         log::debug!("{method} {url}");
         self.http.agent.run(request).map_err(|e| {
@@ -976,7 +999,7 @@ impl Remote {
         let stopped = || self.sink.stopped();
         while !self.sink.stopped() {
             let generation = self.state().generation;
-            let resp = match self.get_stream(last_event_id.as_deref()) {
+            let resp = match self.get_stream(last_event_id.as_deref(), Some(LISTEN_IDLE_BOUND)) {
                 Ok(resp) => resp,
                 Err(f) => {
                     // Server down: retry with capped, jittered backoff; log once per outage.
