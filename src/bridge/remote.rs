@@ -225,7 +225,10 @@ impl Remote {
         }
         let mode = self.state().mode.clone();
         match mode {
-            Mode::Legacy(link) if !modern => link.post(self, frame, Some(id)),
+            Mode::Legacy(link) if !modern => {
+                let link = self.live_legacy_link(link, is_initialize)?;
+                link.post(self, frame, Some(id))
+            }
             _ => {
                 let may_fall_back = is_initialize
                     && !modern
@@ -475,6 +478,56 @@ impl Remote {
                 "no response to the bridge's own request",
             )
         })
+    }
+
+    /// The legacy link, re-established when its SSE stream has ended (server restart): a new GET,
+    /// a new endpoint, and the client's initialize replayed on it before anything else.
+    fn live_legacy_link(
+        self: &Arc<Self>,
+        link: Arc<LegacyLink>,
+        is_initialize: bool,
+    ) -> Result<Arc<LegacyLink>, Failure> {
+        if link.is_alive() {
+            return Ok(link);
+        }
+        let _one_at_a_time = lock(&self.replay_lock);
+        if let Mode::Legacy(current) = &self.state().mode {
+            if current.is_alive() {
+                return Ok(Arc::clone(current));
+            }
+        }
+        log::info!("the server's SSE stream ended; reconnecting");
+        let fresh = LegacyLink::connect(self)?;
+        self.state().mode = Mode::Legacy(Arc::clone(&fresh));
+        let original = self.state().client_initialize.clone();
+        if let (false, Some(original)) = (is_initialize, original) {
+            let n = self.next_internal.fetch_add(1, Ordering::Relaxed);
+            let replay_id = Id::Str(format!("{BRIDGE_ID_PREFIX}reinit-sse-{n}"));
+            let frame = with_id(&original, &replay_id).ok_or_else(|| {
+                Failure::new(
+                    jsonrpc::SESSION_LOST,
+                    "cannot replay the client's initialize",
+                )
+            })?;
+            let (tx, rx) = mpsc::channel();
+            lock(&self.internal).insert(replay_id.clone(), tx);
+            let sent = fresh.post(self, &frame, None);
+            let reply = rx.recv_timeout(self.config.connect_timeout.max(Duration::from_secs(10)));
+            lock(&self.internal).remove(&replay_id);
+            sent?;
+            reply.map_err(|_| {
+                Failure::new(
+                    jsonrpc::SESSION_LOST,
+                    "the server did not answer the replayed initialize",
+                )
+            })?;
+            fresh.post(
+                self,
+                br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                None,
+            )?;
+        }
+        Ok(fresh)
     }
 
     /// Send a notification or a response (to a server request) and wait until it is accepted.
@@ -905,8 +958,14 @@ impl Remote {
         }
         let mut url = self.state().endpoint.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let resp =
-                self.exchange_with(Method::GET, &url, &headers, (), Some(ACCEPT_TIMEOUT), idle_bound)?;
+            let resp = self.exchange_with(
+                Method::GET,
+                &url,
+                &headers,
+                (),
+                Some(ACCEPT_TIMEOUT),
+                idle_bound,
+            )?;
             match redirect_target(&resp, &url)? {
                 None => return Ok(resp),
                 Some(next) => url = next,
