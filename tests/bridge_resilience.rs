@@ -232,3 +232,28 @@ fn a_cut_listening_stream_comes_back_with_last_event_id() {
     assert!(seen);
     assert_quiet(&mut b);
 }
+
+#[test]
+fn legacy_sse_server_restart_is_survived() {
+    let srv = TestServer::start(ServerOptions::default());
+    let port = srv.port();
+    let mut b = Bridge::start(&srv.url("/sse"), &["--transport", "sse-only"]);
+    b.initialize();
+    assert_eq!(echoed(&echo(&mut b, 1, "one")), Some("one"));
+    srv.stop();
+    let srv = TestServer::start_on(port, ServerOptions::default());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        echoed(&echo(&mut b, 2, "two")),
+        Some("two"),
+        "{}",
+        b.stderr()
+    );
+    let inits = srv
+        .requests()
+        .iter()
+        .filter(|r| r.rpc_method().as_deref() == Some("initialize"))
+        .count();
+    assert_eq!(inits, 1, "initialize replayed on the new SSE session");
+    assert_quiet(&mut b);
+}

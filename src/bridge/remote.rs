@@ -28,6 +28,10 @@ use crate::modern;
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times a POST's response stream is resumed with GET + Last-Event-ID.
 const MAX_RESUMES: u32 = 10;
+/// A listening stream silent for this long is presumed dead (a peer that vanished without a FIN,
+/// a NAT that forgot the flow) and is reconnected with Last-Event-ID. Servers that send keep-alive
+/// comments never hit it; for a silent but healthy server it costs one reconnect per period.
+const LISTEN_IDLE_BOUND: Duration = Duration::from_secs(300);
 /// Session replays per request before its failure is reported.
 const MAX_SESSION_REPLAYS: u32 = 2;
 /// Ids of the bridge's own requests: strings no MCP client generates, so they cannot collide.
@@ -221,7 +225,10 @@ impl Remote {
         }
         let mode = self.state().mode.clone();
         match mode {
-            Mode::Legacy(link) if !modern => link.post(self, frame, Some(id)),
+            Mode::Legacy(link) if !modern => {
+                let link = self.live_legacy_link(link, is_initialize)?;
+                link.post(self, frame, Some(id))
+            }
             _ => {
                 let may_fall_back = is_initialize
                     && !modern
@@ -473,6 +480,56 @@ impl Remote {
         })
     }
 
+    /// The legacy link, re-established when its SSE stream has ended (server restart): a new GET,
+    /// a new endpoint, and the client's initialize replayed on it before anything else.
+    fn live_legacy_link(
+        self: &Arc<Self>,
+        link: Arc<LegacyLink>,
+        is_initialize: bool,
+    ) -> Result<Arc<LegacyLink>, Failure> {
+        if link.is_alive() {
+            return Ok(link);
+        }
+        let _one_at_a_time = lock(&self.replay_lock);
+        if let Mode::Legacy(current) = &self.state().mode {
+            if current.is_alive() {
+                return Ok(Arc::clone(current));
+            }
+        }
+        log::info!("the server's SSE stream ended; reconnecting");
+        let fresh = LegacyLink::connect(self)?;
+        self.state().mode = Mode::Legacy(Arc::clone(&fresh));
+        let original = self.state().client_initialize.clone();
+        if let (false, Some(original)) = (is_initialize, original) {
+            let n = self.next_internal.fetch_add(1, Ordering::Relaxed);
+            let replay_id = Id::Str(format!("{BRIDGE_ID_PREFIX}reinit-sse-{n}"));
+            let frame = with_id(&original, &replay_id).ok_or_else(|| {
+                Failure::new(
+                    jsonrpc::SESSION_LOST,
+                    "cannot replay the client's initialize",
+                )
+            })?;
+            let (tx, rx) = mpsc::channel();
+            lock(&self.internal).insert(replay_id.clone(), tx);
+            let sent = fresh.post(self, &frame, None);
+            let reply = rx.recv_timeout(self.config.connect_timeout.max(Duration::from_secs(10)));
+            lock(&self.internal).remove(&replay_id);
+            sent?;
+            reply.map_err(|_| {
+                Failure::new(
+                    jsonrpc::SESSION_LOST,
+                    "the server did not answer the replayed initialize",
+                )
+            })?;
+            fresh.post(
+                self,
+                br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                None,
+            )?;
+        }
+        Ok(fresh)
+    }
+
     /// Send a notification or a response (to a server request) and wait until it is accepted.
     pub fn send(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Result<(), Failure> {
         let mode = self.state().mode.clone();
@@ -680,7 +737,7 @@ impl Remote {
                     let wait = retry.unwrap_or_else(|| backoff(resumes));
                     log::debug!("response stream for {} ended; resuming after {wait:?} from event {last_id}", id.to_json());
                     thread::sleep(wait);
-                    let resp = self.get_stream(Some(&last_id))?;
+                    let resp = self.get_stream(Some(&last_id), None)?;
                     let status = resp.status().as_u16();
                     if status != 200 {
                         return Err(Failure {
@@ -889,7 +946,11 @@ impl Remote {
     }
 
     /// GET the endpoint as an event stream, for listening or resuming (`last_event_id`).
-    fn get_stream(&self, last_event_id: Option<&str>) -> Result<Response<Body>, Failure> {
+    fn get_stream(
+        &self,
+        last_event_id: Option<&str>,
+        idle_bound: Option<Duration>,
+    ) -> Result<Response<Body>, Failure> {
         let mut headers = vec![("Accept".to_string(), "text/event-stream".to_string())];
         headers.extend(self.session_headers());
         if let Some(id) = last_event_id {
@@ -897,7 +958,14 @@ impl Remote {
         }
         let mut url = self.state().endpoint.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let resp = self.exchange(Method::GET, &url, &headers, (), Some(ACCEPT_TIMEOUT))?;
+            let resp = self.exchange_with(
+                Method::GET,
+                &url,
+                &headers,
+                (),
+                Some(ACCEPT_TIMEOUT),
+                idle_bound,
+            )?;
             match redirect_target(&resp, &url)? {
                 None => return Ok(resp),
                 Some(next) => url = next,
@@ -918,6 +986,19 @@ impl Remote {
         body: S,
         recv_timeout: Option<Duration>,
     ) -> Result<Response<Body>, Failure> {
+        self.exchange_with(method, url, headers, body, recv_timeout, None)
+    }
+
+    /// [`Remote::exchange`] with a bound on each read (`per_read`): an idle bound for streams.
+    fn exchange_with<S: AsSendBody>(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &[(String, String)],
+        body: S,
+        recv_timeout: Option<Duration>,
+        per_read: Option<Duration>,
+    ) -> Result<Response<Body>, Failure> {
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(url.full.as_str());
@@ -935,6 +1016,7 @@ impl Remote {
             .agent
             .configure_request(request)
             .timeout_recv_response(recv_timeout)
+            .timeout_per_read(per_read)
             .build();
         log::debug!("{method} {url}");
         self.http.agent.run(request).map_err(|e| {
@@ -976,7 +1058,7 @@ impl Remote {
         let stopped = || self.sink.stopped();
         while !self.sink.stopped() {
             let generation = self.state().generation;
-            let resp = match self.get_stream(last_event_id.as_deref()) {
+            let resp = match self.get_stream(last_event_id.as_deref(), Some(LISTEN_IDLE_BOUND)) {
                 Ok(resp) => resp,
                 Err(f) => {
                     // Server down: retry with capped, jittered backoff; log once per outage.
