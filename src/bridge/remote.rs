@@ -641,10 +641,7 @@ impl Remote {
                     status: Some(status),
                     session_gone: sent_session && is_session_gone(status, &body),
                     frame: Some(frame.clone()),
-                    ..Failure::new(
-                        jsonrpc::HTTP_ERROR,
-                        format!("HTTP {status} from server: {}", excerpt(&frame)),
-                    )
+                    ..Failure::new(jsonrpc::HTTP_ERROR, http_error_message(status, &frame))
                 })
             }
         }
@@ -1254,6 +1251,17 @@ fn read_error_body(resp: Response<Body>) -> Vec<u8> {
         .take(ERROR_BODY_LIMIT)
         .read_to_end(&mut body);
     body
+}
+
+/// "HTTP 503 from server: …" for an error frame built from an HTTP answer (whose message may
+/// already say so, when the body was not JSON-RPC).
+fn http_error_message(status: u16, frame: &[u8]) -> String {
+    let message = excerpt(frame);
+    if message.starts_with("HTTP ") {
+        message
+    } else {
+        format!("HTTP {status} from server: {message}")
+    }
 }
 
 /// The message of an error frame, for logs.

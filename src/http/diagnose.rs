@@ -116,7 +116,7 @@ fn diagnose_tls(e: &rustls::Error, config: &Config) -> Diagnosis {
             )),
             CertificateError::NotValidForNameContext { presented, .. } => setup(format!(
                 "server certificate does not name {host} (it names: {}): set --tls-servername to one of those",
-                presented.join(", ")
+                presented.iter().map(|n| plain_name(n)).collect::<Vec<_>>().join(", ")
             )),
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => setup(format!(
                 "server certificate of {host} has expired: the server must renew it"
@@ -176,6 +176,15 @@ fn diagnose_alert(alert: AlertDescription, config: &Config) -> Diagnosis {
         )),
         other => setup(format!("TLS alert {other:?} from {host}")),
     }
+}
+
+/// rustls lists presented names in Debug form (`DnsName("a.b")`, `IpAddress(1.2.3.4)`).
+fn plain_name(debug: &str) -> &str {
+    let inner = match debug.find('(') {
+        Some(open) if debug.ends_with(')') => &debug[open + 1..debug.len() - 1],
+        _ => debug,
+    };
+    inner.trim_matches('"')
 }
 
 fn min_version_hint(config: &Config) -> &'static str {
