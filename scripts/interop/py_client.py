@@ -54,6 +54,12 @@ async def cancel_slow(client, tool, arguments):
     check(time.monotonic() - started < 3, "cancelling the call took too long")
 
 
+async def cancelled_count(client):
+    text = text_of(await client.call_tool("cancelled", {}, read_timeout_seconds=CALL_TIMEOUT))
+    check(text.startswith("cancelled="), f"cancelled returned {text!r}")
+    return int(text.split("=", 1)[1])
+
+
 async def run_python(client, args, notes):
     names = {t.name for t in (await client.list_tools()).tools}
     check({"echo", "add", "slow"} <= names, f"tools/list lacks echo/add/slow: {sorted(names)}")
@@ -73,17 +79,16 @@ async def run_python(client, args, notes):
         check(text_of(result) == "answered after reconnect", f"reconnect returned {text_of(result)!r}")
         notes.append("resumed")
     if args.cancel:
+        # The server counts the slow calls it saw cancelled (over its whole life, so other cells'
+        # calls count too): the cancel must raise that count by one, promptly.
+        before = await cancelled_count(client)
         await cancel_slow(client, "slow", {"steps": 50, "delay": 0.2})
         text = text_of(await client.call_tool("echo", {"message": "after"}, read_timeout_seconds=CALL_TIMEOUT))
         check(text == "Echo: after", f"echo after cancel returned {text!r}")
-        # The server counts slow calls it saw cancelled: the cancel must have reached it.
         deadline = time.monotonic() + 3
-        while True:
-            text = text_of(await client.call_tool("cancelled", {}, read_timeout_seconds=CALL_TIMEOUT))
-            if text == "cancelled=1" or time.monotonic() > deadline:
-                break
+        while (after := await cancelled_count(client)) == before and time.monotonic() < deadline:
             await anyio.sleep(0.2)
-        check(text == "cancelled=1", f"the server did not see the cancellation ({text})")
+        check(after == before + 1, f"the server did not see the cancellation (cancelled {before} -> {after})")
         notes.append("cancel")
 
 
