@@ -12,6 +12,8 @@ mod faults;
 mod http;
 mod legacy;
 mod mcp;
+mod modern;
+mod modern_headers;
 mod pump;
 mod sse;
 mod state;
@@ -31,6 +33,8 @@ use state::State;
 
 #[allow(unused_imports)] // used by some test crates, not all
 pub use mcp::{LATEST_VERSION, SERVER_NAME, SUPPORTED_VERSIONS};
+#[allow(unused_imports)]
+pub use modern::MODERN_VERSIONS;
 #[allow(unused_imports)]
 pub use tools::big_text;
 
@@ -118,6 +122,11 @@ pub struct ServerOptions {
     pub discover: DiscoverMode,
     /// Answer every initialize with this version instead of echoing a supported offer.
     pub negotiate_version: Option<&'static str>,
+    /// Also serve 2026-07-28 ("modern", stateless) requests on `/mcp`, recognised by
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]`, as the Python SDK server does
+    /// (default false). They need no session; their headers must mirror the body (else 400
+    /// `-32020`); a GET or DELETE with a modern `MCP-Protocol-Version` gets 405.
+    pub modern: bool,
 }
 
 impl Default for ServerOptions {
@@ -141,6 +150,7 @@ impl Default for ServerOptions {
             page_size: None,
             discover: DiscoverMode::Http400IdNull,
             negotiate_version: None,
+            modern: false,
         }
     }
 }
@@ -326,6 +336,12 @@ impl TestServer {
     /// Ids of the live Streamable HTTP sessions (`""` is the implicit one when sessions are off).
     pub fn active_sessions(&self) -> Vec<String> {
         self.state.session_ids()
+    }
+
+    /// Ids of 2026-07-28 requests (including `subscriptions/listen`) whose SSE response stream
+    /// the client closed before the response was sent: the modern way to cancel.
+    pub fn cancelled_streams(&self) -> Vec<serde_json::Value> {
+        self.state.cancelled_streams()
     }
 
     /// Queues a fault; `ExpireSessions` and `EndGetStreams` take effect immediately.

@@ -94,6 +94,8 @@ pub(super) struct State {
     pending: Mutex<HashMap<String, Sender<Value>>>,
     /// JSON texts of request ids the client cancelled.
     cancelled: Mutex<Vec<String>>,
+    /// Ids of modern requests whose SSE response stream the client closed before the response.
+    cancelled_streams: Mutex<Vec<Value>>,
     sockets: Mutex<HashMap<u64, TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     counter: AtomicU64,
@@ -118,6 +120,7 @@ impl State {
             legacy: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(Vec::new()),
+            cancelled_streams: Mutex::new(Vec::new()),
             sockets: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
             counter: AtomicU64::new(1),
@@ -478,5 +481,15 @@ impl State {
 
     pub fn is_cancelled(&self, request_id: &Value) -> bool {
         lock(&self.cancelled).contains(&request_id.to_string())
+    }
+
+    /// Notes that the client closed a modern request's response stream before its response:
+    /// the 2026-07-28 way to cancel.
+    pub fn record_cancelled_stream(&self, request_id: &Value) {
+        lock(&self.cancelled_streams).push(request_id.clone());
+    }
+
+    pub fn cancelled_streams(&self) -> Vec<Value> {
+        lock(&self.cancelled_streams).clone()
     }
 }

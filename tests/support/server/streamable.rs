@@ -9,6 +9,8 @@ use serde_json::Value;
 use super::faults::{self, PostFault};
 use super::http::{reply, HttpConn, Next, Request, Response};
 use super::mcp::{self, Call, Incoming, Outlet, RpcError};
+use super::modern;
+use super::modern_headers;
 use super::pump;
 use super::sse;
 use super::state::{Resume, State};
@@ -40,6 +42,14 @@ fn sse_headers(state: &State, session: &str) -> Vec<(String, String)> {
 pub(super) fn handle(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
     if req.header("origin").is_some() {
         return reply(http, req, rejection(403, "Forbidden: Origin not allowed"));
+    }
+    if state.opts.modern && req.method != "POST" && modern::is_modern_header(req) {
+        // 2026-07-28 is POST only: no standalone stream, no session to delete.
+        let response = rejection(
+            405,
+            "Method Not Allowed: protocol version 2026-07-28 is POST only",
+        );
+        return reply(http, req, response.header("Allow", "POST"));
     }
     match req.method.as_str() {
         "POST" => post(state, http, req),
@@ -134,6 +144,12 @@ fn post(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
             "Invalid Request: batches are not supported",
         );
         return reply(http, req, Response::json(400, &body));
+    }
+    if state.opts.modern {
+        if let Some(version) = modern_headers::declared_version(&message) {
+            let version = version.to_string();
+            return modern::post(state, http, req, &message, &version);
+        }
     }
     let incoming = mcp::classify(&message);
     let mut close_after_priming = false;
