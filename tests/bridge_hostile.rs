@@ -159,3 +159,34 @@ fn a_truncated_json_body_is_an_error() {
         "JSON",
     );
 }
+
+#[test]
+fn nginx_missing_certificate_page_is_a_setup_error_not_a_fallback() {
+    let port = canned_server(
+        b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/html\r\ncontent-length: 180\r\n\r\n<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>No required SSL certificate was sent</center>\r\n</body></html>",
+    );
+    let mut b = Bridge::spawn(
+        &[
+            format!("https://127.0.0.1:{port}/mcp"),
+            "--tls-ca".into(),
+            fixture("ca.crt").display().to_string(),
+        ],
+        &[],
+    );
+    let resp = b.call(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}),
+    );
+    let msg = resp["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("requires a client certificate") && msg.contains("--tls-cert"),
+        "{msg}"
+    );
+    assert_eq!(b.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(1));
+    assert!(
+        !b.stderr().contains("legacy"),
+        "no SSE fallback: {}",
+        b.stderr()
+    );
+}

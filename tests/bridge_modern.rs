@@ -40,22 +40,38 @@ fn modern_requests_carry_headers_from_their_body_and_no_session() {
     let srv = modern_server();
     let mut b = Bridge::start(&srv.url("/mcp"), &[]);
     let discover = call(&mut b, modern(json!(1), "server/discover", json!({})));
-    assert!(discover["result"]["supportedVersions"].as_array().is_some(), "{discover}");
+    assert!(
+        discover["result"]["supportedVersions"].as_array().is_some(),
+        "{discover}"
+    );
     let resp = call(
         &mut b,
-        modern(json!(2), "tools/call", json!({"name":"echo","arguments":{"text":"modern"}})),
+        modern(
+            json!(2),
+            "tools/call",
+            json!({"name":"echo","arguments":{"text":"modern"}}),
+        ),
     );
     assert_eq!(resp["result"]["content"][0]["text"], "modern", "{resp}");
-    assert_eq!(resp["result"]["resultType"], "complete", "results pass through untouched");
+    assert_eq!(
+        resp["result"]["resultType"], "complete",
+        "results pass through untouched"
+    );
     b.close_stdin();
     assert!(b.wait_exit(Duration::from_secs(5)).unwrap().success());
     let reqs = srv.requests();
-    let call_req = reqs.iter().find(|r| r.rpc_method().as_deref() == Some("tools/call")).unwrap();
+    let call_req = reqs
+        .iter()
+        .find(|r| r.rpc_method().as_deref() == Some("tools/call"))
+        .unwrap();
     assert_eq!(call_req.header("mcp-protocol-version"), Some(MODERN));
     assert_eq!(call_req.header("mcp-method"), Some("tools/call"));
     assert_eq!(call_req.header("mcp-name"), Some("echo"));
     assert!(reqs.iter().all(|r| r.header("mcp-session-id").is_none()));
-    assert!(reqs.iter().all(|r| r.method == "POST"), "no GET stream, no DELETE in this era");
+    assert!(
+        reqs.iter().all(|r| r.method == "POST"),
+        "no GET stream, no DELETE in this era"
+    );
 }
 
 #[test]
@@ -70,10 +86,18 @@ fn invalid_tools_are_dropped_and_annotated_arguments_become_headers() {
         .filter_map(|t| t["name"].as_str())
         .collect();
     assert!(names.contains(&"region_echo"), "{names:?}");
-    assert!(!names.contains(&"bad_header_tool"), "invalid x-mcp-header tool is removed: {names:?}");
+    assert!(
+        !names.contains(&"bad_header_tool"),
+        "invalid x-mcp-header tool is removed: {names:?}"
+    );
     // Listing again does not warn again.
     call(&mut b, modern(json!(2), "tools/list", json!({})));
-    assert_eq!(b.stderr().matches("bad_header_tool").count(), 1, "{}", b.stderr());
+    assert_eq!(
+        b.stderr().matches("bad_header_tool").count(),
+        1,
+        "{}",
+        b.stderr()
+    );
 
     let resp = call(
         &mut b,
@@ -93,7 +117,10 @@ fn invalid_tools_are_dropped_and_annotated_arguments_become_headers() {
     assert_eq!(req.header("mcp-param-count"), Some("3"));
     assert_eq!(req.header("mcp-param-flag"), Some("true"));
     let region = req.header("mcp-param-region").unwrap();
-    assert!(region.starts_with("=?base64?") && region.ends_with("?="), "non-ASCII is encoded: {region}");
+    assert!(
+        region.starts_with("=?base64?") && region.ends_with("?="),
+        "non-ASCII is encoded: {region}"
+    );
 }
 
 #[test]
@@ -103,21 +130,45 @@ fn header_mismatch_refreshes_the_tool_list_and_retries_once() {
     // No tools/list yet: the bridge cannot know region_echo's headers, the server says -32020.
     let resp = call(
         &mut b,
-        modern(json!(1), "tools/call", json!({"name":"region_echo","arguments":{"region":"eu","count":1,"flag":false}})),
+        modern(
+            json!(1),
+            "tools/call",
+            json!({"name":"region_echo","arguments":{"region":"eu","count":1,"flag":false}}),
+        ),
     );
-    assert!(resp.get("result").is_some(), "retried after refreshing tools/list: {resp}");
-    let methods: Vec<String> = srv.requests().iter().filter_map(|r| r.rpc_method()).collect();
-    assert_eq!(methods, ["tools/call", "tools/list", "tools/call"], "{methods:?}");
-    assert!(b.recv_within(Duration::from_millis(200)).is_none(), "the bridge's own tools/list is not forwarded");
+    assert!(
+        resp.get("result").is_some(),
+        "retried after refreshing tools/list: {resp}"
+    );
+    let methods: Vec<String> = srv
+        .requests()
+        .iter()
+        .filter_map(|r| r.rpc_method())
+        .collect();
+    assert_eq!(
+        methods,
+        ["tools/call", "tools/list", "tools/call"],
+        "{methods:?}"
+    );
+    assert!(
+        b.recv_within(Duration::from_millis(200)).is_none(),
+        "the bridge's own tools/list is not forwarded"
+    );
 }
 
 #[test]
 fn cancel_closes_the_stream_and_is_not_posted() {
     let srv = modern_server();
     let mut b = Bridge::start(&srv.url("/mcp"), &[]);
-    b.send(&modern(json!(7), "tools/call", json!({"name":"slow","arguments":{"ms":5000}})));
-    srv.wait_for_request(Duration::from_secs(5), |r| r.rpc_method().as_deref() == Some("tools/call"))
-        .unwrap();
+    b.send(&modern(
+        json!(7),
+        "tools/call",
+        json!({"name":"slow","arguments":{"ms":5000}}),
+    ));
+    srv.wait_for_request(Duration::from_secs(5), |r| {
+        r.rpc_method().as_deref() == Some("tools/call")
+    })
+    .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     b.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"user"}}));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -125,13 +176,23 @@ fn cancel_closes_the_stream_and_is_not_posted() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(srv.cancelled_streams(), vec![json!(7)]);
-    assert!(b.recv_within(Duration::from_millis(500)).is_none(), "a cancelled request gets no answer");
+    assert!(
+        b.recv_within(Duration::from_millis(500)).is_none(),
+        "a cancelled request gets no answer"
+    );
     assert!(srv
         .requests()
         .iter()
         .all(|r| r.rpc_method().as_deref() != Some("notifications/cancelled")));
     // The bridge goes on.
-    let resp = call(&mut b, modern(json!(8), "tools/call", json!({"name":"echo","arguments":{"text":"after"}})));
+    let resp = call(
+        &mut b,
+        modern(
+            json!(8),
+            "tools/call",
+            json!({"name":"echo","arguments":{"text":"after"}}),
+        ),
+    );
     assert_eq!(resp["result"]["content"][0]["text"], "after");
 }
 
@@ -146,7 +207,10 @@ fn modern_errors_reach_the_client_intact_without_fallback() {
     assert!(resp["error"]["data"]["supported"].is_array(), "{resp}");
     let resp = call(&mut b, modern(json!(2), "no/such/method", json!({})));
     assert_eq!(resp["error"]["code"], -32601, "{resp}");
-    assert!(srv.requests().iter().all(|r| r.method == "POST" && r.path == "/mcp"));
+    assert!(srv
+        .requests()
+        .iter()
+        .all(|r| r.method == "POST" && r.path == "/mcp"));
 }
 
 #[test]
@@ -158,7 +222,11 @@ fn dual_era_client_probes_then_falls_back_to_initialize() {
     assert_eq!(probe["id"], 1);
     assert!(probe.get("error").is_some());
     b.initialize();
-    let resp = b.call(json!(2), "tools/call", json!({"name":"echo","arguments":{"text":"legacy era"}}));
+    let resp = b.call(
+        json!(2),
+        "tools/call",
+        json!({"name":"echo","arguments":{"text":"legacy era"}}),
+    );
     assert_eq!(resp["result"]["content"][0]["text"], "legacy era");
 }
 
@@ -172,7 +240,10 @@ fn subscriptions_listen_streams_notifications_and_ends_at_shutdown() {
         let msg = b.recv();
         methods.push(msg["method"].as_str().unwrap_or_default().to_string());
     }
-    assert!(methods.contains(&"notifications/tools/list_changed".to_string()), "{methods:?}");
+    assert!(
+        methods.contains(&"notifications/tools/list_changed".to_string()),
+        "{methods:?}"
+    );
     let t = std::time::Instant::now();
     b.close_stdin();
     assert!(b.wait_exit(Duration::from_secs(5)).unwrap().success());

@@ -233,6 +233,10 @@ impl Dispatcher {
                 // 2026-07-28: closing the request's stream was the cancellation; nothing to POST.
             }
             Kind::Notification | Kind::Response => {
+                if let Some(cancelled) = &info.cancelled_request_id {
+                    // The client gave up on it: a late answer is dropped, and none is owed.
+                    self.sink.forget(cancelled);
+                }
                 if let Err(f) = self.remote.send(line, &info) {
                     log::warn!(
                         "the server did not accept {}: {}",

@@ -196,6 +196,8 @@ impl Remote {
         let id = info.id.clone()?;
         match self.try_request(&frame, info, &id, answered) {
             Ok(()) => None,
+            // Shutting down: the client closed stdin and waits for no answer; stay quiet.
+            Err(_) if self.sink.stopped() => None,
             Err(failure) => {
                 match &failure.frame {
                     Some(f) => self.sink.fail_with(&id, f.clone()),
@@ -237,8 +239,15 @@ impl Remote {
                 match self.post_with_session_recovery(frame, info, id, may_fall_back, answered)? {
                     Sent::Done => Ok(()),
                     Sent::FallBack(why) => {
-                        log::info!("{why}: falling back to the legacy HTTP+SSE transport");
-                        let link = LegacyLink::connect(self)?;
+                        log::info!("{why}: trying the legacy HTTP+SSE transport");
+                        // If the fallback fails too, the POST's answer is the more telling error.
+                        let link = LegacyLink::connect(self).map_err(|legacy| Failure {
+                            message: format!(
+                                "{why}, and the legacy HTTP+SSE fallback failed too ({})",
+                                legacy.message
+                            ),
+                            ..legacy
+                        })?;
                         self.state().mode = Mode::Legacy(Arc::clone(&link));
                         link.post(self, frame, Some(id))
                     }
@@ -631,12 +640,22 @@ impl Remote {
             }
             _ => {
                 let body = read_error_body(resp);
+                let frame = jsonrpc::error_from_http(id, status, Some(&ct), &body);
+                if let Some(why) = proxy_certificate_complaint(&body, &self.config) {
+                    // nginx & co. answer a missing or bad client certificate with an HTML 400:
+                    // a setup error, not a reason to try another transport.
+                    return Err(Failure {
+                        status: Some(status),
+                        severity: Severity::Setup,
+                        ..Failure::new(jsonrpc::HTTP_ERROR, why)
+                    });
+                }
                 if may_fall_back && matches!(status, 400 | 404 | 405) && !is_modern_error(&body) {
                     return Ok(Sent::FallBack(format!(
-                        "server answered the initialize POST with HTTP {status}"
+                        "server answered the initialize POST with {}",
+                        http_error_message(status, &frame)
                     )));
                 }
-                let frame = jsonrpc::error_from_http(id, status, Some(&ct), &body);
                 Err(Failure {
                     status: Some(status),
                     session_gone: sent_session && is_session_gone(status, &body),
@@ -1251,6 +1270,28 @@ fn read_error_body(resp: Response<Body>) -> Vec<u8> {
         .take(ERROR_BODY_LIMIT)
         .read_to_end(&mut body);
     body
+}
+
+/// TLS-terminating proxies (nginx: "400 No required SSL certificate was sent", "400 The SSL
+/// certificate error") report client-certificate problems in an HTTP body after the handshake.
+fn proxy_certificate_complaint(body: &[u8], config: &Config) -> Option<String> {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_ascii_lowercase();
+    if text.contains("no required ssl certificate was sent") {
+        let hint = if config.tls.has_identity() {
+            "the certificate was not sent: check that it is signed by a CA the server asks for"
+        } else {
+            "set --tls-cert/--tls-key or --tls-pfx"
+        };
+        return Some(format!(
+            "remote refused the connection: the server requires a client certificate (\"No required SSL certificate was sent\"); {hint}"
+        ));
+    }
+    if text.contains("ssl certificate error") || text.contains("the ssl certificate error") {
+        return Some(
+            "remote refused the client certificate (\"The SSL certificate error\"): check that it is signed by a CA the server trusts, unexpired, with intermediates in --tls-cert".to_string(),
+        );
+    }
+    None
 }
 
 /// "HTTP 503 from server: …" for an error frame built from an HTTP answer (whose message may
