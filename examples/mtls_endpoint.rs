@@ -19,7 +19,8 @@ const USAGE: &str =
     "usage: mtls_endpoint [--port N] [--json] [--crlf] [--retry-ms N] [--no-priming] \
 [--no-sessions] [--unknown-session-status N] [--get-status N] [--no-streamable] \
 [--streamable-off-status N] [--no-legacy] [--redirect-slash] [--page-size N] \
-[--discover http400|method-not-found] [--negotiate VERSION] [--tls required|optional|plain|tls12]";
+[--discover http400|method-not-found] [--negotiate VERSION] [--tls required|optional|plain|tls12] \
+[--modern] [--server-cert FIXTURE --server-key FIXTURE] [--client-ca FIXTURE]";
 
 fn parse_args() -> Result<(u16, ServerOptions), lexopt::Error> {
     use lexopt::prelude::*;
@@ -64,6 +65,17 @@ fn parse_args() -> Result<(u16, ServerOptions), lexopt::Error> {
                     "tls12" => TlsMode::Tls12Only,
                     other => return Err(format!("unknown --tls mode {other:?}").into()),
                 }
+            }
+            Long("modern") => opts.modern = true,
+            // Fixture file names (e.g. server-internal.crt); leaked like --negotiate.
+            Long("server-cert") => {
+                opts.server_cert = Box::leak(parser.value()?.string()?.into_boxed_str())
+            }
+            Long("server-key") => {
+                opts.server_key = Box::leak(parser.value()?.string()?.into_boxed_str())
+            }
+            Long("client-ca") => {
+                opts.client_ca = Box::leak(parser.value()?.string()?.into_boxed_str())
             }
             Long("help") | Short('h') => {
                 println!("{USAGE}");
