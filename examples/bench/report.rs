@@ -113,18 +113,22 @@ pub fn render(plan: &Plan, m: &Measurements) -> String {
         "exit after stdin EOF, after all the load above",
         &format_ms(m.exit_after_load),
     );
-    table.bridge_only(
-        "peak RSS (VmHWM) right after initialize",
-        &format!("{:.1} MiB", mib(m.memory_after_init.peak_kib)),
-    );
-    table.bridge_only(
-        "peak RSS (VmHWM) just before EOF, after all the load above",
-        &format!("{:.1} MiB", mib(m.memory_before_eof.peak_kib)),
-    );
-    table.bridge_only(
-        "current RSS (VmRSS) just before EOF",
-        &format!("{:.1} MiB", mib(m.memory_before_eof.current_kib)),
-    );
+    for (phase, memory) in &m.memory {
+        table.bridge_only(
+            &format!("RSS {phase}: peak (VmHWM) / current (VmRSS)"),
+            &format!(
+                "{:.1} / {:.1} MiB",
+                mib(memory.peak_kib),
+                mib(memory.current_kib)
+            ),
+        );
+    }
+    if let Some(peak) = m.big_phase_peak_kib {
+        table.bridge_only(
+            "peak RSS during the large results alone (VmHWM reset before them)",
+            &format!("{:.1} MiB", mib(peak)),
+        );
+    }
     let message_mib = bytes_to_mib(m.largest_message);
     table.bridge_only(
         &format!(
@@ -134,6 +138,13 @@ pub fn render(plan: &Plan, m: &Measurements) -> String {
         &format!("{:.1} MiB", RSS_MESSAGE_FACTOR * message_mib),
     );
     let mut out = table.0;
+    let _ = writeln!(
+        out,
+        "\nSequential echo p50 per round of {} calls — bridge: {}; direct: {}.",
+        m.echo.bridge.len() / plan.sequential_rounds.max(1),
+        round_p50s(&m.echo.bridge, plan.sequential_rounds),
+        round_p50s(&m.echo.direct, plan.sequential_rounds)
+    );
 
     out.push_str(
         "\nDirect: the library's own agent (`http::build` + `tls::client_config`) POSTing the same \
@@ -166,14 +177,31 @@ pub fn render(plan: &Plan, m: &Measurements) -> String {
         format_ms(cold_limit),
         status(cold.0 <= cold_limit)
     );
-    let peak = mib(m.memory_before_eof.peak_kib);
     let budget = RSS_BASE_MIB + RSS_MESSAGE_FACTOR * message_mib;
-    let _ = writeln!(
-        out,
-        "| peak RSS ≤ 8 MiB + 1.2 × largest message | {peak:.1} MiB | {budget:.1} MiB | {} |",
-        status(peak <= budget)
-    );
+    let mut peaks = vec![("whole life", m.lifetime_peak_kib)];
+    if let Some(peak) = m.big_phase_peak_kib {
+        peaks.push(("large results alone", peak));
+    }
+    for (which, kib) in peaks {
+        let peak = mib(kib);
+        let _ = writeln!(
+            out,
+            "| peak RSS ≤ 8 MiB + 1.2 × largest message ({which}) | {peak:.1} MiB | {budget:.1} MiB | {} |",
+            status(peak <= budget)
+        );
+    }
     out
+}
+
+/// The p50 of each consecutive round, to show whether one round (or the whole run) was slowed by
+/// the machine rather than by the code.
+fn round_p50s(samples: &[Duration], rounds: usize) -> String {
+    let size = (samples.len() / rounds.max(1)).max(1);
+    samples
+        .chunks(size)
+        .map(|round| format_ms(median(round)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn status(met: bool) -> &'static str {

@@ -74,6 +74,7 @@ pub struct Measurements {
     pub cold_start: Pair<Vec<Duration>>,
     /// Bridge: stdin EOF → process exited (it DELETEs the session first). Direct: the DELETE.
     pub exit: Pair<Vec<Duration>>,
+    /// Sequential echo latencies, in rounds of equal size (see `Plan::sequential_rounds`).
     pub echo: Pair<Vec<Duration>>,
     /// The first burst opens new connections; later ones reuse the pool.
     pub burst_first: Pair<Duration>,
@@ -84,8 +85,13 @@ pub struct Measurements {
     pub big: Pair<Vec<Duration>>,
     /// Bytes of the largest message the bridge carried (the big result's stdout line).
     pub largest_message: usize,
-    pub memory_after_init: Memory,
-    pub memory_before_eof: Memory,
+    /// The bridge's memory after each phase, in order (VmHWM only grows, except across the reset
+    /// before the large results).
+    pub memory: Vec<(&'static str, Memory)>,
+    /// Peak of the large-result phase alone (VmHWM reset just before); None if the reset failed.
+    pub big_phase_peak_kib: Option<u64>,
+    /// Peak over the bridge's whole life.
+    pub lifetime_peak_kib: u64,
     /// Exit of the long-lived bridge after all the load above.
     pub exit_after_load: Duration,
 }
@@ -121,7 +127,7 @@ pub fn run(plan: &Plan, setup: &Setup<'_>) -> Result<Measurements> {
     let mut bridge = BridgeProcess::spawn(setup.binary, &setup.url, setup.fixtures)?;
     bridge.initialize(Instant::now())?;
     thread::sleep(SETTLE);
-    let memory_after_init = bridge.memory()?;
+    let mut memory = vec![("right after initialize", bridge.memory()?)];
     let direct = DirectClient::connect(&setup.url, setup.fixtures)?;
     let (mut bridge_ids, mut direct_ids) = (Ids(0), Ids(0));
 
@@ -146,6 +152,7 @@ pub fn run(plan: &Plan, setup: &Setup<'_>) -> Result<Measurements> {
                 .push(direct_call(&direct, id, &messages::echo(id))?.0);
         }
     }
+    memory.push(("after the sequential calls", bridge.memory()?));
 
     progress("concurrent bursts");
     let mut burst_first = Pair::<Duration>::default();
@@ -163,12 +170,16 @@ pub fn run(plan: &Plan, setup: &Setup<'_>) -> Result<Measurements> {
             burst_warm.direct.push(d);
         }
     }
+    memory.push(("after the concurrent bursts", bridge.memory()?));
 
     progress("fast calls beside a slow one");
     let (bridge_fast, bridge_slow) = bridge_beside_slow(&mut bridge, &mut bridge_ids, plan)?;
     let (direct_fast, direct_slow) = direct_beside_slow(&direct, &mut direct_ids, plan)?;
+    let before_big = bridge.memory()?;
+    memory.push(("after the slow call", before_big));
 
     progress("large result");
+    let peak_was_reset = bridge.reset_peak();
     let mut big = Pair::<Vec<Duration>>::default();
     let mut largest_message = 0;
     for _ in 0..plan.big_runs {
@@ -181,7 +192,10 @@ pub fn run(plan: &Plan, setup: &Setup<'_>) -> Result<Measurements> {
             .push(direct_call(&direct, id, &messages::big(id, plan.big_bytes))?.0);
     }
 
-    let memory_before_eof = bridge.memory()?;
+    let after_big = bridge.memory()?;
+    memory.push(("just before EOF, after the large results", after_big));
+    let big_phase_peak_kib = peak_was_reset.then_some(after_big.peak_kib);
+    let lifetime_peak_kib = before_big.peak_kib.max(after_big.peak_kib);
     let exit_after_load = bridge.close_and_time_exit()?;
     direct.delete_session()?;
 
@@ -201,8 +215,9 @@ pub fn run(plan: &Plan, setup: &Setup<'_>) -> Result<Measurements> {
         },
         big,
         largest_message,
-        memory_after_init,
-        memory_before_eof,
+        memory,
+        big_phase_peak_kib,
+        lifetime_peak_kib,
         exit_after_load,
     })
 }
