@@ -4,11 +4,14 @@
 //! figure.
 //!
 //! `cargo run --release --example bench` (after `cargo build --release`). `BENCH_QUICK=1` for a
-//! smoke run; `BENCH_BRIDGE=<path>` to measure another bridge binary.
+//! smoke run; `BENCH_BRIDGE=<path>` to measure another bridge binary; `BENCH_PIN=1` to pin the
+//! bridge and the benchmark to different CPUs (see bench/affinity.rs for why).
 
 #[path = "../tests/support/server/mod.rs"]
 mod server;
 
+#[path = "bench/affinity.rs"]
+mod affinity;
 #[path = "bench/bridge_proc.rs"]
 mod bridge_proc;
 #[path = "bench/direct.rs"]
@@ -66,6 +69,11 @@ fn try_main() -> Result<()> {
         return Err(BenchError::BridgeMissing(binary));
     }
     let plan = Plan::from_env();
+    let pinning = affinity::Pinning::from_env();
+    if let Some(pinning) = &pinning {
+        // Before any thread starts, so that the server and the direct client inherit the CPU.
+        affinity::pin_current_thread(pinning.bench_cpu);
+    }
     let server = TestServer::try_start_on(0, ServerOptions::default())
         .map_err(|e| BenchError::Server(e.to_string()))?;
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
@@ -73,6 +81,7 @@ fn try_main() -> Result<()> {
         binary: &binary,
         fixtures: &fixtures,
         url: server.url("/mcp"),
+        pinning,
     };
 
     let started = Instant::now();
@@ -86,6 +95,13 @@ fn try_main() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!("Bridge: `{}`\n", binary.display());
+    match &setup.pinning {
+        Some(p) => println!(
+            "Pinned (BENCH_PIN): benchmark process (server + direct client) on CPU {}, bridge on CPU {}.\n",
+            p.bench_cpu, p.bridge_cpu
+        ),
+        None => println!("Not pinned: the scheduler places every thread (BENCH_PIN=1 to pin).\n"),
+    }
     print!("{}", report::render(&plan, &measurements));
     Ok(())
 }

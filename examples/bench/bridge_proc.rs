@@ -171,6 +171,10 @@ impl BridgeProcess {
         Ok(elapsed)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     pub fn memory(&self) -> Result<Memory> {
         read_memory(self.pid)
     }

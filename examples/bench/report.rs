@@ -145,6 +145,10 @@ pub fn render(plan: &Plan, m: &Measurements) -> String {
         round_p50s(&m.echo.bridge, plan.sequential_rounds),
         round_p50s(&m.echo.direct, plan.sequential_rounds)
     );
+    out.push_str(
+        "A round at ~4 ms (one scheduler tick) for the bridge only is a cross-vCPU wake-up delay \
+         of small VMs, not the code path: see examples/bench/affinity.rs; `BENCH_PIN=1` avoids it.\n",
+    );
 
     out.push_str(
         "\nDirect: the library's own agent (`http::build` + `tls::client_config`) POSTing the same \

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::affinity::{self, Pinning};
 use crate::bridge_proc::{BridgeProcess, Memory};
 use crate::direct::DirectClient;
 use crate::error::{BenchError, Result};
@@ -101,6 +102,24 @@ pub struct Setup<'a> {
     pub binary: &'a Path,
     pub fixtures: &'a Path,
     pub url: String,
+    /// `BENCH_PIN=1`: the CPU every bridge is moved to.
+    pub pinning: Option<Pinning>,
+}
+
+impl Setup<'_> {
+    /// Start a bridge (pinned if asked; its first threads may start before the pin, so
+    /// `pin_again` should follow initialize).
+    fn spawn_bridge(&self) -> Result<BridgeProcess> {
+        let bridge = BridgeProcess::spawn(self.binary, &self.url, self.fixtures)?;
+        self.pin_again(&bridge);
+        Ok(bridge)
+    }
+
+    fn pin_again(&self, bridge: &BridgeProcess) {
+        if let Some(pinning) = &self.pinning {
+            affinity::pin_process(bridge.pid(), pinning.bridge_cpu);
+        }
+    }
 }
 
 /// Distinct request ids for one client.
@@ -124,9 +143,10 @@ pub fn run(plan: &Plan, setup: &Setup<'_>) -> Result<Measurements> {
     let (cold_start, exit) = cold_starts(plan, setup)?;
 
     progress("long-lived bridge and direct client");
-    let mut bridge = BridgeProcess::spawn(setup.binary, &setup.url, setup.fixtures)?;
+    let mut bridge = setup.spawn_bridge()?;
     bridge.initialize(Instant::now())?;
     thread::sleep(SETTLE);
+    setup.pin_again(&bridge);
     let mut memory = vec![("right after initialize", bridge.memory()?)];
     let direct = DirectClient::connect(&setup.url, setup.fixtures)?;
     let (mut bridge_ids, mut direct_ids) = (Ids(0), Ids(0));
@@ -235,7 +255,7 @@ fn cold_starts(plan: &Plan, setup: &Setup<'_>) -> Result<ColdFigures> {
     let mut exit = Pair::<Vec<Duration>>::default();
     for run in 0..=plan.cold_runs {
         let spawned_at = Instant::now();
-        let mut bridge = BridgeProcess::spawn(setup.binary, &setup.url, setup.fixtures)?;
+        let mut bridge = setup.spawn_bridge()?;
         let bridge_start = bridge.initialize(spawned_at)?;
         thread::sleep(SETTLE);
         let bridge_exit = bridge.close_and_time_exit()?;
