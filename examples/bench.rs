@@ -69,6 +69,8 @@ fn try_main() -> Result<()> {
         return Err(BenchError::BridgeMissing(binary));
     }
     let plan = Plan::from_env();
+    // Counted before pinning, which would make the process see one CPU.
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let pinning = affinity::Pinning::from_env();
     if let Some(pinning) = &pinning {
         // Before any thread starts, so that the server and the direct client inherit the CPU.
@@ -88,7 +90,6 @@ fn try_main() -> Result<()> {
     let measurements = scenarios::run(&plan, &setup)?;
     server.stop();
 
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "## mcp-secure-remote bench ({} run, {cores} cores, {:.0} s)\n",
         if plan.quick { "quick" } else { "full" },
@@ -97,7 +98,9 @@ fn try_main() -> Result<()> {
     println!("Bridge: `{}`\n", binary.display());
     match &setup.pinning {
         Some(p) => println!(
-            "Pinned (BENCH_PIN): benchmark process (server + direct client) on CPU {}, bridge on CPU {}.\n",
+            "Pinned (BENCH_PIN): benchmark process (server + direct client) on CPU {}, bridge on CPU {}; \
+             the server then shares a CPU with the direct client only, which favours the bridge \
+             in the concurrent figures.\n",
             p.bench_cpu, p.bridge_cpu
         ),
         None => println!("Not pinned: the scheduler places every thread (BENCH_PIN=1 to pin).\n"),

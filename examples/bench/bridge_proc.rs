@@ -179,12 +179,6 @@ impl BridgeProcess {
         read_memory(self.pid)
     }
 
-    /// Reset VmHWM to the current RSS (Linux ≥ 4.0: `5` in /proc/<pid>/clear_refs), so that the
-    /// next reading is the peak of what happens from now on. False if the kernel refused.
-    pub fn reset_peak(&self) -> bool {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").is_ok()
-    }
-
     /// Close stdin and time the exit. A bridge that does not exit is killed and reported.
     pub fn close_and_time_exit(mut self) -> Result<Duration> {
         let Some(mut child) = self.child.take() else {

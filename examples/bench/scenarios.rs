@@ -86,13 +86,12 @@ pub struct Measurements {
     pub big: Pair<Vec<Duration>>,
     /// Bytes of the largest message the bridge carried (the big result's stdout line).
     pub largest_message: usize,
-    /// The bridge's memory after each phase, in order (VmHWM only grows, except across the reset
-    /// before the large results).
+    /// The long-lived bridge's memory after each phase, in order (VmHWM only grows).
     pub memory: Vec<(&'static str, Memory)>,
-    /// Peak of the large-result phase alone (VmHWM reset just before); None if the reset failed.
-    pub big_phase_peak_kib: Option<u64>,
-    /// Peak over the bridge's whole life.
+    /// Peak of the long-lived bridge over its whole life (all the phases above).
     pub lifetime_peak_kib: u64,
+    /// Peak of a fresh bridge that only initializes and carries one large result.
+    pub single_big_peak_kib: u64,
     /// Exit of the long-lived bridge after all the load above.
     pub exit_after_load: Duration,
 }
@@ -195,11 +194,9 @@ pub fn run(plan: &Plan, setup: &Setup<'_>) -> Result<Measurements> {
     progress("fast calls beside a slow one");
     let (bridge_fast, bridge_slow) = bridge_beside_slow(&mut bridge, &mut bridge_ids, plan)?;
     let (direct_fast, direct_slow) = direct_beside_slow(&direct, &mut direct_ids, plan)?;
-    let before_big = bridge.memory()?;
-    memory.push(("after the slow call", before_big));
+    memory.push(("after the slow call", bridge.memory()?));
 
     progress("large result");
-    let peak_was_reset = bridge.reset_peak();
     let mut big = Pair::<Vec<Duration>>::default();
     let mut largest_message = 0;
     for _ in 0..plan.big_runs {
@@ -212,12 +209,21 @@ pub fn run(plan: &Plan, setup: &Setup<'_>) -> Result<Measurements> {
             .push(direct_call(&direct, id, &messages::big(id, plan.big_bytes))?.0);
     }
 
-    let after_big = bridge.memory()?;
-    memory.push(("just before EOF, after the large results", after_big));
-    let big_phase_peak_kib = peak_was_reset.then_some(after_big.peak_kib);
-    let lifetime_peak_kib = before_big.peak_kib.max(after_big.peak_kib);
+    let before_eof = bridge.memory()?;
+    memory.push(("just before EOF, after the large results", before_eof));
     let exit_after_load = bridge.close_and_time_exit()?;
     direct.delete_session()?;
+
+    progress("memory of a bridge carrying one large result");
+    let mut fresh = setup.spawn_bridge()?;
+    fresh.initialize(Instant::now())?;
+    thread::sleep(SETTLE);
+    setup.pin_again(&fresh);
+    let (_, line) = fresh.call(1, &messages::big(1, plan.big_bytes))?;
+    largest_message = largest_message.max(line.text.len());
+    drop(line);
+    let single_big_peak_kib = fresh.memory()?.peak_kib;
+    fresh.close_and_time_exit()?;
 
     Ok(Measurements {
         cold_start,
@@ -236,8 +242,8 @@ pub fn run(plan: &Plan, setup: &Setup<'_>) -> Result<Measurements> {
         big,
         largest_message,
         memory,
-        big_phase_peak_kib,
-        lifetime_peak_kib,
+        lifetime_peak_kib: before_eof.peak_kib,
+        single_big_peak_kib,
         exit_after_load,
     })
 }
