@@ -61,6 +61,8 @@ pub fn diagnose(err: &ureq::Error, config: &Config) -> Diagnosis {
 }
 
 fn diagnose_io(e: &io::Error, config: &Config) -> Diagnosis {
+    // Transports nest errors (a TLS write fails inside ureq's adapter): judge the innermost one.
+    let e = innermost_io(e);
     let target = config.url.authority();
     let transient = |message: String| Diagnosis {
         message,
@@ -196,22 +198,45 @@ fn min_version_hint(config: &Config) -> &'static str {
     }
 }
 
+/// The deepest `io::Error` inside `e` (through `io::Error` and `ureq::Error::Io` wrappers).
+fn innermost_io(e: &io::Error) -> &io::Error {
+    let mut current = e;
+    for _ in 0..8 {
+        let Some(inner) = current.get_ref() else {
+            break;
+        };
+        if let Some(io) = inner.downcast_ref::<io::Error>() {
+            current = io;
+        } else if let Some(ureq::Error::Io(io)) = inner.downcast_ref::<ureq::Error>() {
+            current = io;
+        } else {
+            break;
+        }
+    }
+    current
+}
+
 /// rustls errors reach us wrapped in `io::Error` (from the handshake or a read), possibly inside
 /// ureq's error.
 fn find_rustls_error(err: &ureq::Error) -> Option<&rustls::Error> {
     match err {
-        ureq::Error::Io(io) => io
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        ureq::Error::Io(io) => {
+            let mut current = io;
+            for _ in 0..8 {
+                let inner = current.get_ref()?;
+                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                    return Some(tls);
+                }
+                current = match inner.downcast_ref::<io::Error>() {
+                    Some(io) => io,
+                    None => match inner.downcast_ref::<ureq::Error>() {
+                        Some(ureq::Error::Io(io)) => io,
+                        _ => return None,
+                    },
+                };
+            }
+            None
+        }
         _ => None,
     }
-}
-
-/// Whether `err` is a broken connection that a fresh connection might not have (stale pooled
-/// keep-alive connection closed by the server between requests).
-pub fn is_stale_connection(err: &ureq::Error) -> bool {
-    matches!(err, ureq::Error::Io(e) if matches!(
-        e.kind(),
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
-    ))
 }
