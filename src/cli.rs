@@ -662,7 +662,8 @@ mod tests {
 
     #[test]
     fn header_injection_is_refused() {
-        let env = |_: &str| Some("a\r\nEvil: 1".to_string());
+        // Only V is set: a value for every variable would trip the MCP_REMOTE_TLS_* checks first.
+        let env = |n: &str| (n == "V").then(|| "a\r\nEvil: 1".to_string());
         let err = run_env(&["https://h/", "--header", "X: ${V}"], &env).unwrap_err();
         assert!(err.0.contains("line break"), "{err}");
         assert!(run(&["https://h/", "--header", "Bad Name: v"]).is_err());
