@@ -248,9 +248,10 @@ where
             .passphrase
             .or_else(|| var(ENV_PASSPHRASE))
             .map(Secret::new),
-        servername: match f.servername.or_else(|| var(ENV_SERVERNAME)) {
-            Some(name) => Some(validate_servername(&name)?),
-            None => None,
+        servername: match (f.servername, var(ENV_SERVERNAME)) {
+            (Some(name), _) => Some(validate_servername(&name, "--tls-servername")?),
+            (None, Some(name)) => Some(validate_servername(&name, ENV_SERVERNAME)?),
+            (None, None) => None,
         },
         min_version,
         insecure_skip_verify: insecure,
@@ -339,11 +340,12 @@ fn parse_seconds(s: &str) -> Option<Duration> {
     (secs.is_finite() && secs > 0.0 && secs < 86_400.0).then(|| Duration::from_secs_f64(secs))
 }
 
-fn validate_servername(name: &str) -> Result<String, UsageError> {
+/// `source` is the flag or variable the name came from, so the message points at what to fix.
+fn validate_servername(name: &str, source: &str) -> Result<String, UsageError> {
     let name = name.trim();
     if rustls::pki_types::ServerName::try_from(name).is_err() {
         return Err(usage(format!(
-            "--tls-servername: '{name}' is not a valid DNS name or IP address"
+            "{source}: '{name}' is not a valid DNS name or IP address"
         )));
     }
     Ok(name.to_string())
@@ -660,6 +662,7 @@ mod tests {
 
     #[test]
     fn header_injection_is_refused() {
+        // Only V is set: a value for every variable would trip the MCP_REMOTE_TLS_* checks first.
         let env = |n: &str| (n == "V").then(|| "a\r\nEvil: 1".to_string());
         let err = run_env(&["https://h/", "--header", "X: ${V}"], &env).unwrap_err();
         assert!(err.0.contains("line break"), "{err}");

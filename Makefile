@@ -1,0 +1,61 @@
+# Developer and CI entry points for mcp-secure-remote. `make help` lists the targets.
+# Every target is a thin wrapper around cargo or a script in scripts/, so each one can also be run by hand.
+
+CARGO       ?= cargo
+MUSL_TARGET := x86_64-unknown-linux-musl
+MUSL_DIR    := target/$(MUSL_TARGET)/release
+
+.DEFAULT_GOAL := help
+.PHONY: help build release test lint fixtures musl scratch-test bench demo interop clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-13s %s\n", $$1, $$2 }'
+
+build: ## Debug build of the library and every binary
+	$(CARGO) build --all-targets
+
+release: ## Optimised build for this machine (see [profile.release] in Cargo.toml)
+	$(CARGO) build --release
+
+# Plain `cargo test` (not nextest) on purpose: its "test result: ok. N passed" lines are the summary CI
+# reads. --all-targets covers unit, integration and example tests; the doc tests run separately because
+# --all-targets leaves them out.
+test: ## Run every test (unit, integration, examples, doc tests); loopback only, no network
+	$(CARGO) test --all-targets
+	$(CARGO) test --doc
+
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fixtures: ## Generate the test certificates and keys in fixtures/ (needs the openssl CLI)
+	scripts/make-fixtures.sh
+
+# The binaries are static (musl, no libc at run time) so they can ship in a FROM-scratch image.
+# Needs `rustup target add x86_64-unknown-linux-musl` and a musl C compiler for ring (`musl-tools`).
+musl: ## Static musl release build of every binary; prints their sizes and `file` output
+	$(CARGO) build --release --bins --target $(MUSL_TARGET)
+	@for bin in $(MUSL_DIR)/*; do \
+	  [ -f "$$bin" ] && [ -x "$$bin" ] || continue; \
+	  printf '%-55s %9s bytes\n' "$$bin" "$$(stat -c %s "$$bin")"; \
+	  file "$$bin"; \
+	  if file "$$bin" | grep -q 'dynamically linked'; then echo "error: $$bin is not static" >&2; exit 1; fi; \
+	done
+
+scratch-test: musl ## Run the static binary in an empty root (no libc, no /etc/ssl), as FROM scratch would
+	scripts/scratch-test.sh $(MUSL_DIR)/mcp-secure-remote
+
+bench: ## Throughput benchmark (examples/bench.rs), when it exists
+	@if [ -f examples/bench.rs ]; then $(CARGO) run --release --example bench; \
+	 else echo "bench: not yet available (examples/bench.rs does not exist)"; fi
+
+demo: ## End-to-end demo against a local mTLS endpoint (scripts/demo.sh), when it exists
+	@if [ -f scripts/demo.sh ]; then bash scripts/demo.sh; \
+	 else echo "demo: not yet available (scripts/demo.sh does not exist)"; fi
+
+interop: ## Interoperability checks against other MCP implementations (scripts/interop.sh), when it exists
+	@if [ -f scripts/interop.sh ]; then bash scripts/interop.sh; \
+	 else echo "interop: not yet available (scripts/interop.sh does not exist)"; fi
+
+clean: ## Remove build output
+	$(CARGO) clean
