@@ -12,6 +12,7 @@ use mcp_secure_remote::cli::{self, Command, Program};
 use mcp_secure_remote::{bridge, http, logging, tls};
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let env = |name: &str| std::env::var(name).ok();
     let invocation = match cli::parse(std::env::args_os().skip(1), env, Program::Proxy) {
         Ok(Command::Run(invocation)) => invocation,
@@ -55,6 +56,21 @@ fn try_main(config: mcp_secure_remote::config::Config) -> i32 {
         }
     };
     bridge::run(config, http, mpsc::channel())
+}
+
+/// glibc gives every thread that allocates its own malloc arena, and keeps their memory: after a
+/// burst of 200 concurrent requests the bridge measured 36.8 MiB resident with glibc against
+/// 14.8 MiB with musl's single heap (`make bench`). Two arenas keep the concurrency and most of
+/// that memory back. musl builds (the static release) need nothing.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator tunable; called first thing, before other threads.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        // A fixed threshold: large messages get their own mapping, returned to the OS when
+        // freed (glibc otherwise raises the threshold after the first large free and keeps them).
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
 }
 
 /// `--help` and `--version` are the only things besides JSON-RPC that may reach stdout.
