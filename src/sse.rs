@@ -155,10 +155,12 @@ impl SseParser {
         while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
             self.append_to_line(&rest[..end])?;
             let line = std::mem::take(&mut self.line);
-            self.process_line(&line, out)?;
-            // Reuse the allocation for the next line.
-            self.line = line;
-            self.line.clear();
+            if let Some(line) = self.adopt_first_data_line(line)? {
+                self.process_line(&line, out)?;
+                // Reuse the allocation for the next line.
+                self.line = line;
+                self.line.clear();
+            }
 
             let terminator = rest[end];
             rest = &rest[end + 1..];
@@ -171,6 +173,23 @@ impl SseParser {
             }
         }
         self.append_to_line(rest)
+    }
+
+    /// The first `data:` line of an event becomes the data buffer itself (its prefix shifted out
+    /// in place) instead of being copied: a multi-megabyte message is then held once, not twice.
+    /// Returns the line back when it is anything else.
+    fn adopt_first_data_line(&mut self, mut line: Vec<u8>) -> Result<Option<Vec<u8>>, SseError> {
+        if !self.data.is_empty() || !line.starts_with(b"data:") {
+            return Ok(Some(line));
+        }
+        let prefix = if line.get(5) == Some(&b' ') { 6 } else { 5 };
+        if line.len() - prefix + 1 > self.max_event_bytes {
+            return Err(self.too_large());
+        }
+        line.drain(..prefix);
+        line.push(b'\n');
+        self.data = line;
+        Ok(None)
     }
 
     fn append_to_line(&mut self, bytes: &[u8]) -> Result<(), SseError> {

@@ -139,6 +139,11 @@ impl LegacyLink {
         Ok(link)
     }
 
+    /// False once the SSE stream has ended: the link must be re-established.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
     /// POST one message to the endpoint. The answer (for a request) comes on the SSE stream; the
     /// POST's own body ("Accepted") is not parsed.
     pub fn post(&self, remote: &Remote, frame: &[u8], id: Option<&Id>) -> Result<(), Failure> {

@@ -18,11 +18,12 @@ pub mod signals;
 pub mod sink;
 pub mod stdin;
 pub mod stdout;
+pub mod tool_headers;
+pub mod workers;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -97,6 +98,7 @@ pub fn run(config: Config, http: Http, events: (Sender<Input>, Receiver<Input>))
         fatal: Arc::new(Mutex::new(None)),
         input_closed,
         prepared: false,
+        pool: workers::Workers::new(),
     };
     let exit_code = dispatcher.run(&input_rx);
 
@@ -152,9 +154,8 @@ struct Dispatcher {
     fatal: Arc<Mutex<Option<String>>>,
     input_closed: Arc<AtomicBool>,
     prepared: bool,
+    pool: workers::Workers,
 }
-
-static NEXT_WORKER: AtomicUsize = AtomicUsize::new(0);
 
 impl Dispatcher {
     /// Handle input until EOF or a stop; returns the exit code.
@@ -222,7 +223,20 @@ impl Dispatcher {
         }
         match info.kind {
             Kind::Request => self.start_request(line, info),
+            Kind::Notification
+                if info.method.as_deref() == Some("notifications/cancelled")
+                    && info
+                        .cancelled_request_id
+                        .as_ref()
+                        .is_some_and(|id| self.remote.cancel(id)) =>
+            {
+                // 2026-07-28: closing the request's stream was the cancellation; nothing to POST.
+            }
             Kind::Notification | Kind::Response => {
+                if let Some(cancelled) = &info.cancelled_request_id {
+                    // The client gave up on it: a late answer is dropped, and none is owed.
+                    self.sink.forget(cancelled);
+                }
                 if let Err(f) = self.remote.send(line, &info) {
                     log::warn!(
                         "the server did not accept {}: {}",
@@ -248,20 +262,15 @@ impl Dispatcher {
         let workers = Arc::clone(&self.workers);
         let is_initialize = method == "initialize";
         let (done_tx, done_rx) = mpsc::channel();
-        let spawned = thread::Builder::new()
-            .name(format!(
-                "req-{}",
-                NEXT_WORKER.fetch_add(1, Ordering::Relaxed)
-            ))
-            .spawn(move || {
-                // The slot is freed as soon as the answer is out; reading the rest of the
-                // stream (for connection reuse) does not count against the limit.
-                let slot = std::sync::Once::new();
-                let release = || slot.call_once(|| workers.release());
-                let failure = remote.request_then(line, &info, &release);
-                let _ = done_tx.send(failure);
-                release();
-            });
+        let spawned = self.pool.run(move || {
+            // The slot is freed as soon as the answer is out; reading the rest of the
+            // stream (for connection reuse) does not count against the limit.
+            let slot = std::sync::Once::new();
+            let release = || slot.call_once(|| workers.release());
+            let failure = remote.request_then(line, &info, &release);
+            let _ = done_tx.send(failure);
+            release();
+        });
         if let Err(e) = spawned {
             self.workers.release();
             self.sink.fail(

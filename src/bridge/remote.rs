@@ -4,8 +4,9 @@
 //! 2026-07-28 per-message headers, same-origin redirects, SSE resumption, and the mapping of HTTP
 //! failures to JSON-RPC errors for the request that caused them.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
@@ -15,7 +16,9 @@ use ureq::{AsSendBody, Body};
 use super::legacy::LegacyLink;
 use super::pump::{pump, EventStream, Pumped, StreamEnd, MAX_MESSAGE};
 use super::sink::Sink;
+use super::tool_headers::ToolHeaders;
 use crate::config::{Config, TransportStrategy, Url};
+use crate::http::cancel::{self, CancelHandle};
 use crate::http::diagnose::{diagnose, Severity};
 use crate::http::Http;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
@@ -25,6 +28,14 @@ use crate::modern;
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many times a POST's response stream is resumed with GET + Last-Event-ID.
 const MAX_RESUMES: u32 = 10;
+/// A listening stream silent for this long is presumed dead (a peer that vanished without a FIN,
+/// a NAT that forgot the flow) and is reconnected with Last-Event-ID. Servers that send keep-alive
+/// comments never hit it; for a silent but healthy server it costs one reconnect per period.
+const LISTEN_IDLE_BOUND: Duration = Duration::from_secs(300);
+/// Session replays per request before its failure is reported.
+const MAX_SESSION_REPLAYS: u32 = 2;
+/// Ids of the bridge's own requests: strings no MCP client generates, so they cannot collide.
+pub const BRIDGE_ID_PREFIX: &str = "mcp-secure-remote:";
 /// Same-origin redirects followed per request.
 const MAX_REDIRECTS: u32 = 5;
 /// The part of an HTTP error body that is read for the error message.
@@ -40,6 +51,8 @@ pub struct Failure {
     pub status: Option<u16>,
     /// A complete error frame built from the server's error body (keeps its code/message/data).
     pub frame: Option<Vec<u8>>,
+    /// The server no longer knows the session this request carried (404, or TypeScript's 400).
+    pub session_gone: bool,
 }
 
 impl Failure {
@@ -50,6 +63,7 @@ impl Failure {
             severity: Severity::Transient,
             status: None,
             frame: None,
+            session_gone: false,
         }
     }
 }
@@ -68,8 +82,14 @@ struct State {
     session_id: Option<String>,
     /// The version the initialize *result* negotiated.
     protocol_version: Option<String>,
-    /// Id of the client's initialize request in flight (to read its result).
+    /// Id of the initialize request in flight (the client's, or a replay), to read its result.
     initialize_id: Option<Id>,
+    /// The client's initialize, replayed when the server loses the session.
+    client_initialize: Option<Vec<u8>>,
+    /// `result.capabilities` + `serverInfo` of the last initialize, to notice changes on replay.
+    server_identity: Option<String>,
+    /// Counts sessions, so that concurrent requests that find the session gone replay once.
+    generation: u64,
     mode: Mode,
 }
 
@@ -79,6 +99,16 @@ pub struct Remote {
     sink: Arc<dyn Sink>,
     state: Mutex<State>,
     listener_started: AtomicBool,
+    /// Serialises session replays.
+    replay_lock: Mutex<()>,
+    /// Waiters for responses to the bridge's own requests (ids starting with BRIDGE_ID_PREFIX).
+    internal: Mutex<HashMap<Id, mpsc::Sender<Vec<u8>>>>,
+    /// 2026-07-28 `x-mcp-header` parameters learned from `tools/list`.
+    tool_headers: ToolHeaders,
+    /// Modern requests in flight, cancellable by closing their connection.
+    cancels: Mutex<HashMap<Id, Arc<CancelHandle>>>,
+    /// Numbers the bridge's own requests.
+    next_internal: std::sync::atomic::AtomicU64,
 }
 
 /// What happened to a request sent over Streamable HTTP.
@@ -100,12 +130,20 @@ impl Remote {
                 session_id: None,
                 protocol_version: None,
                 initialize_id: None,
+                client_initialize: None,
+                server_identity: None,
+                generation: 0,
                 mode,
             }),
             config,
             http,
             sink,
             listener_started: AtomicBool::new(false),
+            replay_lock: Mutex::new(()),
+            internal: Mutex::new(HashMap::new()),
+            tool_headers: ToolHeaders::default(),
+            cancels: Mutex::new(HashMap::new()),
+            next_internal: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -158,6 +196,8 @@ impl Remote {
         let id = info.id.clone()?;
         match self.try_request(&frame, info, &id, answered) {
             Ok(()) => None,
+            // Shutting down: the client closed stdin and waits for no answer; stay quiet.
+            Err(_) if self.sink.stopped() => None,
             Err(failure) => {
                 match &failure.frame {
                     Some(f) => self.sink.fail_with(&id, f.clone()),
@@ -177,22 +217,37 @@ impl Remote {
     ) -> Result<(), Failure> {
         let is_initialize = info.method.as_deref() == Some("initialize");
         if is_initialize {
-            self.state().initialize_id = Some(id.clone());
+            let mut state = self.state();
+            state.initialize_id = Some(id.clone());
+            state.client_initialize = Some(frame.to_vec());
         }
         let modern = is_modern(info);
+        if modern {
+            return self.modern_request(frame, info, id, answered);
+        }
         let mode = self.state().mode.clone();
         match mode {
-            Mode::Legacy(link) if !modern => link.post(self, frame, Some(id)),
+            Mode::Legacy(link) if !modern => {
+                let link = self.live_legacy_link(link, is_initialize)?;
+                link.post(self, frame, Some(id))
+            }
             _ => {
                 let may_fall_back = is_initialize
                     && !modern
                     && matches!(self.state().mode, Mode::Undecided)
                     && self.config.transport == TransportStrategy::HttpFirst;
-                match self.post_request(frame, info, id, may_fall_back, answered)? {
+                match self.post_with_session_recovery(frame, info, id, may_fall_back, answered)? {
                     Sent::Done => Ok(()),
                     Sent::FallBack(why) => {
-                        log::info!("{why}: falling back to the legacy HTTP+SSE transport");
-                        let link = LegacyLink::connect(self)?;
+                        log::info!("{why}: trying the legacy HTTP+SSE transport");
+                        // If the fallback fails too, the POST's answer is the more telling error.
+                        let link = LegacyLink::connect(self).map_err(|legacy| Failure {
+                            message: format!(
+                                "{why}, and the legacy HTTP+SSE fallback failed too ({})",
+                                legacy.message
+                            ),
+                            ..legacy
+                        })?;
                         self.state().mode = Mode::Legacy(Arc::clone(&link));
                         link.post(self, frame, Some(id))
                     }
@@ -201,13 +256,305 @@ impl Remote {
         }
     }
 
+    /// A 2026-07-28 request: stateless, cancellable by closing its stream, and retried once with
+    /// fresh tool schemas when the server reports a header mismatch.
+    fn modern_request(
+        self: &Arc<Self>,
+        frame: &[u8],
+        info: &FrameInfo,
+        id: &Id,
+        answered: &dyn Fn(),
+    ) -> Result<(), Failure> {
+        if info.method.as_deref() == Some("tools/list") {
+            self.tool_headers.expect_list(id);
+        }
+        let handle = Arc::new(CancelHandle::default());
+        lock(&self.cancels).insert(id.clone(), Arc::clone(&handle));
+        let on_answer = || {
+            handle.release();
+            answered();
+        };
+        let send = || {
+            cancel::with_handle(Arc::clone(&handle), || {
+                self.post_request(frame, info, id, false, &on_answer)
+                    .map(|_| ())
+            })
+        };
+        let mut result = send();
+        if let Err(f) = &result {
+            let is_call = info.method.as_deref() == Some("tools/call");
+            if is_call && is_header_mismatch(f) && !handle.is_cancelled() {
+                log::info!(
+                    "the server reports a header mismatch: refreshing tools/list and retrying once"
+                );
+                match self.refresh_tools(frame) {
+                    Ok(()) => result = send(),
+                    Err(e) => log::warn!("cannot refresh tools/list: {}", e.message),
+                }
+            }
+        }
+        lock(&self.cancels).remove(id);
+        if handle.is_cancelled() {
+            log::debug!("request {} cancelled by closing its stream", id.to_json());
+            self.sink.forget(id);
+            return Ok(());
+        }
+        result
+    }
+
+    /// Cancel a modern request in flight by closing its response stream (its cancellation in
+    /// 2026-07-28). Returns false when no such request is in flight (then the cancel notification
+    /// is for the handshake era and is POSTed like any notification).
+    pub fn cancel(&self, id: &Id) -> bool {
+        match lock(&self.cancels).get(id) {
+            Some(handle) => {
+                handle.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Re-read every page of `tools/list` (with the `_meta` of the call that failed) so that
+    /// the `Mcp-Param-*` headers follow the server's current schemas.
+    fn refresh_tools(self: &Arc<Self>, call_frame: &[u8]) -> Result<(), Failure> {
+        let meta = serde_json::from_slice::<serde_json::Value>(call_frame)
+            .ok()
+            .and_then(|v| v.pointer("/params/_meta").cloned())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let mut cursor: Option<String> = None;
+        for _ in 0..20 {
+            let n = self.next_internal.fetch_add(1, Ordering::Relaxed);
+            let id_text = format!("{BRIDGE_ID_PREFIX}tools-{n}");
+            let id = Id::Str(id_text.clone());
+            let mut params = serde_json::json!({ "_meta": meta });
+            if let Some(c) = &cursor {
+                params["cursor"] = serde_json::Value::String(c.clone());
+            }
+            let request = serde_json::json!({"jsonrpc": "2.0", "id": id_text, "method": "tools/list", "params": params});
+            let frame = serde_json::to_vec(&request).unwrap_or_default();
+            let info = jsonrpc::classify(&frame)
+                .map_err(|e| Failure::new(jsonrpc::INTERNAL_ERROR, e.to_string()))?;
+            self.tool_headers.expect_list(&id);
+            let reply = self.internal_request(&frame, &info, &id)?;
+            cursor = serde_json::from_slice::<serde_json::Value>(&reply)
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/result/nextCursor")
+                        .and_then(|c| c.as_str())
+                        .map(str::to_string)
+                });
+            if cursor.is_none() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// POST a request; when the server has lost the session (restart, expiry), replay the
+    /// client's initialize in a new session and send the request again. The client never sees
+    /// the gap. Bounded: the second loss in a row is reported as an error.
+    fn post_with_session_recovery(
+        self: &Arc<Self>,
+        frame: &[u8],
+        info: &FrameInfo,
+        id: &Id,
+        may_fall_back: bool,
+        answered: &dyn Fn(),
+    ) -> Result<Sent, Failure> {
+        let mut replays = 0;
+        loop {
+            let generation = self.state().generation;
+            match self.post_request(frame, info, id, may_fall_back, answered) {
+                Err(f) if f.session_gone && replays < MAX_SESSION_REPLAYS => {
+                    replays += 1;
+                    log::info!(
+                        "the server lost the session ({}); starting a new one",
+                        f.message
+                    );
+                    self.reinitialize(generation)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Start a new session by replaying the client's initialize (with a bridge-owned id) and
+    /// `notifications/initialized`, unless another request already did since `seen_generation`.
+    fn reinitialize(self: &Arc<Self>, seen_generation: u64) -> Result<(), Failure> {
+        let _one_at_a_time = self.replay_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let original = {
+            let mut state = self.state();
+            if state.generation != seen_generation {
+                return Ok(());
+            }
+            state.session_id = None;
+            state.client_initialize.clone()
+        };
+        let original = original.ok_or_else(|| {
+            Failure::new(
+                jsonrpc::SESSION_LOST,
+                "the server lost the session before it was initialized",
+            )
+        })?;
+        let replay_id = Id::Str(format!("{BRIDGE_ID_PREFIX}reinit-{seen_generation}"));
+        let frame = with_id(&original, &replay_id).ok_or_else(|| {
+            Failure::new(
+                jsonrpc::SESSION_LOST,
+                "cannot replay the client's initialize",
+            )
+        })?;
+        let info = jsonrpc::classify(&frame).map_err(|e| {
+            Failure::new(
+                jsonrpc::SESSION_LOST,
+                format!("cannot replay initialize: {e}"),
+            )
+        })?;
+        let previous_identity = self.state().server_identity.clone();
+        self.state().initialize_id = Some(replay_id.clone());
+        let reply = self.internal_request(&frame, &info, &replay_id)?;
+        if jsonrpc::classify(&reply)
+            .ok()
+            .and_then(|i| i.error_code)
+            .is_some()
+        {
+            return Err(Failure::new(
+                jsonrpc::SESSION_LOST,
+                format!(
+                    "the server refused the replayed initialize: {}",
+                    excerpt(&reply)
+                ),
+            ));
+        }
+        let initialized = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        if let Ok(info) = jsonrpc::classify(initialized) {
+            self.post_accepted(initialized, &info)?;
+        }
+        let identity = {
+            let mut state = self.state();
+            state.generation += 1;
+            state.server_identity.clone()
+        };
+        if identity != previous_identity {
+            self.announce_list_changes(&reply);
+        }
+        self.start_listener();
+        Ok(())
+    }
+
+    /// After a replay to a server that changed, tell the client to refresh its lists.
+    fn announce_list_changes(&self, initialize_reply: &[u8]) {
+        let caps = serde_json::from_slice::<serde_json::Value>(initialize_reply)
+            .ok()
+            .and_then(|v| v.pointer("/result/capabilities").cloned())
+            .unwrap_or_default();
+        for (capability, method) in [
+            ("tools", "notifications/tools/list_changed"),
+            ("resources", "notifications/resources/list_changed"),
+            ("prompts", "notifications/prompts/list_changed"),
+        ] {
+            if caps.get(capability).is_some() {
+                let frame = format!(r#"{{"jsonrpc":"2.0","method":"{method}"}}"#).into_bytes();
+                if let Ok(info) = jsonrpc::classify(&frame) {
+                    self.sink.deliver(frame, &info);
+                }
+            }
+        }
+    }
+
+    /// Send a request of the bridge's own and return the response frame (never shown to the client).
+    fn internal_request(
+        self: &Arc<Self>,
+        frame: &[u8],
+        info: &FrameInfo,
+        id: &Id,
+    ) -> Result<Vec<u8>, Failure> {
+        let (tx, rx) = mpsc::channel();
+        self.internal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), tx);
+        let sent = self.post_request(frame, info, id, false, &|| {});
+        let reply = rx.try_recv();
+        self.internal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        sent?;
+        reply.map_err(|_| {
+            Failure::new(
+                jsonrpc::SESSION_LOST,
+                "no response to the bridge's own request",
+            )
+        })
+    }
+
+    /// The legacy link, re-established when its SSE stream has ended (server restart): a new GET,
+    /// a new endpoint, and the client's initialize replayed on it before anything else.
+    fn live_legacy_link(
+        self: &Arc<Self>,
+        link: Arc<LegacyLink>,
+        is_initialize: bool,
+    ) -> Result<Arc<LegacyLink>, Failure> {
+        if link.is_alive() {
+            return Ok(link);
+        }
+        let _one_at_a_time = lock(&self.replay_lock);
+        if let Mode::Legacy(current) = &self.state().mode {
+            if current.is_alive() {
+                return Ok(Arc::clone(current));
+            }
+        }
+        log::info!("the server's SSE stream ended; reconnecting");
+        let fresh = LegacyLink::connect(self)?;
+        self.state().mode = Mode::Legacy(Arc::clone(&fresh));
+        let original = self.state().client_initialize.clone();
+        if let (false, Some(original)) = (is_initialize, original) {
+            let n = self.next_internal.fetch_add(1, Ordering::Relaxed);
+            let replay_id = Id::Str(format!("{BRIDGE_ID_PREFIX}reinit-sse-{n}"));
+            let frame = with_id(&original, &replay_id).ok_or_else(|| {
+                Failure::new(
+                    jsonrpc::SESSION_LOST,
+                    "cannot replay the client's initialize",
+                )
+            })?;
+            let (tx, rx) = mpsc::channel();
+            lock(&self.internal).insert(replay_id.clone(), tx);
+            let sent = fresh.post(self, &frame, None);
+            let reply = rx.recv_timeout(self.config.connect_timeout.max(Duration::from_secs(10)));
+            lock(&self.internal).remove(&replay_id);
+            sent?;
+            reply.map_err(|_| {
+                Failure::new(
+                    jsonrpc::SESSION_LOST,
+                    "the server did not answer the replayed initialize",
+                )
+            })?;
+            fresh.post(
+                self,
+                br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                None,
+            )?;
+        }
+        Ok(fresh)
+    }
+
     /// Send a notification or a response (to a server request) and wait until it is accepted.
     pub fn send(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Result<(), Failure> {
         let mode = self.state().mode.clone();
-        let result = match mode {
+        let generation = self.state().generation;
+        let mut result = match mode {
             Mode::Legacy(link) if !is_modern(info) => link.post(self, &frame, None),
             _ => self.post_accepted(&frame, info),
         };
+        if matches!(&result, Err(f) if f.session_gone) {
+            log::info!("the server lost the session; starting a new one");
+            self.reinitialize(generation)?;
+            // The replay already sent notifications/initialized.
+            if info.method.as_deref() != Some("notifications/initialized") {
+                result = self.post_accepted(&frame, info);
+            }
+        }
         if info.method.as_deref() == Some("notifications/initialized") && result.is_ok() {
             self.start_listener();
         }
@@ -216,7 +563,8 @@ impl Remote {
 
     /// POST a notification/response over Streamable HTTP: expect 202 (any 2xx is accepted).
     fn post_accepted(&self, frame: &[u8], info: &FrameInfo) -> Result<(), Failure> {
-        let headers = self.post_headers(info);
+        let headers = self.post_headers(info, frame);
+        let sent_session = headers.iter().any(|(k, _)| k == "Mcp-Session-Id");
         let resp = self.post(frame, &headers, Some(ACCEPT_TIMEOUT))?;
         let status = resp.status().as_u16();
         let ct = content_type(&resp);
@@ -228,6 +576,7 @@ impl Remote {
         let frame = jsonrpc::error_from_http(&Id::Num(0), status, ct.as_deref(), &body);
         Err(Failure {
             status: Some(status),
+            session_gone: sent_session && is_session_gone(status, &body),
             ..Failure::new(
                 jsonrpc::HTTP_ERROR,
                 format!(
@@ -247,7 +596,8 @@ impl Remote {
         may_fall_back: bool,
         answered: &dyn Fn(),
     ) -> Result<Sent, Failure> {
-        let headers = self.post_headers(info);
+        let headers = self.post_headers(info, frame);
+        let sent_session = headers.iter().any(|(k, _)| k == "Mcp-Session-Id");
         let resp = self.post(frame, &headers, None)?;
         let status = resp.status().as_u16();
         let ct = content_type(&resp).unwrap_or_default();
@@ -273,31 +623,44 @@ impl Remote {
             }
             200..=299 => {
                 let body = read_error_body(resp);
-                let frame = jsonrpc::error_from_http(id, status, Some(&ct), &body);
+                let shown = excerpt(&jsonrpc::error_from_http(id, status, Some(&ct), &body));
+                let shown = shown
+                    .split_once(": ")
+                    .map_or("", |(_, rest)| rest)
+                    .to_string();
                 Err(Failure {
                     status: Some(status),
-                    frame: Some(frame),
                     ..Failure::new(
                         jsonrpc::BAD_SERVER_RESPONSE,
-                        format!("server answered HTTP {status} with content type '{ct}' instead of JSON or an event stream"),
+                        format!(
+                            "server answered HTTP {status} with content type '{ct}' instead of JSON or an event stream: {shown}"
+                        ),
                     )
                 })
             }
             _ => {
                 let body = read_error_body(resp);
+                let frame = jsonrpc::error_from_http(id, status, Some(&ct), &body);
+                if let Some(why) = proxy_certificate_complaint(&body, &self.config) {
+                    // nginx & co. answer a missing or bad client certificate with an HTML 400:
+                    // a setup error, not a reason to try another transport.
+                    return Err(Failure {
+                        status: Some(status),
+                        severity: Severity::Setup,
+                        ..Failure::new(jsonrpc::HTTP_ERROR, why)
+                    });
+                }
                 if may_fall_back && matches!(status, 400 | 404 | 405) && !is_modern_error(&body) {
                     return Ok(Sent::FallBack(format!(
-                        "server answered the initialize POST with HTTP {status}"
+                        "server answered the initialize POST with {}",
+                        http_error_message(status, &frame)
                     )));
                 }
-                let frame = jsonrpc::error_from_http(id, status, Some(&ct), &body);
                 Err(Failure {
                     status: Some(status),
+                    session_gone: sent_session && is_session_gone(status, &body),
                     frame: Some(frame.clone()),
-                    ..Failure::new(
-                        jsonrpc::HTTP_ERROR,
-                        format!("HTTP {status} from server: {}", excerpt(&frame)),
-                    )
+                    ..Failure::new(jsonrpc::HTTP_ERROR, http_error_message(status, &frame))
                 })
             }
         }
@@ -390,7 +753,7 @@ impl Remote {
                     let wait = retry.unwrap_or_else(|| backoff(resumes));
                     log::debug!("response stream for {} ended; resuming after {wait:?} from event {last_id}", id.to_json());
                     thread::sleep(wait);
-                    let resp = self.get_stream(Some(&last_id))?;
+                    let resp = self.get_stream(Some(&last_id), None)?;
                     let status = resp.status().as_u16();
                     if status != 200 {
                         return Err(Failure {
@@ -458,8 +821,28 @@ impl Remote {
                 return None;
             }
         };
+        let mut frame = frame;
         if info.kind == Kind::Response {
             self.observe_response(&frame, &info);
+            frame = self.tool_headers.absorb(info.id.as_ref(), frame);
+            if let Some(Id::Str(s)) = &info.id {
+                if s.starts_with(BRIDGE_ID_PREFIX) {
+                    let waiter = self
+                        .internal
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(info.id.as_ref()?);
+                    match waiter {
+                        Some(tx) => {
+                            let _ = tx.send(frame);
+                        }
+                        None => {
+                            log::debug!("dropping a late answer to the bridge's own request {s}")
+                        }
+                    }
+                    return Some(info);
+                }
+            }
         }
         self.sink.deliver(frame, &info);
         Some(info)
@@ -483,6 +866,14 @@ impl Remote {
             state.mode = Mode::Streamable;
         }
         state.protocol_version = jsonrpc::initialize_result_version(frame);
+        state.server_identity = serde_json::from_slice::<serde_json::Value>(frame)
+            .ok()
+            .map(|v| {
+                format!(
+                    "{}{}",
+                    v["result"]["capabilities"], v["result"]["serverInfo"]
+                )
+            });
         log::info!(
             "connected to {} over {transport} (protocol {})",
             self.config.url,
@@ -503,7 +894,7 @@ impl Remote {
     }
 
     /// Headers of a Streamable HTTP POST for this message.
-    fn post_headers(&self, info: &FrameInfo) -> Vec<(String, String)> {
+    fn post_headers(&self, info: &FrameInfo, frame: &[u8]) -> Vec<(String, String)> {
         let mut headers = vec![
             ("Content-Type".to_string(), "application/json".to_string()),
             (
@@ -524,6 +915,11 @@ impl Remote {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v)),
         );
+        if is_modern(info) && info.method.as_deref() == Some("tools/call") {
+            if let Some(tool) = &info.name {
+                headers.extend(self.tool_headers.param_headers(tool, frame));
+            }
+        }
         headers
     }
 
@@ -566,7 +962,11 @@ impl Remote {
     }
 
     /// GET the endpoint as an event stream, for listening or resuming (`last_event_id`).
-    fn get_stream(&self, last_event_id: Option<&str>) -> Result<Response<Body>, Failure> {
+    fn get_stream(
+        &self,
+        last_event_id: Option<&str>,
+        idle_bound: Option<Duration>,
+    ) -> Result<Response<Body>, Failure> {
         let mut headers = vec![("Accept".to_string(), "text/event-stream".to_string())];
         headers.extend(self.session_headers());
         if let Some(id) = last_event_id {
@@ -574,7 +974,14 @@ impl Remote {
         }
         let mut url = self.state().endpoint.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let resp = self.exchange(Method::GET, &url, &headers, (), Some(ACCEPT_TIMEOUT))?;
+            let resp = self.exchange_with(
+                Method::GET,
+                &url,
+                &headers,
+                (),
+                Some(ACCEPT_TIMEOUT),
+                idle_bound,
+            )?;
             match redirect_target(&resp, &url)? {
                 None => return Ok(resp),
                 Some(next) => url = next,
@@ -595,6 +1002,19 @@ impl Remote {
         body: S,
         recv_timeout: Option<Duration>,
     ) -> Result<Response<Body>, Failure> {
+        self.exchange_with(method, url, headers, body, recv_timeout, None)
+    }
+
+    /// [`Remote::exchange`] with a bound on each read (`per_read`): an idle bound for streams.
+    fn exchange_with<S: AsSendBody>(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &[(String, String)],
+        body: S,
+        recv_timeout: Option<Duration>,
+        per_read: Option<Duration>,
+    ) -> Result<Response<Body>, Failure> {
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(url.full.as_str());
@@ -612,6 +1032,7 @@ impl Remote {
             .agent
             .configure_request(request)
             .timeout_recv_response(recv_timeout)
+            .timeout_per_read(per_read)
             .build();
         log::debug!("{method} {url}");
         self.http.agent.run(request).map_err(|e| {
@@ -641,31 +1062,53 @@ impl Remote {
 
     /// Hold the GET stream: forward what the server sends, reconnect with Last-Event-ID when it
     /// ends. A non-200 answer means the server offers no listening stream, which is fine.
-    fn listen(&self) {
+    fn listen(self: &Arc<Self>) {
+        self.listen_until_done();
+        self.listener_started.store(false, Ordering::SeqCst);
+    }
+
+    fn listen_until_done(self: &Arc<Self>) {
         let mut last_event_id: Option<String> = None;
         let mut failures = 0u32;
         let deliver = |frame: Vec<u8>| self.deliver(frame);
         let stopped = || self.sink.stopped();
         while !self.sink.stopped() {
-            let resp = match self.get_stream(last_event_id.as_deref()) {
+            let generation = self.state().generation;
+            let resp = match self.get_stream(last_event_id.as_deref(), Some(LISTEN_IDLE_BOUND)) {
                 Ok(resp) => resp,
                 Err(f) => {
-                    failures += 1;
-                    if failures > 5 {
-                        log::warn!("listening stream given up: {}", f.message);
-                        return;
+                    // Server down: retry with capped, jittered backoff; log once per outage.
+                    if failures == 0 {
+                        log::warn!(
+                            "listening stream lost: {}; reconnecting in the background",
+                            f.message
+                        );
                     }
+                    failures += 1;
                     thread::sleep(backoff(failures));
                     continue;
                 }
             };
+            if failures > 0 {
+                log::info!("listening stream reconnected");
+                failures = 0;
+            }
             let status = resp.status().as_u16();
             let is_sse = content_type(&resp).is_some_and(|ct| ct.starts_with("text/event-stream"));
             if status != 200 || !is_sse {
+                let body = read_error_body(resp);
+                if self.state().session_id.is_some() && is_session_gone(status, &body) {
+                    log::info!("the server lost the session (HTTP {status} on the listening stream); starting a new one");
+                    if let Err(f) = self.reinitialize(generation) {
+                        log::warn!("cannot start a new session: {}", f.message);
+                        return;
+                    }
+                    last_event_id = None;
+                    continue;
+                }
                 log::debug!("server offers no listening stream (HTTP {status})");
                 return;
             }
-            failures = 0;
             let mut stream = EventStream::new(resp.into_body().into_reader());
             match pump(&mut stream, None, &deliver, &stopped) {
                 Pumped::Stopped | Pumped::Answered => return,
@@ -699,6 +1142,16 @@ impl Remote {
         }
     }
 
+    /// The transport in use, for the test client's report: `Streamable HTTP`, `legacy HTTP+SSE`,
+    /// or `undecided` while nothing has answered yet.
+    pub fn transport_name(&self) -> &'static str {
+        match self.state().mode {
+            Mode::Undecided => "undecided",
+            Mode::Streamable => "Streamable HTTP",
+            Mode::Legacy(_) => "legacy HTTP+SSE",
+        }
+    }
+
     pub(super) fn config(&self) -> &Config {
         &self.config
     }
@@ -721,6 +1174,43 @@ fn is_modern_error(body: &[u8]) -> bool {
         jsonrpc::classify(body).ok().and_then(|i| i.error_code),
         Some(-32022..=-32020) | Some(-32601)
     )
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The server's answer was a 2026-07-28 HeaderMismatch (-32020).
+fn is_header_mismatch(f: &Failure) -> bool {
+    f.frame
+        .as_deref()
+        .and_then(|frame| jsonrpc::classify(frame).ok())
+        .and_then(|i| i.error_code)
+        == Some(jsonrpc::HEADER_MISMATCH)
+}
+
+/// 404 on a request that carried a session id means the session is gone (spec); the TypeScript
+/// SDK answers 400 "No valid session ID provided" instead.
+fn is_session_gone(status: u16, body: &[u8]) -> bool {
+    match status {
+        404 => true,
+        400 => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(2048)]).to_ascii_lowercase();
+            text.contains("session")
+                && (text.contains("no valid")
+                    || text.contains("not found")
+                    || text.contains("invalid"))
+        }
+        _ => false,
+    }
+}
+
+/// A copy of a request frame with another id (only used on small frames: initialize).
+fn with_id(frame: &[u8], id: &Id) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(frame).ok()?;
+    let id_value: serde_json::Value = serde_json::from_str(&id.to_json()).ok()?;
+    *value.get_mut("id")? = id_value;
+    serde_json::to_vec(&value).ok()
 }
 
 /// The same-origin target of a 307/308 redirect; other redirects are refused.
@@ -780,6 +1270,39 @@ fn read_error_body(resp: Response<Body>) -> Vec<u8> {
         .take(ERROR_BODY_LIMIT)
         .read_to_end(&mut body);
     body
+}
+
+/// TLS-terminating proxies (nginx: "400 No required SSL certificate was sent", "400 The SSL
+/// certificate error") report client-certificate problems in an HTTP body after the handshake.
+fn proxy_certificate_complaint(body: &[u8], config: &Config) -> Option<String> {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_ascii_lowercase();
+    if text.contains("no required ssl certificate was sent") {
+        let hint = if config.tls.has_identity() {
+            "the certificate was not sent: check that it is signed by a CA the server asks for"
+        } else {
+            "set --tls-cert/--tls-key or --tls-pfx"
+        };
+        return Some(format!(
+            "remote refused the connection: the server requires a client certificate (\"No required SSL certificate was sent\"); {hint}"
+        ));
+    }
+    if text.contains("ssl certificate error") || text.contains("the ssl certificate error") {
+        return Some(
+            "remote refused the client certificate (\"The SSL certificate error\"): check that it is signed by a CA the server trusts, unexpired, with intermediates in --tls-cert".to_string(),
+        );
+    }
+    None
+}
+
+/// "HTTP 503 from server: …" for an error frame built from an HTTP answer (whose message may
+/// already say so, when the body was not JSON-RPC).
+fn http_error_message(status: u16, frame: &[u8]) -> String {
+    let message = excerpt(frame);
+    if message.starts_with("HTTP ") {
+        message
+    } else {
+        format!("HTTP {status} from server: {message}")
+    }
 }
 
 /// The message of an error frame, for logs.

@@ -14,6 +14,8 @@ pub trait Sink: Send + Sync {
     fn deliver(&self, frame: Vec<u8>, info: &FrameInfo);
     /// Answer the client's request `id` with a prepared error frame (written at most once per id).
     fn fail_with(&self, id: &Id, frame: Vec<u8>);
+    /// The client cancelled request `id`: it gets no answer (a late one is dropped).
+    fn forget(&self, id: &Id);
     /// Ids of the client's requests still waiting for an answer.
     fn in_flight(&self) -> Vec<Id>;
     /// True once the bridge is shutting down: streams stop reading and reconnecting.
@@ -53,6 +55,10 @@ impl Sink for StdoutSink {
             frame,
             answers: Some(id.clone()),
         });
+    }
+
+    fn forget(&self, id: &Id) {
+        self.pending.take(id);
     }
 
     fn in_flight(&self) -> Vec<Id> {

@@ -160,4 +160,55 @@ mod tests {
             );
         }
     }
+
+    mod fuzz {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// The reference: split on LF, strip one CR, drop blank lines, report long ones.
+        fn reference(input: &[u8], max: usize) -> Vec<Option<Vec<u8>>> {
+            let mut out = Vec::new();
+            let parts: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+            for part in parts {
+                if part.len() > max {
+                    out.push(None);
+                    continue;
+                }
+                let line = part.strip_suffix(b"\r").unwrap_or(part);
+                if line.iter().any(|b| !b.is_ascii_whitespace()) {
+                    out.push(Some(line.to_vec()));
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn any_bytes_any_chunking_match_the_reference_and_stay_bounded(
+                input in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b' '), any::<u8>()], 0..400),
+                cuts in proptest::collection::vec(1usize..50, 0..20),
+            ) {
+                let max = 32;
+                let mut framer = LineFramer::new(max);
+                let mut out = Vec::new();
+                let mut rest = &input[..];
+                for cut in cuts {
+                    let (chunk, tail) = rest.split_at(cut.min(rest.len()));
+                    framer.feed(chunk, &mut out);
+                    prop_assert!(framer.line.len() <= max);
+                    rest = tail;
+                }
+                framer.feed(rest, &mut out);
+                out.extend(framer.finish());
+                let got: Vec<Option<Vec<u8>>> = out
+                    .into_iter()
+                    .map(|i| match i {
+                        Input::Line(l) => Some(l),
+                        _ => None,
+                    })
+                    .collect();
+                prop_assert_eq!(got, reference(&input, max));
+            }
+        }
+    }
 }

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
 use ureq::{Agent, Proxy};
 
 use super::connector::{ConfigSlot, HandshakeLog, MtlsConnector};
+use super::rotation::Rotation;
 use crate::config::Config;
 use crate::tls::ClientTls;
 
@@ -69,6 +70,11 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
         .max_idle_connections(MAX_IN_FLIGHT)
         .max_idle_connections_per_host(MAX_IN_FLIGHT)
         .max_idle_age(Duration::from_secs(60))
+        // Per-connection buffers: ureq's 128 KiB defaults times a burst of pooled connections is
+        // most of the bridge's memory; 64 KiB still holds any sane response head, and bodies
+        // stream through whatever the size.
+        .input_buffer_size(64 * 1024)
+        .output_buffer_size(16 * 1024)
         .user_agent(concat!("mcp-secure-remote/", env!("CARGO_PKG_VERSION")))
         // Compression stays off: the SSE stream must arrive as the server flushes it.
         .accept_encoding("identity")
@@ -85,11 +91,11 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
 
     let connector =
         ().chain(ConnectProxyConnector::default())
-            .chain(TcpConnector::default())
             .chain(MtlsConnector::new(
                 Arc::clone(&tls_config),
                 servername,
                 Arc::clone(&handshakes),
+                Some(Rotation::new(config.tls.clone(), Arc::clone(&tls_config))),
             ));
     let agent = Agent::with_parts(ureq_config, connector, DefaultResolver::default());
     Ok(Http {

@@ -8,14 +8,16 @@
 
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
-    TransportAdapter,
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, ShutdownHandle, TcpConnector,
+    Transport, TransportAdapter,
 };
+
+use super::cancel;
 
 /// The current rustls configuration; replaced as a whole when certificates rotate.
 pub type ConfigSlot = Arc<RwLock<Arc<ClientConfig>>>;
@@ -40,6 +42,7 @@ pub struct MtlsConnector {
     /// HTTPS proxy in between keeps its own name.
     servername: Option<(String, ServerName<'static>)>,
     log: HandshakeLog,
+    rotation: Option<Arc<super::rotation::Rotation>>,
 }
 
 impl MtlsConnector {
@@ -47,11 +50,13 @@ impl MtlsConnector {
         config: ConfigSlot,
         servername: Option<(String, ServerName<'static>)>,
         log: HandshakeLog,
+        rotation: Option<Arc<super::rotation::Rotation>>,
     ) -> Self {
         Self {
             config,
             servername,
             log,
+            rotation,
         }
     }
 
@@ -77,18 +82,27 @@ impl fmt::Debug for MtlsConnector {
 }
 
 impl<In: Transport> Connector<In> for MtlsConnector {
-    type Out = Either<In, MtlsTransport>;
+    type Out = Box<dyn Transport>;
 
+    /// Open the TCP connection (unless a CONNECT proxy already did) and wrap it in TLS for
+    /// https. The socket's shutdown handle is kept so that one request can be cancelled.
     fn connect(
         &self,
         details: &ConnectionDetails,
         chained: Option<In>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        let Some(transport) = chained else {
-            return Ok(None);
+        let (transport, socket): (Box<dyn Transport>, _) = match chained {
+            Some(through_proxy) => (Box::new(through_proxy), None),
+            None => {
+                let (tcp, socket) = connect_tcp(details)?;
+                (tcp, socket)
+            }
         };
         if !details.needs_tls() || transport.is_tls() {
-            return Ok(Some(Either::A(transport)));
+            return Ok(Some(Box::new(PlainTransport {
+                inner: transport,
+                socket,
+            })));
         }
         let host = details
             .uri
@@ -96,13 +110,16 @@ impl<In: Transport> Connector<In> for MtlsConnector {
             .ok_or_else(|| ureq::Error::BadUri("URL has no host".into()))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = self.server_name_for(host)?;
+        if let Some(rotation) = &self.rotation {
+            rotation.refresh();
+        }
         let config = match self.config.read() {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         };
         let mut conn = ClientConnection::new(config, name.clone())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
+        let mut sock = TransportAdapter::new(transport, details.current_time.clone());
         sock.set_timeout(details.timeout);
         while conn.is_handshaking() {
             conn.complete_io(&mut sock)?;
@@ -112,10 +129,80 @@ impl<In: Transport> Connector<In> for MtlsConnector {
             details.config.input_buffer_size(),
             details.config.output_buffer_size(),
         );
-        Ok(Some(Either::B(MtlsTransport {
+        Ok(Some(Box::new(MtlsTransport {
             buffers,
             stream: StreamOwned::new(conn, sock),
+            socket,
         })))
+    }
+}
+
+/// Open TCP with ureq's own connector, keeping a handle to the socket it registers for
+/// shutdown (so that a single request can be cancelled, see `cancel.rs`).
+/// A handle that shuts a socket down from another thread.
+type SocketHandle = Weak<dyn ShutdownHandle>;
+
+fn connect_tcp(
+    details: &ConnectionDetails,
+) -> Result<(Box<dyn Transport>, Option<SocketHandle>), ureq::Error> {
+    let captured: Arc<Mutex<Option<Weak<dyn ShutdownHandle>>>> = Arc::default();
+    let register = Arc::clone(&details.register_shutdown);
+    let capture = Arc::clone(&captured);
+    let patched = ConnectionDetails {
+        uri: details.uri,
+        addrs: details.addrs.clone(),
+        config: details.config,
+        request_level: details.request_level,
+        resolver: details.resolver,
+        now: details.now,
+        timeout: details.timeout,
+        current_time: details.current_time.clone(),
+        run_connector: details.run_connector.clone(),
+        register_shutdown: Arc::new(move |handle: Weak<dyn ShutdownHandle>| {
+            if let Ok(mut slot) = capture.lock() {
+                *slot = Some(handle.clone());
+            }
+            register(handle)
+        }),
+    };
+    let tcp = Connector::<()>::connect(&TcpConnector::default(), &patched, None)?
+        .ok_or_else(|| ureq::Error::ConnectionFailed)?;
+    let socket = captured.lock().ok().and_then(|mut s| s.take());
+    Ok((Box::new(tcp), socket))
+}
+
+/// Plain TCP (http:// with --allow-http, or an already-TLS proxy transport), cancellable.
+struct PlainTransport {
+    inner: Box<dyn Transport>,
+    socket: Option<Weak<dyn ShutdownHandle>>,
+}
+
+impl fmt::Debug for PlainTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlainTransport").finish_non_exhaustive()
+    }
+}
+
+impl Transport for PlainTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        cancel::bind_current(self.socket.as_ref());
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
     }
 }
 
@@ -171,6 +258,7 @@ impl MtlsTransport {
 pub struct MtlsTransport {
     buffers: LazyBuffers,
     stream: StreamOwned<ClientConnection, TransportAdapter>,
+    socket: Option<Weak<dyn ShutdownHandle>>,
 }
 
 impl fmt::Debug for MtlsTransport {
@@ -186,6 +274,7 @@ impl Transport for MtlsTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         use std::io::Write;
+        cancel::bind_current(self.socket.as_ref());
         self.stream.get_mut().set_timeout(timeout);
         let output = &self.buffers.output()[..amount];
         let written = self

@@ -61,6 +61,8 @@ pub fn diagnose(err: &ureq::Error, config: &Config) -> Diagnosis {
 }
 
 fn diagnose_io(e: &io::Error, config: &Config) -> Diagnosis {
+    // Transports nest errors (a TLS write fails inside ureq's adapter): judge the innermost one.
+    let e = innermost_io(e);
     let target = config.url.authority();
     let transient = |message: String| Diagnosis {
         message,
@@ -116,7 +118,7 @@ fn diagnose_tls(e: &rustls::Error, config: &Config) -> Diagnosis {
             )),
             CertificateError::NotValidForNameContext { presented, .. } => setup(format!(
                 "server certificate does not name {host} (it names: {}): set --tls-servername to one of those",
-                presented.join(", ")
+                presented.iter().map(|n| plain_name(n)).collect::<Vec<_>>().join(", ")
             )),
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => setup(format!(
                 "server certificate of {host} has expired: the server must renew it"
@@ -178,6 +180,15 @@ fn diagnose_alert(alert: AlertDescription, config: &Config) -> Diagnosis {
     }
 }
 
+/// rustls lists presented names in Debug form (`DnsName("a.b")`, `IpAddress(1.2.3.4)`).
+fn plain_name(debug: &str) -> &str {
+    let inner = match debug.find('(') {
+        Some(open) if debug.ends_with(')') => &debug[open + 1..debug.len() - 1],
+        _ => debug,
+    };
+    inner.trim_matches('"')
+}
+
 fn min_version_hint(config: &Config) -> &'static str {
     match config.tls.min_version {
         Some(TlsVersion::Tls13) => {
@@ -187,22 +198,45 @@ fn min_version_hint(config: &Config) -> &'static str {
     }
 }
 
+/// The deepest `io::Error` inside `e` (through `io::Error` and `ureq::Error::Io` wrappers).
+fn innermost_io(e: &io::Error) -> &io::Error {
+    let mut current = e;
+    for _ in 0..8 {
+        let Some(inner) = current.get_ref() else {
+            break;
+        };
+        if let Some(io) = inner.downcast_ref::<io::Error>() {
+            current = io;
+        } else if let Some(ureq::Error::Io(io)) = inner.downcast_ref::<ureq::Error>() {
+            current = io;
+        } else {
+            break;
+        }
+    }
+    current
+}
+
 /// rustls errors reach us wrapped in `io::Error` (from the handshake or a read), possibly inside
 /// ureq's error.
 fn find_rustls_error(err: &ureq::Error) -> Option<&rustls::Error> {
     match err {
-        ureq::Error::Io(io) => io
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        ureq::Error::Io(io) => {
+            let mut current = io;
+            for _ in 0..8 {
+                let inner = current.get_ref()?;
+                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                    return Some(tls);
+                }
+                current = match inner.downcast_ref::<io::Error>() {
+                    Some(io) => io,
+                    None => match inner.downcast_ref::<ureq::Error>() {
+                        Some(ureq::Error::Io(io)) => io,
+                        _ => return None,
+                    },
+                };
+            }
+            None
+        }
         _ => None,
     }
-}
-
-/// Whether `err` is a broken connection that a fresh connection might not have (stale pooled
-/// keep-alive connection closed by the server between requests).
-pub fn is_stale_connection(err: &ureq::Error) -> bool {
-    matches!(err, ureq::Error::Io(e) if matches!(
-        e.kind(),
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
-    ))
 }

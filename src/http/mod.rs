@@ -1,7 +1,9 @@
 //! HTTP: the ureq agent with our TLS connector, and the diagnosis of failed exchanges.
 
 pub mod agent;
+pub mod cancel;
 pub mod connector;
 pub mod diagnose;
+pub mod rotation;
 
 pub use agent::{build, Http, MAX_IN_FLIGHT};

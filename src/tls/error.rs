@@ -111,7 +111,8 @@ impl fmt::Display for TlsError {
             Self::NoPrivateKey { flag, path } => write!(
                 f,
                 "no private key found in {flag} {}: expected a PEM file with a 'BEGIN PRIVATE KEY', \
-                 'BEGIN RSA PRIVATE KEY', 'BEGIN EC PRIVATE KEY' or 'BEGIN ENCRYPTED PRIVATE KEY' section",
+                 'BEGIN RSA PRIVATE KEY', 'BEGIN EC PRIVATE KEY' or 'BEGIN ENCRYPTED PRIVATE KEY' \
+                 section (convert DER with 'openssl pkey -inform der -in FILE -out FILE.pem')",
                 path.display()
             ),
             Self::PassphraseRequired { flag, path } => write!(

@@ -35,8 +35,9 @@ pub(crate) fn parse(
     passphrase: Option<&Secret>,
 ) -> Result<PrivateKeyDer<'static>, TlsError> {
     let text = String::from_utf8_lossy(bytes);
+    // Any RFC 1421 header means a legacy (`Proc-Type: 4,ENCRYPTED`) key: pki-types cannot read those.
     let looks_encrypted = text.contains(&format!("-----BEGIN {ENCRYPTED_PKCS8_LABEL}-----"))
-        || text.contains("Proc-Type: 4,ENCRYPTED");
+        || text.contains("Proc-Type:");
     if !looks_encrypted {
         return parse_plain(flag, path, bytes);
     }
@@ -53,6 +54,13 @@ pub(crate) fn parse(
             path: path.to_path_buf(),
         });
     };
+    let is_encrypted = block.label == ENCRYPTED_PKCS8_LABEL
+        || block
+            .header("Proc-Type")
+            .is_some_and(|v| v.contains("ENCRYPTED"));
+    if !is_encrypted {
+        return parse_plain(flag, path, bytes);
+    }
     let Some(passphrase) = passphrase else {
         return Err(TlsError::PassphraseRequired {
             flag,
@@ -98,8 +106,13 @@ fn decrypt_pkcs8(
     };
     // The pkcs8 crate only decodes PBES2 and PKCS#5 v1.5 algorithm identifiers: an older PKCS#12
     // PBE (`-v1 PBE-SHA1-3DES`) fails already here.
-    let info = EncryptedPrivateKeyInfoRef::try_from(der)
-        .map_err(|e| unsupported(format!("not a PBES2 encrypted PKCS#8 key: {e}")))?;
+    let info = EncryptedPrivateKeyInfoRef::try_from(der).map_err(|e| {
+        unsupported(
+            pkcs12_pbe_name(der)
+                .map(|name| format!("PKCS#12 password-based encryption {name}"))
+                .unwrap_or_else(|| format!("not PBES2: {e}")),
+        )
+    })?;
     match info.decrypt(passphrase.expose()) {
         Ok(document) => Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
             document.as_bytes().to_vec(),
@@ -149,6 +162,27 @@ fn decrypt_legacy(
             path: path.to_path_buf(),
             detail: format!("'{other}' keys are not supported"),
         }),
+    }
+}
+
+/// The name of the PKCS#12 PBE algorithm (`openssl pkcs8 -v1 PBE-SHA1-3DES` and friends) that
+/// encrypts an `EncryptedPrivateKeyInfo`, found by its OID (1.2.840.113549.1.12.1.n) near the start.
+fn pkcs12_pbe_name(der: &[u8]) -> Option<&'static str> {
+    const PKCS12_PBE_OID_PREFIX: [u8; 11] = [
+        0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01,
+    ];
+    let head = &der[..der.len().min(32)];
+    let at = head
+        .windows(PKCS12_PBE_OID_PREFIX.len())
+        .position(|w| w == PKCS12_PBE_OID_PREFIX)?;
+    match head.get(at + PKCS12_PBE_OID_PREFIX.len())? {
+        1 => Some("pbeWithSHAAnd128BitRC4"),
+        2 => Some("pbeWithSHAAnd40BitRC4"),
+        3 => Some("pbeWithSHAAnd3-KeyTripleDES-CBC"),
+        4 => Some("pbeWithSHAAnd2-KeyTripleDES-CBC"),
+        5 => Some("pbeWithSHAAnd128BitRC2-CBC"),
+        6 => Some("pbeWithSHAAnd40BitRC2-CBC"),
+        _ => None,
     }
 }
 

@@ -26,7 +26,7 @@ pub(super) fn take(state: &State, incoming: &Incoming, can_prime: bool) -> Optio
         Fault::Status { .. } | Fault::DropConnection => is_request,
         Fault::CloseAfterPriming => is_request && can_prime,
         Fault::StatusFor { method: m, .. } => Some(*m) == method,
-        Fault::ExpireSessions => false,
+        Fault::ExpireSessions | Fault::EndGetStreams => false,
     })?;
     Some(match fault {
         Fault::Status {
@@ -41,6 +41,8 @@ pub(super) fn take(state: &State, incoming: &Incoming, can_prime: bool) -> Optio
             ..
         } => PostFault::Respond(Response::with_body(status, content_type, body)),
         Fault::DropConnection => PostFault::Drop,
-        Fault::CloseAfterPriming | Fault::ExpireSessions => PostFault::CloseAfterPriming,
+        Fault::CloseAfterPriming | Fault::ExpireSessions | Fault::EndGetStreams => {
+            PostFault::CloseAfterPriming
+        }
     })
 }

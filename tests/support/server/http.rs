@@ -350,7 +350,7 @@ impl HttpConn {
                     }
                 }
             }
-            if body.len() + size > MAX_BODY_BYTES {
+            if size > MAX_BODY_BYTES - body.len() {
                 return Err(HttpError::Malformed(413, "body too large".into()));
             }
             body.extend(self.read_exact_bytes(size)?);

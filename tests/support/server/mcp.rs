@@ -18,6 +18,12 @@ pub(super) trait Outlet {
     fn related(&mut self, message: &Value) -> bool;
     /// A message unrelated to any request: on the standalone GET stream. False if none is open.
     fn unrelated(&mut self, message: &Value) -> bool;
+    /// Whether the client still holds the request's response stream. Only a 2026-07-28 stream
+    /// can say no (closing it is the cancellation); in the handshake era a disconnect is not a
+    /// cancellation, so the default is always yes.
+    fn still_connected(&mut self) -> bool {
+        true
+    }
 }
 
 /// A JSON-RPC error object.
@@ -151,6 +157,41 @@ pub(super) fn handle(call: &mut Call<'_>, method: &str, params: &Value) -> Resul
         _ => Err(RpcError::new(-32601, "Method not found")),
     }
 }
+
+/// Serves one 2026-07-28 request: like `handle`, but `tools/list` also shows the modern-only tools.
+pub(super) fn handle_modern(
+    call: &mut Call<'_>,
+    method: &str,
+    params: &Value,
+) -> Result<Value, RpcError> {
+    match method {
+        "tools/list" => paginate(
+            "tools",
+            tools::modern_list(),
+            params,
+            call.state.opts.page_size,
+        ),
+        "initialize" => Err(RpcError::new(
+            -32601,
+            "initialize does not exist in protocol version 2026-07-28",
+        )),
+        _ => handle(call, method, params),
+    }
+}
+
+/// Methods `handle` serves (anything else is `-32601 Method not found`).
+pub(super) const METHODS: [&str; 10] = [
+    "ping",
+    "logging/setLevel",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "prompts/list",
+    "prompts/get",
+    "initialize",
+];
 
 /// Slices a list per `params.cursor`; cursors are opaque `"page:<offset>"` strings.
 fn paginate(

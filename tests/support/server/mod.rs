@@ -12,6 +12,8 @@ mod faults;
 mod http;
 mod legacy;
 mod mcp;
+mod modern;
+mod modern_headers;
 mod pump;
 mod sse;
 mod state;
@@ -31,6 +33,8 @@ use state::State;
 
 #[allow(unused_imports)] // used by some test crates, not all
 pub use mcp::{LATEST_VERSION, SERVER_NAME, SUPPORTED_VERSIONS};
+#[allow(unused_imports)]
+pub use modern::MODERN_VERSIONS;
 #[allow(unused_imports)]
 pub use tools::big_text;
 
@@ -70,7 +74,8 @@ pub enum DiscoverMode {
     /// HTTP 400 `{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"Bad Request: Server not
     /// initialized"}}`, as the TypeScript server-everything does (the default).
     Http400IdNull,
-    /// A normal JSON-RPC `-32601 Method not found` error (needs a session like any request).
+    /// HTTP 200 with a JSON-RPC `-32601 Method not found` error carrying the request id, with or
+    /// without a session.
     MethodNotFound,
 }
 
@@ -117,6 +122,11 @@ pub struct ServerOptions {
     pub discover: DiscoverMode,
     /// Answer every initialize with this version instead of echoing a supported offer.
     pub negotiate_version: Option<&'static str>,
+    /// Also serve 2026-07-28 ("modern", stateless) requests on `/mcp`, recognised by
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]`, as the Python SDK server does
+    /// (default false). They need no session; their headers must mirror the body (else 400
+    /// `-32020`); a GET or DELETE with a modern `MCP-Protocol-Version` gets 405.
+    pub modern: bool,
 }
 
 impl Default for ServerOptions {
@@ -140,6 +150,7 @@ impl Default for ServerOptions {
             page_size: None,
             discover: DiscoverMode::Http400IdNull,
             negotiate_version: None,
+            modern: false,
         }
     }
 }
@@ -169,6 +180,9 @@ pub enum Fault {
     /// Forget all Streamable HTTP sessions now (their GET streams end); the next request with a
     /// session id gets `unknown_session_status`.
     ExpireSessions,
+    /// End every open standalone (and resumed) GET stream now, cleanly: a SEP-1699
+    /// server-initiated disconnect. Sessions stay, and a GET with `Last-Event-ID` resumes.
+    EndGetStreams,
 }
 
 /// One HTTP request as the server received it.
@@ -324,7 +338,13 @@ impl TestServer {
         self.state.session_ids()
     }
 
-    /// Queues a fault; `ExpireSessions` takes effect immediately.
+    /// Ids of 2026-07-28 requests (including `subscriptions/listen`) whose SSE response stream
+    /// the client closed before the response was sent: the modern way to cancel.
+    pub fn cancelled_streams(&self) -> Vec<serde_json::Value> {
+        self.state.cancelled_streams()
+    }
+
+    /// Queues a fault; `ExpireSessions` and `EndGetStreams` take effect immediately.
     pub fn inject(&self, fault: Fault) {
         self.state.inject(fault);
     }

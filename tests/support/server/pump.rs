@@ -9,7 +9,7 @@ use super::sse;
 use super::state::{Outbound, State};
 
 /// How long to wait for an outgoing message before checking whether the client is still there.
-const IDLE_CHECK: Duration = Duration::from_millis(25);
+pub(super) const IDLE_CHECK: Duration = Duration::from_millis(25);
 
 /// Writes one queued message as an SSE `message` event; false if the client is gone.
 pub(super) fn write(http: &mut HttpConn, out: &Outbound, crlf: bool) -> bool {

@@ -56,3 +56,9 @@ pub(super) fn priming(id: &str, retry_ms: Option<u64>, crlf: bool) -> String {
         crlf,
     )
 }
+
+/// An SSE comment line (a keep-alive that clients ignore).
+pub(super) fn comment(text: &str, crlf: bool) -> String {
+    let eol = if crlf { "\r\n" } else { "\n" };
+    format!(": {text}{eol}{eol}")
+}

@@ -35,8 +35,8 @@ struct StreamLog {
 pub(super) struct Session {
     pub protocol_version: String,
     pub initialized: bool,
-    /// The open standalone GET stream: its stream number and outbox.
-    listening: Option<(u64, Sender<Outbound>)>,
+    /// The open standalone GET stream.
+    listening: Option<Listener>,
     streams: HashMap<u64, StreamLog>,
     next_stream: u64,
 }
@@ -53,6 +53,16 @@ impl Session {
     }
 }
 
+/// The standalone GET stream of a session.
+#[derive(Clone)]
+struct Listener {
+    /// Stream number, the first part of its event ids.
+    stream: u64,
+    /// Identifies the GET request serving it (a resumed stream keeps its number but not its token).
+    token: u64,
+    outbox: Sender<Outbound>,
+}
+
 /// A legacy HTTP+SSE session: the outbox of its `GET /sse` stream.
 pub(super) struct LegacySession {
     pub outbox: Sender<Outbound>,
@@ -65,7 +75,7 @@ pub(super) enum Resume {
     Stream {
         replay: Vec<Outbound>,
         rx: Receiver<Outbound>,
-        /// Stream number of the standalone stream this GET also became, if it did.
+        /// Token of the standalone stream this GET also became, if it did.
         listening: Option<u64>,
     },
     UnknownEvent,
@@ -84,6 +94,8 @@ pub(super) struct State {
     pending: Mutex<HashMap<String, Sender<Value>>>,
     /// JSON texts of request ids the client cancelled.
     cancelled: Mutex<Vec<String>>,
+    /// Ids of modern requests whose SSE response stream the client closed before the response.
+    cancelled_streams: Mutex<Vec<Value>>,
     sockets: Mutex<HashMap<u64, TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     counter: AtomicU64,
@@ -108,6 +120,7 @@ impl State {
             legacy: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(Vec::new()),
+            cancelled_streams: Mutex::new(Vec::new()),
             sockets: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
             counter: AtomicU64::new(1),
@@ -217,6 +230,15 @@ impl State {
     pub fn inject(&self, fault: Fault) {
         match fault {
             Fault::ExpireSessions => lock(&self.sessions).clear(),
+            Fault::EndGetStreams => {
+                // A GET stream ends when every sender of its outbox is gone.
+                for session in lock(&self.sessions).values_mut() {
+                    session.listening = None;
+                    for log in session.streams.values_mut() {
+                        log.sink = None;
+                    }
+                }
+            }
             other => lock(&self.faults).push_back(other),
         }
     }
@@ -298,8 +320,14 @@ impl State {
         })
     }
 
-    /// Registers a new standalone GET stream; `Err(())` if one is already open (409).
-    pub fn open_listening(&self, session: &str) -> Option<Result<(u64, Receiver<Outbound>), ()>> {
+    /// Registers a new standalone GET stream: `(stream number, token, outbox)`; `Err(())` if one is
+    /// already open (409).
+    #[allow(clippy::type_complexity)]
+    pub fn open_listening(
+        &self,
+        session: &str,
+    ) -> Option<Result<(u64, u64, Receiver<Outbound>), ()>> {
+        let token = self.next_number();
         let mut sessions = lock(&self.sessions);
         let s = sessions.get_mut(session)?;
         if s.listening.is_some() {
@@ -315,14 +343,18 @@ impl State {
             },
         );
         let (tx, rx) = mpsc::channel();
-        s.listening = Some((n, tx));
-        Some(Ok((n, rx)))
+        s.listening = Some(Listener {
+            stream: n,
+            token,
+            outbox: tx,
+        });
+        Some(Ok((n, token, rx)))
     }
 
-    /// Forgets the standalone stream `stream` if it is still the session's one.
-    pub fn close_listening(&self, session: &str, stream: u64) {
+    /// Forgets the standalone stream served by the GET with `token`, if it is still the session's one.
+    pub fn close_listening(&self, session: &str, token: u64) {
         self.with_session(session, |s| {
-            if s.listening.as_ref().is_some_and(|(n, _)| *n == stream) {
+            if s.listening.as_ref().is_some_and(|l| l.token == token) {
                 s.listening = None;
             }
         });
@@ -334,7 +366,10 @@ impl State {
         let Some(s) = sessions.get_mut(session) else {
             return false;
         };
-        let Some((stream, tx)) = s.listening.clone() else {
+        let Some(Listener {
+            stream, outbox: tx, ..
+        }) = s.listening.clone()
+        else {
             return false;
         };
         let log = s.streams.entry(stream).or_default();
@@ -353,7 +388,8 @@ impl State {
     }
 
     /// Handles a GET with `Last-Event-ID`: replays that stream's later events and subscribes the
-    /// GET to what follows. The GET also becomes the standalone stream when none is open.
+    /// GET to what follows. The GET also becomes the standalone stream when none is open, or when
+    /// it resumes the standalone stream itself (the client reconnected it).
     pub fn resume(&self, session: &str, last_event_id: &str) -> Option<Resume> {
         let (stream, seq) = last_event_id.trim().rsplit_once('-')?;
         let (stream, seq): (u64, u64) = (stream.parse().ok()?, seq.parse().ok()?);
@@ -376,9 +412,15 @@ impl State {
             .collect();
         let (tx, rx) = mpsc::channel();
         log.sink = Some(tx.clone());
-        let listening = if s.listening.is_none() {
-            s.listening = Some((stream, tx));
-            Some(stream)
+        let takes_over = s.listening.as_ref().map_or(true, |l| l.stream == stream);
+        let listening = if takes_over {
+            let token = self.next_number();
+            s.listening = Some(Listener {
+                stream,
+                token,
+                outbox: tx,
+            });
+            Some(token)
         } else {
             None
         };
@@ -439,5 +481,15 @@ impl State {
 
     pub fn is_cancelled(&self, request_id: &Value) -> bool {
         lock(&self.cancelled).contains(&request_id.to_string())
+    }
+
+    /// Notes that the client closed a modern request's response stream before its response:
+    /// the 2026-07-28 way to cancel.
+    pub fn record_cancelled_stream(&self, request_id: &Value) {
+        lock(&self.cancelled_streams).push(request_id.clone());
+    }
+
+    pub fn cancelled_streams(&self) -> Vec<Value> {
+        lock(&self.cancelled_streams).clone()
     }
 }

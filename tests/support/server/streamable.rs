@@ -9,6 +9,8 @@ use serde_json::Value;
 use super::faults::{self, PostFault};
 use super::http::{reply, HttpConn, Next, Request, Response};
 use super::mcp::{self, Call, Incoming, Outlet, RpcError};
+use super::modern;
+use super::modern_headers;
 use super::pump;
 use super::sse;
 use super::state::{Resume, State};
@@ -40,6 +42,14 @@ fn sse_headers(state: &State, session: &str) -> Vec<(String, String)> {
 pub(super) fn handle(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
     if req.header("origin").is_some() {
         return reply(http, req, rejection(403, "Forbidden: Origin not allowed"));
+    }
+    if state.opts.modern && req.method != "POST" && modern::is_modern_header(req) {
+        // 2026-07-28 is POST only: no standalone stream, no session to delete.
+        let response = rejection(
+            405,
+            "Method Not Allowed: protocol version 2026-07-28 is POST only",
+        );
+        return reply(http, req, response.header("Allow", "POST"));
     }
     match req.method.as_str() {
         "POST" => post(state, http, req),
@@ -135,6 +145,12 @@ fn post(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
         );
         return reply(http, req, Response::json(400, &body));
     }
+    if state.opts.modern {
+        if let Some(version) = modern_headers::declared_version(&message) {
+            let version = version.to_string();
+            return modern::post(state, http, req, &message, &version);
+        }
+    }
     let incoming = mcp::classify(&message);
     let mut close_after_priming = false;
     match faults::take(state, &incoming, true) {
@@ -165,12 +181,19 @@ fn post(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
                 move |_| Ok(result),
             );
         }
-        if method == "server/discover" && state.opts.discover == DiscoverMode::Http400IdNull {
-            return reply(
-                http,
-                req,
-                rejection(400, "Bad Request: Server not initialized"),
-            );
+        if method == "server/discover" {
+            return match state.opts.discover {
+                DiscoverMode::Http400IdNull => reply(
+                    http,
+                    req,
+                    rejection(400, "Bad Request: Server not initialized"),
+                ),
+                // Answered like any unknown method, whatever the session state.
+                DiscoverMode::MethodNotFound => {
+                    let body = mcp::error_body(id, -32601, "Method not found");
+                    reply(http, req, Response::json(200, &body))
+                }
+            };
         }
     }
 
@@ -436,13 +459,13 @@ fn get(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
         if next == Next::KeepAlive {
             next = pump::pump(state, http, &outbox);
         }
-        if let Some(stream) = listening {
-            state.close_listening(&session, stream);
+        if let Some(token) = listening {
+            state.close_listening(&session, token);
         }
         return keep_if(next, req);
     }
 
-    let (stream, outbox) = match state.open_listening(&session) {
+    let (stream, token, outbox) = match open_listening_patiently(state, &session) {
         None => {
             let status = state.opts.unknown_session_status;
             return reply(http, req, rejection(status, "Session not found"));
@@ -471,8 +494,26 @@ fn get(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
             next = pump::pump(state, http, &outbox);
         }
     }
-    state.close_listening(&session, stream);
+    state.close_listening(&session, token);
     keep_if(next, req)
+}
+
+/// Opens the standalone stream, giving an existing one a moment to turn out dead: a client that
+/// reconnects right after its stream broke must not get 409 because the server noticed late.
+#[allow(clippy::type_complexity)]
+fn open_listening_patiently(
+    state: &State,
+    session: &str,
+) -> Option<Result<(u64, u64, std::sync::mpsc::Receiver<super::state::Outbound>), ()>> {
+    let deadline = std::time::Instant::now() + pump::IDLE_CHECK * 3;
+    loop {
+        match state.open_listening(session) {
+            Some(Err(())) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            other => return other,
+        }
+    }
 }
 
 fn keep_if(next: Next, req: &Request) -> Next {

@@ -1,5 +1,6 @@
 //! The test server's tools: each exercises one bridge path (plain result, progress, large body,
-//! server→client request, standalone-stream notification, tool error, pagination filler).
+//! server→client request, standalone-stream notification, tool error, pagination filler), plus
+//! the 2026-07-28 tools whose arguments are mirrored into `Mcp-Param-*` headers.
 
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
@@ -10,8 +11,14 @@ use super::mcp::{Call, RpcError};
 
 /// Number of filler tools `tool-1`…`tool-N`, so that small page sizes give several pages.
 const FILLER_TOOLS: usize = 5;
+/// Upper bounds on client-chosen sizes, so that no input can exhaust memory or overflow.
+const MAX_BIG_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_STEPS: u64 = 10_000;
 /// How long `ask` waits for the client's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often `slow` checks that the client still holds the response stream (2026-07-28: closing
+/// it is the cancellation).
+const LIVENESS_CHECK: Duration = Duration::from_millis(100);
 
 /// The text `big {bytes}` returns: `bytes` characters cycling through `a`–`z` and `0`–`9`.
 pub fn big_text(bytes: usize) -> String {
@@ -76,6 +83,41 @@ pub(super) fn list() -> Vec<Value> {
     tools
 }
 
+/// The tools only modern (2026-07-28) `tools/list` results show, after the legacy ones. The legacy
+/// list stays unchanged so that handshake-era tests keep their tool count.
+fn modern_only() -> Vec<Value> {
+    vec![
+        json!({
+            "name": "region_echo",
+            "description": "Returns its arguments; region, count and flag are mirrored into Mcp-Param-* headers",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "region": {"type": "string", "x-mcp-header": "Region"},
+                    "count": {"type": "integer", "x-mcp-header": "Count"},
+                    "flag": {"type": "boolean", "x-mcp-header": "Flag"},
+                    "text": {"type": "string"}
+                }
+            }
+        }),
+        json!({
+            "name": "bad_header_tool",
+            "description": "Carries an invalid x-mcp-header annotation (on a number): clients must drop it from tools/list",
+            "inputSchema": {
+                "type": "object",
+                "properties": {"ratio": {"type": "number", "x-mcp-header": "Ratio"}}
+            }
+        }),
+    ]
+}
+
+/// All tools of a modern `tools/list`, in order.
+pub(super) fn modern_list() -> Vec<Value> {
+    let mut tools = list();
+    tools.extend(modern_only());
+    tools
+}
+
 fn text_result(text: impl Into<String>) -> Value {
     json!({"content": [{"type": "text", "text": text.into()}]})
 }
@@ -100,8 +142,13 @@ pub(super) fn call(call: &mut Call<'_>, params: &Value) -> Result<Value, RpcErro
         "add" => add(&args),
         "slow" => slow(call, &args, progress_token),
         "big" => {
-            let bytes = args.get("bytes").and_then(Value::as_u64).unwrap_or(0) as usize;
-            Ok(text_result(big_text(bytes)))
+            let bytes = args.get("bytes").and_then(Value::as_u64).unwrap_or(0);
+            if bytes > MAX_BIG_BYTES {
+                return Err(RpcError::invalid_params(format!(
+                    "big: at most {MAX_BIG_BYTES} bytes"
+                )));
+            }
+            Ok(text_result(big_text(bytes as usize)))
         }
         "ask" => ask(call, &args),
         "notify" => {
@@ -114,6 +161,8 @@ pub(super) fn call(call: &mut Call<'_>, params: &Value) -> Result<Value, RpcErro
             Ok(text_result("notified"))
         }
         "fail" => Ok(error_result("tool failed on purpose")),
+        "region_echo" => Ok(text_result(args.to_string())),
+        "bad_header_tool" => Ok(text_result(format!("bad_header_tool called with {args}"))),
         filler if filler.starts_with("tool-") && list().iter().any(|t| t["name"] == filler) => {
             Ok(text_result(format!("{filler} called")))
         }
@@ -135,13 +184,20 @@ fn add(args: &Value) -> Result<Value, RpcError> {
     Ok(text_result(format!("The sum of {a} and {b} is {sum}.")))
 }
 
-/// Sleeps in small slices so that stop() and cancellation take effect quickly.
-/// Returns false if interrupted.
-fn sleep_interruptibly(call: &Call<'_>, total: Duration) -> bool {
+/// Sleeps in small slices so that stop(), cancellation and (on modern streams) a client closing
+/// the response stream take effect quickly. Returns false if interrupted.
+fn sleep_interruptibly(call: &mut Call<'_>, total: Duration) -> bool {
     let deadline = Instant::now() + total;
+    let mut next_liveness_check = Instant::now() + LIVENESS_CHECK;
     loop {
         if call.state.stopping() || call.state.is_cancelled(call.request_id) {
             return false;
+        }
+        if Instant::now() >= next_liveness_check {
+            if !call.outlet.still_connected() {
+                return false;
+            }
+            next_liveness_check = Instant::now() + LIVENESS_CHECK;
         }
         let now = Instant::now();
         if now >= deadline {
@@ -157,7 +213,11 @@ fn slow(
     progress_token: Option<Value>,
 ) -> Result<Value, RpcError> {
     let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(1000);
-    let steps = args.get("steps").and_then(Value::as_u64).unwrap_or(0);
+    let steps = args
+        .get("steps")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(MAX_STEPS);
     let slice = Duration::from_millis(ms) / (steps.max(1) as u32);
     for step in 1..=steps.max(1) {
         if !sleep_interruptibly(call, slice) {

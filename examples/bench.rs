@@ -1,0 +1,122 @@
+//! `make bench`: the stdio↔HTTPS bridge (`target/release/mcp-secure-remote`) against a direct
+//! in-process client using the same HTTPS stack, on the same in-process mTLS test server, printed
+//! as a Markdown table with ratios and the performance targets. Reports only; never fails on a
+//! figure.
+//!
+//! `cargo run --release --example bench` (after `cargo build --release`). `BENCH_QUICK=1` for a
+//! smoke run; `BENCH_BRIDGE=<path>` to measure another bridge binary; `BENCH_PIN=1` to pin the
+//! bridge and the benchmark to different CPUs (see bench/affinity.rs for why).
+
+#[path = "../tests/support/server/mod.rs"]
+mod server;
+
+#[path = "bench/affinity.rs"]
+mod affinity;
+#[path = "bench/bridge_proc.rs"]
+mod bridge_proc;
+#[path = "bench/direct.rs"]
+mod direct;
+#[path = "bench/error.rs"]
+mod error;
+#[path = "bench/messages.rs"]
+mod messages;
+#[path = "bench/report.rs"]
+mod report;
+#[path = "bench/scenarios.rs"]
+mod scenarios;
+#[path = "bench/stats.rs"]
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use error::{BenchError, Result};
+use scenarios::{Plan, Setup};
+use server::{ServerOptions, TestServer};
+
+fn main() -> ExitCode {
+    match try_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main() -> Result<()> {
+    // A proxy from the environment would sit between both clients and the loopback server and
+    // measure itself. The bridge child inherits this environment too.
+    for var in [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ] {
+        std::env::remove_var(var);
+    }
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "bench: warning: this is a debug build, so the direct client is unoptimised; \
+             use `cargo run --release --example bench`"
+        );
+    }
+    let binary = bridge_binary();
+    if !binary.is_file() {
+        return Err(BenchError::BridgeMissing(binary));
+    }
+    let plan = Plan::from_env();
+    // Counted before pinning, which would make the process see one CPU.
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let pinning = affinity::Pinning::from_env();
+    if let Some(pinning) = &pinning {
+        // Before any thread starts, so that the server and the direct client inherit the CPU.
+        affinity::pin_current_thread(pinning.bench_cpu);
+    }
+    let server = TestServer::try_start_on(0, ServerOptions::default())
+        .map_err(|e| BenchError::Server(e.to_string()))?;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let setup = Setup {
+        binary: &binary,
+        fixtures: &fixtures,
+        url: server.url("/mcp"),
+        pinning,
+    };
+
+    let started = Instant::now();
+    let measurements = scenarios::run(&plan, &setup)?;
+    server.stop();
+
+    println!(
+        "## mcp-secure-remote bench ({} run, {cores} cores, {:.0} s)\n",
+        if plan.quick { "quick" } else { "full" },
+        started.elapsed().as_secs_f64()
+    );
+    println!("Bridge: `{}`\n", binary.display());
+    match &setup.pinning {
+        Some(p) => println!(
+            "Pinned (BENCH_PIN): benchmark process (server + direct client) on CPU {}, bridge on CPU {}; \
+             the server then shares a CPU with the direct client only, which favours the bridge \
+             in the concurrent figures.\n",
+            p.bench_cpu, p.bridge_cpu
+        ),
+        None => println!("Not pinned: the scheduler places every thread (BENCH_PIN=1 to pin).\n"),
+    }
+    print!("{}", report::render(&plan, &measurements));
+    Ok(())
+}
+
+/// `BENCH_BRIDGE`, else `release/mcp-secure-remote` in `CARGO_TARGET_DIR` or the crate's `target/`.
+fn bridge_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("BENCH_BRIDGE") {
+        return PathBuf::from(path);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| manifest.join(dir))
+        .unwrap_or_else(|| manifest.join("target"));
+    target.join("release").join("mcp-secure-remote")
+}

@@ -1,0 +1,85 @@
+//! Cancelling one request by closing its connection.
+//!
+//! In MCP 2026-07-28, closing a request's response stream *is* the cancellation. ureq offers no
+//! per-request abort, so the worker that sends a cancellable request installs a [`CancelHandle`]
+//! for its thread; the transport that carries the request binds its socket to it when it sends,
+//! and [`CancelHandle::cancel`] shuts that socket down, which ends the blocked read at once.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use ureq::unversioned::transport::ShutdownHandle;
+
+/// The socket of one request, once it is sent.
+#[derive(Default)]
+pub struct CancelHandle {
+    socket: Mutex<Option<Weak<dyn ShutdownHandle>>>,
+    cancelled: AtomicBool,
+    /// Set when the request no longer needs its connection to itself (answer delivered): the
+    /// connection may go back to the pool and must not be shut down for this request any more.
+    released: AtomicBool,
+}
+
+impl CancelHandle {
+    /// Close the request's connection (now, or as soon as it is sent).
+    pub fn cancel(&self) {
+        if self.released.load(Ordering::SeqCst) {
+            return;
+        }
+        self.cancelled.store(true, Ordering::SeqCst);
+        let socket = self.lock().take();
+        if let Some(handle) = socket.and_then(|w| w.upgrade()) {
+            handle.shutdown();
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// The answer is out: a later cancel must not touch the (pooled) connection.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        self.lock().take();
+    }
+
+    fn bind(&self, socket: &Weak<dyn ShutdownHandle>) {
+        if self.released.load(Ordering::SeqCst) {
+            return;
+        }
+        if self.is_cancelled() {
+            if let Some(handle) = socket.upgrade() {
+                handle.shutdown();
+            }
+            return;
+        }
+        *self.lock() = Some(socket.clone());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Weak<dyn ShutdownHandle>>> {
+        self.socket.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<CancelHandle>>> = const { RefCell::new(None) };
+}
+
+/// Run `f` with `handle` as this thread's cancel handle: requests sent inside bind to it.
+pub fn with_handle<T>(handle: Arc<CancelHandle>, f: impl FnOnce() -> T) -> T {
+    CURRENT.with(|c| *c.borrow_mut() = Some(handle));
+    let out = f();
+    CURRENT.with(|c| *c.borrow_mut() = None);
+    out
+}
+
+/// Called by transports when they send: bind this thread's handle (if any) to `socket`.
+pub(crate) fn bind_current(socket: Option<&Weak<dyn ShutdownHandle>>) {
+    let Some(socket) = socket else { return };
+    CURRENT.with(|c| {
+        if let Some(handle) = c.borrow().as_ref() {
+            handle.bind(socket);
+        }
+    });
+}
