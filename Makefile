@@ -4,6 +4,8 @@
 CARGO       ?= cargo
 MUSL_TARGET := x86_64-unknown-linux-musl
 MUSL_DIR    := target/$(MUSL_TARGET)/release
+# bash for `set -o pipefail` (make test pipes cargo through tee).
+SHELL       := bash
 
 .DEFAULT_GOAL := help
 .PHONY: help build release test lint fixtures musl scratch-test bench demo interop clean
@@ -18,11 +20,14 @@ release: ## Optimised build for this machine (see [profile.release] in Cargo.tom
 	$(CARGO) build --release
 
 # Plain `cargo test` (not nextest) on purpose: its "test result: ok. N passed" lines are the summary CI
-# reads. --all-targets covers unit, integration and example tests; the doc tests run separately because
-# --all-targets leaves them out.
-test: ## Run every test (unit, integration, examples, doc tests); loopback only, no network
-	$(CARGO) test --all-targets
-	$(CARGO) test --doc
+# reads, and the last line adds them up ("total: N passed, N failed, N skipped"). --all-targets runs
+# unit, integration and example tests; doc tests are not run (the crate has none: its only code blocks
+# are `text` diagrams).
+test: ## Run every test (unit, integration, examples); loopback only, no network
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test --all-targets 2>&1 | tee target/test-output.txt
+	@awk '/^test result:/ { p += $$4; f += $$6; s += $$8 } \
+	  END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -412,7 +412,7 @@ impl State {
             .collect();
         let (tx, rx) = mpsc::channel();
         log.sink = Some(tx.clone());
-        let takes_over = s.listening.as_ref().map_or(true, |l| l.stream == stream);
+        let takes_over = s.listening.as_ref().is_none_or(|l| l.stream == stream);
         let listening = if takes_over {
             let token = self.next_number();
             s.listening = Some(Listener {
