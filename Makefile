@@ -51,7 +51,7 @@ scratch-test: musl ## Run the static binary in an empty root (no libc, no /etc/s
 	scripts/scratch-test.sh $(MUSL_DIR)/mcp-secure-remote
 
 bench: ## Throughput benchmark (examples/bench.rs), when it exists
-	@if [ -f examples/bench.rs ]; then $(CARGO) run --release --example bench; \
+	@if [ -f examples/bench.rs ]; then $(CARGO) build --release --bins && $(CARGO) run --release --example bench; \
 	 else echo "bench: not yet available (examples/bench.rs does not exist)"; fi
 
 demo: ## End-to-end demo against a local mTLS endpoint (scripts/demo.sh), when it exists

@@ -47,6 +47,9 @@ trap cleanup EXIT
 root="$work/root"
 mkdir -p "$root/fixtures"
 install -m 0755 "$binary" "$root/mcp-secure-remote"
+# The test client, built beside the proxy, must start there too.
+client="$(dirname "$binary")/mcp-secure-remote-client"
+if [ -x "$client" ]; then install -m 0755 "$client" "$root/mcp-secure-remote-client"; fi
 install -m 0444 "$repo"/fixtures/*.crt "$repo"/fixtures/*.key "$repo"/fixtures/*.p12 "$root/fixtures/"
 step "empty root: $(cd "$root" && find . -type f | wc -l) files, $(du -sh "$root" | cut -f1) ($(ls "$root" | tr '\n' ' '))"
 [ ! -e "$root/etc" ] && [ ! -e "$root/lib" ] && [ ! -e "$root/usr" ] || fail "the root is not empty"
@@ -100,6 +103,11 @@ step "--version"
 version=$(in_root /mcp-secure-remote --version) || fail "--version exited $?"
 echo "$version"
 [[ "$version" == "mcp-secure-remote "* ]] || fail "unexpected --version output: $version"
+
+if [ -x "$root/mcp-secure-remote-client" ]; then
+  step "mcp-secure-remote-client --version"
+  in_root /mcp-secure-remote-client --version || fail "mcp-secure-remote-client --version exited $?"
+fi
 
 step "--help"
 in_root /mcp-secure-remote --help > "$work/help" || fail "--help exited $?"
