@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Everything the bridge and the test client need to know, already validated.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// The remote MCP endpoint (`https://…`, or `http://…` with `--allow-http`).
     pub url: Url,
@@ -17,6 +17,26 @@ pub struct Config {
     pub tls: TlsOptions,
     /// Connect timeout for every new connection (default 10 s).
     pub connect_timeout: std::time::Duration,
+}
+
+/// Shown by `--debug`: header values are redacted (they are often `Authorization` tokens).
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(name, _)| format!("{name}: <redacted>"))
+            .collect();
+        f.debug_struct("Config")
+            .field("url", &self.url.full)
+            .field("headers", &headers)
+            .field("transport", &self.transport)
+            .field("allow_http", &self.allow_http)
+            .field("debug", &self.debug)
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
 }
 
 /// A parsed, validated absolute http(s) URL, split into the parts we use.

@@ -317,3 +317,16 @@ fn notifications_reach_the_server_in_order_before_later_requests() {
         .collect();
     assert_eq!(posts, ["r0", "r1", "r2", "r3", "r4"]);
 }
+
+#[test]
+fn a_script_that_closes_stdin_right_away_still_gets_its_answers() {
+    let srv = server(ServerOptions::default());
+    let mut b = Bridge::start(&srv.url("/mcp"), &[]);
+    b.send(&json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}));
+    b.send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+    b.send(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"piped"}}}));
+    b.close_stdin();
+    let (resp, _) = b.recv_response(&json!(1));
+    assert_eq!(text_of(&resp), "piped");
+    assert!(b.wait_exit(Duration::from_secs(3)).unwrap().success());
+}

@@ -703,7 +703,6 @@ fn passphrase_never_appears_in_debug_output() {
 }
 
 #[test]
-#[ignore = "known bug: Config's derived Debug prints --header values in the --debug configuration dump"]
 fn header_values_never_appear_in_debug_output() {
     let outcome = proxy([
         &unreachable_https_url(),

@@ -55,8 +55,10 @@ pub enum StopReason {
     StdoutClosed,
 }
 
-/// How long shutdown may take: Python's stdio client sends SIGTERM 2 s after closing stdin.
-const DELETE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long shutdown may take: Python's stdio client sends SIGTERM 2 s after closing stdin, so
+/// in-flight answers get up to EOF_GRACE and the session DELETE up to DELETE_TIMEOUT.
+const EOF_GRACE: Duration = Duration::from_millis(1000);
+const DELETE_TIMEOUT: Duration = Duration::from_millis(700);
 
 /// Run the bridge until stdin closes, a signal arrives or stdout closes. Returns the exit code.
 pub fn run(config: Config, http: Http, events: (Sender<Input>, Receiver<Input>)) -> i32 {
@@ -172,6 +174,7 @@ impl Dispatcher {
                 }
                 Input::Eof => {
                     log::debug!("stdin closed: shutting down");
+                    self.finish_in_flight(input);
                     return 0;
                 }
                 Input::Stop(reason) => {
@@ -297,12 +300,13 @@ impl Dispatcher {
         &self,
         done: &Receiver<Option<remote::Failure>>,
     ) -> Option<Option<remote::Failure>> {
+        let mut closed_since = None;
         loop {
-            match done.recv_timeout(Duration::from_millis(100)) {
+            match done.recv_timeout(Duration::from_millis(20)) {
                 Ok(outcome) => return Some(outcome),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return None,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if self.input_closed.load(Ordering::Relaxed) || self.sink.stopped() {
+                    if self.give_up_waiting(&mut closed_since) {
                         return None;
                     }
                 }
@@ -310,13 +314,38 @@ impl Dispatcher {
         }
     }
 
+    /// A wait on the server ends when the bridge stops, or EOF_GRACE after stdin closed.
+    fn give_up_waiting(&self, closed_since: &mut Option<Instant>) -> bool {
+        if self.sink.stopped() {
+            return true;
+        }
+        if self.input_closed.load(Ordering::Relaxed) {
+            let since = *closed_since.get_or_insert_with(Instant::now);
+            return since.elapsed() >= EOF_GRACE;
+        }
+        false
+    }
+
+    /// After stdin EOF, give requests still in flight a moment to be answered (a script that
+    /// writes its requests and closes stdin still gets its answers), bounded so that the whole
+    /// shutdown stays within the ~2 s an MCP client allows before SIGTERM.
+    fn finish_in_flight(&self, input: &Receiver<Input>) {
+        let deadline = Instant::now() + EOF_GRACE;
+        while !self.pending.is_empty() && Instant::now() < deadline {
+            if let Ok(Input::Stop(_)) = input.recv_timeout(Duration::from_millis(20)) {
+                return;
+            }
+        }
+    }
+
     /// Wait until `id` is answered, or input closes / the bridge stops.
     fn wait_answered(&self, id: &jsonrpc::Id) {
+        let mut closed_since = None;
         while !self
             .pending
-            .wait_answered(id, Instant::now() + Duration::from_millis(100))
+            .wait_answered(id, Instant::now() + Duration::from_millis(20))
         {
-            if self.input_closed.load(Ordering::Relaxed) || self.sink.stopped() {
+            if self.give_up_waiting(&mut closed_since) {
                 return;
             }
         }
