@@ -8,7 +8,7 @@ MUSL_DIR    := target/$(MUSL_TARGET)/release
 SHELL       := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help build release test lint fixtures musl scratch-test bench demo interop clean
+.PHONY: help build release test fuzz lint fixtures musl scratch-test bench demo interop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-13s %s\n", $$1, $$2 }'
@@ -28,6 +28,9 @@ test: ## Run every test (unit, integration, examples); loopback only, no network
 	set -o pipefail; $(CARGO) test --all-targets 2>&1 | tee target/test-output.txt
 	@awk '/^test result:/ { p += $$4; f += $$6; s += $$8 } \
 	  END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
+
+fuzz: ## Long property-based fuzzing of the SSE parser and the stdin framer (make test runs a short pass)
+	PROPTEST_CASES=$${PROPTEST_CASES:-200000} $(CARGO) test --release --lib -- sse:: bridge::stdin::
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -224,6 +224,7 @@ SE_SSE="https://127.0.0.1:${PORT[tls_sse]}/sse"
 # --- 3. the matrix -----------------------------------------------------------------------------
 py_cell "python-sdk streamable+SSE / py legacy" "$PY_STREAMABLE" legacy python --reconnect --cancel
 py_cell "python-sdk streamable+SSE / py auto" "$PY_STREAMABLE" auto python --cancel
+py_cell "python-sdk streamable+SSE / py 2026-07-28" "$PY_STREAMABLE" 2026-07-28 python --cancel
 cell "python-sdk streamable+SSE / inspector" inspector_check "$PY_STREAMABLE"
 # JSON-response mode has no wire for progress (the Python server drops it, by design).
 py_cell "python-sdk streamable+JSON / py legacy" "$PY_JSON" legacy python --no-progress

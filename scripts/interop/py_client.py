@@ -1,6 +1,6 @@
 """Drives the bridge over stdio with the real Python SDK (mcp 2.3.0) client, as an agent would.
 
-Usage: py_client.py --mode legacy|auto --profile python|everything|reject [--reconnect] [--cancel]
+Usage: py_client.py --mode legacy|auto|2026-07-28 --profile python|everything|reject [--reconnect] [--cancel]
                     [--no-progress] -- BRIDGE [BRIDGE ARGS...]
 --no-progress: the server cannot send progress (JSON-response mode drops it): only the result is
 checked. --profile reject: connecting must fail with an error that names the client certificate.
@@ -154,7 +154,7 @@ def main():
     argv = sys.argv[1:]
     split = argv.index("--")
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["legacy", "auto"], required=True)
+    parser.add_argument("--mode", choices=["legacy", "auto", "2026-07-28"], required=True)
     parser.add_argument("--profile", choices=["python", "everything", "reject"], required=True)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--reconnect", action="store_true")
