@@ -10,12 +10,50 @@ use serde_json::{json, Value};
 use support::bridge::Bridge;
 use support::server::{Fault, ServerOptions, TestServer};
 
+/// Per scenario: requests sent, answered by the server, answered with an error, duplicated.
+#[derive(Default)]
+struct Tally {
+    sent: usize,
+    by_server: usize,
+    with_error: usize,
+    duplicated: usize,
+}
+
+thread_local! {
+    static TALLY: std::cell::RefCell<Tally> = std::cell::RefCell::new(Tally::default());
+}
+
 fn echo(b: &mut Bridge, id: i64, text: &str) -> Value {
-    b.call(
+    let resp = b.call(
         json!(id),
         "tools/call",
         json!({"name":"echo","arguments":{"text":text}}),
-    )
+    );
+    TALLY.with(|t| {
+        let mut t = t.borrow_mut();
+        t.sent += 1;
+        if resp.get("result").is_some() {
+            t.by_server += 1;
+        } else {
+            t.with_error += 1;
+        }
+    });
+    resp
+}
+
+/// Print the scenario's row (`cargo test --test bridge_resilience -- --nocapture` shows them):
+/// every request was answered (by the server or with an error) and none twice.
+fn report(scenario: &str) {
+    TALLY.with(|t| {
+        let t = t.borrow();
+        let lost = t.sent - t.by_server - t.with_error;
+        eprintln!(
+            "| {scenario} | {} | {} | {} | {lost} | {} |",
+            t.sent, t.by_server, t.with_error, t.duplicated
+        );
+        assert_eq!(lost, 0);
+        assert_eq!(t.duplicated, 0);
+    });
 }
 
 fn echoed(resp: &Value) -> Option<&str> {
@@ -25,6 +63,9 @@ fn echoed(resp: &Value) -> Option<&str> {
 /// Nothing else (no duplicate answer, no stray frame) is pending on stdout.
 fn assert_quiet(b: &mut Bridge) {
     if let Some(extra) = b.recv_within(Duration::from_millis(300)) {
+        if extra.get("id").is_some() {
+            TALLY.with(|t| t.borrow_mut().duplicated += 1);
+        }
         assert!(
             extra.get("id").is_none(),
             "unexpected extra answer: {extra}"
@@ -56,6 +97,7 @@ fn expired_session_is_replaced_transparently() {
         assert_eq!(inits, 2, "the client's initialize was replayed once");
         assert_quiet(&mut b);
     }
+    report("expired session (404 and 400 flavours)");
 }
 
 #[test]
@@ -70,6 +112,7 @@ fn server_restart_on_the_same_port_is_survived() {
     assert_eq!(echoed(&echo(&mut b, 2, "two")), Some("two"));
     assert_quiet(&mut b);
     drop(srv);
+    report("server restart, same port, sessions lost");
 }
 
 #[test]
@@ -104,6 +147,7 @@ fn server_down_for_a_while_gives_errors_then_recovers() {
         "bridge still running"
     );
     drop(srv);
+    report("server down 3 s, then back");
 }
 
 /// A private copy of a client identity that a test can overwrite while the bridge runs.
@@ -170,6 +214,7 @@ fn rotated_client_certificate_is_used_for_new_connections() {
     assert!(cns.iter().all(|cn| cn.contains("rogue")), "{cns:?}");
     assert_quiet(&mut b);
     let _ = std::fs::remove_dir_all(&dir);
+    report("client certificate rotated on disk, server accepts only the new CA");
 }
 
 #[test]
@@ -197,6 +242,7 @@ fn a_broken_renewal_keeps_the_previous_identity() {
     );
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
+    report("broken renewal on disk keeps the old identity");
 }
 
 #[test]
@@ -231,6 +277,7 @@ fn a_cut_listening_stream_comes_back_with_last_event_id() {
             .is_some_and(|m| m["method"] == "notifications/message");
     assert!(seen);
     assert_quiet(&mut b);
+    report("GET listening stream cut");
 }
 
 #[test]
@@ -256,4 +303,5 @@ fn legacy_sse_server_restart_is_survived() {
         .count();
     assert_eq!(inits, 1, "initialize replayed on the new SSE session");
     assert_quiet(&mut b);
+    report("legacy SSE server restart");
 }
