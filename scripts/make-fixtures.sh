@@ -122,7 +122,7 @@ ec_key server-internal.key P-256
 issue server-internal.key server-internal.crt mcp.internal.test server_internal ca.crt ca.key
 
 # --- RSA client in every key encoding -----------------------------------------------------------
-rsa_key client-rsa.key                       # PKCS#8 "BEGIN PRIVATE KEY"
+rsa_key client-rsa.key                       # PKCS#8 (unencrypted PEM)
 issue client-rsa.key client-rsa.crt mcp-test-client-rsa client ca.crt ca.key
 openssl rsa -in client-rsa.key -traditional -out client-rsa.pkcs1.key 2>/dev/null
 openssl pkcs8 -topk8 -v2 aes-256-cbc -v2prf hmacWithSHA256 -in client-rsa.key \
@@ -135,7 +135,7 @@ openssl pkcs8 -topk8 -v1 PBE-SHA1-3DES -in client-rsa.key -passout "pass:$PASS" 
 
 # --- EC and Ed25519 clients ---------------------------------------------------------------------
 ec_key client-ec.pkcs8.key P-256
-openssl ec -in client-ec.pkcs8.key -out client-ec.key 2>/dev/null   # SEC1 "BEGIN EC PRIVATE KEY"
+openssl ec -in client-ec.pkcs8.key -out client-ec.key 2>/dev/null   # SEC1 (the traditional EC PEM form)
 issue client-ec.key client-ec.crt mcp-test-client-ec client ca.crt ca.key
 openssl ec -in client-ec.key -aes256 -passout "pass:$PASS" -out client-ec.legacy-enc.key 2>/dev/null
 ec_key client-ec384.pkcs8.key P-384
