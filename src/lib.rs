@@ -12,4 +12,5 @@ pub mod jsonrpc;
 pub mod logging;
 pub mod modern;
 pub mod sse;
+pub mod startup;
 pub mod tls;

@@ -9,16 +9,16 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 
 use mcp_secure_remote::cli::{self, Command, Program};
-use mcp_secure_remote::{bridge, http, logging, tls};
+use mcp_secure_remote::{bridge, logging, startup};
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let env = |name: &str| std::env::var(name).ok();
     let invocation = match cli::parse(std::env::args_os().skip(1), env, Program::Proxy) {
         Ok(Command::Run(invocation)) => invocation,
-        Ok(Command::Help) => return print_and_exit(&cli::help(Program::Proxy)),
+        Ok(Command::Help) => return startup::print_and_exit(&cli::help(Program::Proxy)),
         Ok(Command::Version) => {
-            return print_and_exit(&format!(
+            return startup::print_and_exit(&format!(
                 "mcp-secure-remote {}\n",
                 env!("CARGO_PKG_VERSION")
             ))
@@ -32,24 +32,14 @@ fn main() -> ExitCode {
     for warning in &invocation.warnings {
         log::warn!("{warning}");
     }
-    match try_main(invocation.config) {
-        0 => ExitCode::SUCCESS,
-        code => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-    }
+    startup::exit_code(try_main(invocation.config))
 }
 
 /// Load TLS, build the agent and run the bridge; returns the exit code.
 fn try_main(config: mcp_secure_remote::config::Config) -> i32 {
     log::debug!("configuration: {config:?}");
-    let client_tls = match tls::client_config(&config.tls) {
-        Ok(t) => t,
-        Err(e) => {
-            log::error!("{e}");
-            return 1;
-        }
-    };
-    let http = match http::build(&config, &client_tls) {
-        Ok(h) => h,
+    let (_client_tls, http) = match startup::connect_setup(&config) {
+        Ok(ready) => ready,
         Err(e) => {
             log::error!("{e}");
             return 1;
@@ -71,13 +61,4 @@ fn limit_malloc_arenas() {
         // freed (glibc otherwise raises the threshold after the first large free and keeps them).
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
-}
-
-/// `--help` and `--version` are the only things besides JSON-RPC that may reach stdout.
-fn print_and_exit(text: &str) -> ExitCode {
-    use std::io::Write;
-    let mut stdout = std::io::stdout();
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
-    ExitCode::SUCCESS
 }

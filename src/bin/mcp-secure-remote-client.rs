@@ -10,7 +10,7 @@
 use std::process::ExitCode;
 
 use mcp_secure_remote::cli::{self, Command, Invocation, Program};
-use mcp_secure_remote::{client, http, logging, tls};
+use mcp_secure_remote::{client, logging, startup};
 
 const PROGRAM: Program = Program::Client;
 
@@ -18,9 +18,9 @@ fn main() -> ExitCode {
     let env = |name: &str| std::env::var(name).ok();
     let invocation = match cli::parse(std::env::args_os().skip(1), env, PROGRAM) {
         Ok(Command::Run(invocation)) => invocation,
-        Ok(Command::Help) => return print_and_exit(&cli::help(PROGRAM)),
+        Ok(Command::Help) => return startup::print_and_exit(&cli::help(PROGRAM)),
         Ok(Command::Version) => {
-            return print_and_exit(&format!(
+            return startup::print_and_exit(&format!(
                 "{} {}\n",
                 PROGRAM.name(),
                 env!("CARGO_PKG_VERSION")
@@ -35,37 +35,19 @@ fn main() -> ExitCode {
     for warning in &invocation.warnings {
         log::warn!("{warning}");
     }
-    match try_main(*invocation) {
-        0 => ExitCode::SUCCESS,
-        code => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-    }
+    startup::exit_code(try_main(*invocation))
 }
 
 /// Load TLS, build the agent and run the checks; returns the exit code.
 fn try_main(invocation: Invocation) -> i32 {
     let Invocation { config, json, .. } = invocation;
     log::debug!("configuration: {config:?}");
-    let client_tls = match tls::client_config(&config.tls) {
-        Ok(t) => t,
-        Err(e) => {
-            log::error!("{e}");
-            return 1;
-        }
-    };
-    let http = match http::build(&config, &client_tls) {
-        Ok(h) => h,
+    let (client_tls, http) = match startup::connect_setup(&config) {
+        Ok(ready) => ready,
         Err(e) => {
             log::error!("{e}");
             return 1;
         }
     };
     client::run(config, &client_tls, http, json)
-}
-
-fn print_and_exit(text: &str) -> ExitCode {
-    use std::io::Write;
-    let mut stdout = std::io::stdout();
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
-    ExitCode::SUCCESS
 }
