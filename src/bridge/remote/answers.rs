@@ -1,0 +1,127 @@
+//! Reading what the server answered: content types, error bodies, redirects, backoff.
+
+use super::*;
+
+/// Whether an HTTP error body is a 2026-07-28 JSON-RPC error, which rules out the legacy fallback.
+pub(super) fn is_modern_error(body: &[u8]) -> bool {
+    matches!(
+        jsonrpc::classify(body).ok().and_then(|i| i.error_code),
+        Some(-32022..=-32020) | Some(-32601)
+    )
+}
+
+/// The same-origin target of a 307/308 redirect; other redirects are refused.
+pub(super) fn redirect_target(resp: &Response<Body>, from: &Url) -> Result<Option<Url>, Failure> {
+    let status = resp.status().as_u16();
+    if !(300..400).contains(&status) {
+        return Ok(None);
+    }
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let target = from.join(location).ok_or_else(|| {
+        Failure::new(
+            jsonrpc::HTTP_ERROR,
+            format!("server redirected (HTTP {status}) to an unreadable location '{location}'"),
+        )
+    })?;
+    if !from.same_origin(&target) {
+        return Err(Failure {
+            status: Some(status),
+            ..Failure::new(
+                jsonrpc::HTTP_ERROR,
+                format!(
+                    "server redirected to another origin ({}); refusing to send the client certificate and headers there: use that URL directly if you trust it",
+                    target.origin()
+                ),
+            )
+        });
+    }
+    if !matches!(status, 307 | 308) {
+        return Err(Failure {
+            status: Some(status),
+            ..Failure::new(
+                jsonrpc::HTTP_ERROR,
+                format!("server redirected with HTTP {status}, which would drop the message body; use {target} as the URL"),
+            )
+        });
+    }
+    Ok(Some(target))
+}
+
+pub(super) fn content_type(resp: &Response<Body>) -> Option<String> {
+    resp.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+}
+
+pub(super) fn read_error_body(resp: Response<Body>) -> Vec<u8> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    let _ = resp
+        .into_body()
+        .into_reader()
+        .take(ERROR_BODY_LIMIT)
+        .read_to_end(&mut body);
+    body
+}
+
+/// TLS-terminating proxies (nginx: "400 No required SSL certificate was sent", "400 The SSL
+/// certificate error") report client-certificate problems in an HTTP body after the handshake.
+pub(super) fn proxy_certificate_complaint(body: &[u8], config: &Config) -> Option<String> {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_ascii_lowercase();
+    if text.contains("no required ssl certificate was sent") {
+        let hint = if config.tls.has_identity() {
+            "the certificate was not sent: check that it is signed by a CA the server asks for"
+        } else {
+            "set --tls-cert/--tls-key or --tls-pfx"
+        };
+        return Some(format!(
+            "remote refused the connection: the server requires a client certificate (\"No required SSL certificate was sent\"); {hint}"
+        ));
+    }
+    if text.contains("ssl certificate error") || text.contains("the ssl certificate error") {
+        return Some(
+            "remote refused the client certificate (\"The SSL certificate error\"): check that it is signed by a CA the server trusts, unexpired, with intermediates in --tls-cert".to_string(),
+        );
+    }
+    None
+}
+
+/// "HTTP 503 from server: …" for an error frame built from an HTTP answer (whose message may
+/// already say so, when the body was not JSON-RPC).
+pub(super) fn http_error_message(status: u16, frame: &[u8]) -> String {
+    let message = excerpt(frame);
+    if message.starts_with("HTTP ") {
+        message
+    } else {
+        format!("HTTP {status} from server: {message}")
+    }
+}
+
+/// The message of an error frame, for logs.
+pub(super) fn excerpt(frame: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(frame)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+/// Exponential backoff with jitter, capped at 30 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = 250u64.saturating_mul(1 << attempt.min(7)).min(30_000);
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0),
+    ) % (base / 4 + 1);
+    Duration::from_millis(base - base / 8 + jitter)
+}

@@ -1,0 +1,218 @@
+//! Recovering the session: the server lost it (restart, expiry) or the legacy SSE stream ended.
+//! The client's own initialize is replayed under a bridge-owned id, so the client never sees the gap.
+
+use super::*;
+
+impl Remote {
+    /// POST a request; when the server has lost the session (restart, expiry), replay the
+    /// client's initialize in a new session and send the request again. The client never sees
+    /// the gap. Bounded: the second loss in a row is reported as an error.
+    pub(super) fn post_with_session_recovery(
+        self: &Arc<Self>,
+        frame: &[u8],
+        info: &FrameInfo,
+        id: &Id,
+        may_fall_back: bool,
+        answered: &dyn Fn(),
+    ) -> Result<Sent, Failure> {
+        let mut replays = 0;
+        loop {
+            let generation = self.state().generation;
+            match self.post_request(frame, info, id, may_fall_back, answered) {
+                Err(f) if f.session_gone && replays < MAX_SESSION_REPLAYS => {
+                    replays += 1;
+                    log::info!(
+                        "the server lost the session ({}); starting a new one",
+                        f.message
+                    );
+                    self.reinitialize(generation)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Start a new session by replaying the client's initialize (with a bridge-owned id) and
+    /// `notifications/initialized`, unless another request already did since `seen_generation`.
+    pub(super) fn reinitialize(self: &Arc<Self>, seen_generation: u64) -> Result<(), Failure> {
+        let _one_at_a_time = self.replay_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let original = {
+            let mut state = self.state();
+            if state.generation != seen_generation {
+                return Ok(());
+            }
+            state.session_id = None;
+            state.client_initialize.clone()
+        };
+        let original = original.ok_or_else(|| {
+            Failure::new(
+                jsonrpc::SESSION_LOST,
+                "the server lost the session before it was initialized",
+            )
+        })?;
+        let replay_id = Id::Str(format!("{BRIDGE_ID_PREFIX}reinit-{seen_generation}"));
+        let frame = with_id(&original, &replay_id).ok_or_else(|| {
+            Failure::new(
+                jsonrpc::SESSION_LOST,
+                "cannot replay the client's initialize",
+            )
+        })?;
+        let info = jsonrpc::classify(&frame).map_err(|e| {
+            Failure::new(
+                jsonrpc::SESSION_LOST,
+                format!("cannot replay initialize: {e}"),
+            )
+        })?;
+        let previous_identity = self.state().server_identity.clone();
+        self.state().initialize_id = Some(replay_id.clone());
+        let reply = self.internal_request(&frame, &info, &replay_id)?;
+        if jsonrpc::classify(&reply)
+            .ok()
+            .and_then(|i| i.error_code)
+            .is_some()
+        {
+            return Err(Failure::new(
+                jsonrpc::SESSION_LOST,
+                format!(
+                    "the server refused the replayed initialize: {}",
+                    excerpt(&reply)
+                ),
+            ));
+        }
+        let initialized = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        if let Ok(info) = jsonrpc::classify(initialized) {
+            self.post_accepted(initialized, &info)?;
+        }
+        let identity = {
+            let mut state = self.state();
+            state.generation += 1;
+            state.server_identity.clone()
+        };
+        if identity != previous_identity {
+            self.announce_list_changes(&reply);
+        }
+        self.start_listener();
+        Ok(())
+    }
+
+    /// After a replay to a server that changed, tell the client to refresh its lists.
+    pub(super) fn announce_list_changes(&self, initialize_reply: &[u8]) {
+        let caps = serde_json::from_slice::<serde_json::Value>(initialize_reply)
+            .ok()
+            .and_then(|v| v.pointer("/result/capabilities").cloned())
+            .unwrap_or_default();
+        for (capability, method) in [
+            ("tools", "notifications/tools/list_changed"),
+            ("resources", "notifications/resources/list_changed"),
+            ("prompts", "notifications/prompts/list_changed"),
+        ] {
+            if caps.get(capability).is_some() {
+                let frame = format!(r#"{{"jsonrpc":"2.0","method":"{method}"}}"#).into_bytes();
+                if let Ok(info) = jsonrpc::classify(&frame) {
+                    self.sink.deliver(frame, &info);
+                }
+            }
+        }
+    }
+
+    /// Send a request of the bridge's own and return the response frame (never shown to the client).
+    pub(super) fn internal_request(
+        self: &Arc<Self>,
+        frame: &[u8],
+        info: &FrameInfo,
+        id: &Id,
+    ) -> Result<Vec<u8>, Failure> {
+        let (tx, rx) = mpsc::channel();
+        self.internal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), tx);
+        let sent = self.post_request(frame, info, id, false, &|| {});
+        let reply = rx.try_recv();
+        self.internal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        sent?;
+        reply.map_err(|_| {
+            Failure::new(
+                jsonrpc::SESSION_LOST,
+                "no response to the bridge's own request",
+            )
+        })
+    }
+
+    /// The legacy link, re-established when its SSE stream has ended (server restart): a new GET,
+    /// a new endpoint, and the client's initialize replayed on it before anything else.
+    pub(super) fn live_legacy_link(
+        self: &Arc<Self>,
+        link: Arc<LegacyLink>,
+        is_initialize: bool,
+    ) -> Result<Arc<LegacyLink>, Failure> {
+        if link.is_alive() {
+            return Ok(link);
+        }
+        let _one_at_a_time = lock(&self.replay_lock);
+        if let Mode::Legacy(current) = &self.state().mode {
+            if current.is_alive() {
+                return Ok(Arc::clone(current));
+            }
+        }
+        log::info!("the server's SSE stream ended; reconnecting");
+        let fresh = LegacyLink::connect(self)?;
+        self.state().mode = Mode::Legacy(Arc::clone(&fresh));
+        let original = self.state().client_initialize.clone();
+        if let (false, Some(original)) = (is_initialize, original) {
+            let n = self.next_internal.fetch_add(1, Ordering::Relaxed);
+            let replay_id = Id::Str(format!("{BRIDGE_ID_PREFIX}reinit-sse-{n}"));
+            let frame = with_id(&original, &replay_id).ok_or_else(|| {
+                Failure::new(
+                    jsonrpc::SESSION_LOST,
+                    "cannot replay the client's initialize",
+                )
+            })?;
+            let (tx, rx) = mpsc::channel();
+            lock(&self.internal).insert(replay_id.clone(), tx);
+            let sent = fresh.post(self, &frame, None);
+            let reply = rx.recv_timeout(self.config.connect_timeout.max(Duration::from_secs(10)));
+            lock(&self.internal).remove(&replay_id);
+            sent?;
+            reply.map_err(|_| {
+                Failure::new(
+                    jsonrpc::SESSION_LOST,
+                    "the server did not answer the replayed initialize",
+                )
+            })?;
+            fresh.post(
+                self,
+                br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                None,
+            )?;
+        }
+        Ok(fresh)
+    }
+}
+
+/// 404 on a request that carried a session id means the session is gone (spec); the TypeScript
+/// SDK answers 400 "No valid session ID provided" instead.
+pub(super) fn is_session_gone(status: u16, body: &[u8]) -> bool {
+    match status {
+        404 => true,
+        400 => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(2048)]).to_ascii_lowercase();
+            text.contains("session")
+                && (text.contains("no valid")
+                    || text.contains("not found")
+                    || text.contains("invalid"))
+        }
+        _ => false,
+    }
+}
+
+/// A copy of a request frame with another id (only used on small frames: initialize).
+pub(super) fn with_id(frame: &[u8], id: &Id) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(frame).ok()?;
+    let id_value: serde_json::Value = serde_json::from_str(&id.to_json()).ok()?;
+    *value.get_mut("id")? = id_value;
+    serde_json::to_vec(&value).ok()
+}

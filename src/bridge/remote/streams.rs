@@ -1,0 +1,241 @@
+//! Event streams: a POST's response stream (resumed with GET + Last-Event-ID when the server
+//! closes it early) and the GET listening stream (reconnected when it ends or goes silent).
+
+use super::*;
+
+impl Remote {
+    pub(super) fn pump_first_checking_legacy<R: std::io::Read>(
+        &self,
+        stream: &mut EventStream<R>,
+        id: &Id,
+        answered: &dyn Fn(),
+    ) -> Result<Sent, Failure> {
+        // Peek the first event: `endpoint` means a legacy server answered our POST.
+        loop {
+            match stream.next_event() {
+                Ok(event) if event.event == "endpoint" => {
+                    return Ok(Sent::FallBack(
+                        "server answered the initialize POST with a legacy `endpoint` event".into(),
+                    ))
+                }
+                Ok(event) if event.event == "message" => {
+                    if let Some(info) = self.deliver(event.data.into_bytes()) {
+                        if info.kind == Kind::Response && info.id.as_ref() == Some(id) {
+                            answered();
+                            self.drain(stream);
+                            return Ok(Sent::Done);
+                        }
+                    }
+                    return self
+                        .finish_stream(stream, id, false, answered)
+                        .map(|()| Sent::Done);
+                }
+                Ok(_) => continue,
+                Err(_) => {
+                    return self
+                        .finish_stream(stream, id, false, answered)
+                        .map(|()| Sent::Done)
+                }
+            }
+        }
+    }
+
+    /// Pump a POST's response stream until the response; resume with GET + Last-Event-ID when the
+    /// server closes it early (SSE polling, SEP-1699), waiting exactly the server's `retry`.
+    pub(super) fn finish_stream<R: std::io::Read>(
+        &self,
+        stream: &mut EventStream<R>,
+        id: &Id,
+        modern: bool,
+        answered: &dyn Fn(),
+    ) -> Result<(), Failure> {
+        let deliver = |frame: Vec<u8>| self.deliver(frame);
+        let stopped = || self.sink.stopped();
+        let mut outcome = pump(stream, Some(id), &deliver, &stopped);
+        if matches!(outcome, Pumped::Answered) {
+            answered();
+            self.drain(stream);
+            return Ok(());
+        }
+        let mut resumes = 0;
+        loop {
+            match outcome {
+                Pumped::Answered => return Ok(()),
+                Pumped::Stopped => {
+                    return Err(Failure::new(
+                        jsonrpc::BRIDGE_SHUTTING_DOWN,
+                        "the bridge is shutting down",
+                    ))
+                }
+                Pumped::Ended {
+                    end,
+                    last_event_id,
+                    retry,
+                } => {
+                    let answered_elsewhere = !self.sink.in_flight().contains(id);
+                    if answered_elsewhere {
+                        return Ok(());
+                    }
+                    let resumable = !modern && last_event_id.is_some() && resumes < MAX_RESUMES;
+                    let Some(last_id) = last_event_id.filter(|_| resumable) else {
+                        let why = match end {
+                            StreamEnd::Closed => "the server closed it".to_string(),
+                            StreamEnd::Broken(e) => e,
+                        };
+                        return Err(Failure::new(
+                            jsonrpc::STREAM_ENDED,
+                            format!("response stream ended before the response ({why})"),
+                        ));
+                    };
+                    resumes += 1;
+                    let wait = retry.unwrap_or_else(|| backoff(resumes));
+                    log::debug!("response stream for {} ended; resuming after {wait:?} from event {last_id}", id.to_json());
+                    thread::sleep(wait);
+                    let resp = self.get_stream(Some(&last_id), None)?;
+                    let status = resp.status().as_u16();
+                    if status != 200 {
+                        return Err(Failure {
+                            status: Some(status),
+                            ..Failure::new(
+                                jsonrpc::STREAM_ENDED,
+                                format!("response stream ended before the response, and resuming it failed with HTTP {status}"),
+                            )
+                        });
+                    }
+                    let mut resumed = EventStream::new(resp.into_body().into_reader());
+                    outcome = pump(&mut resumed, Some(id), &deliver, &stopped);
+                    // Keep the original id when the resumed stream carried no new one.
+                    if let Pumped::Ended {
+                        last_event_id: ref mut l @ None,
+                        ..
+                    } = outcome
+                    {
+                        *l = Some(last_id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keep forwarding what follows the response on its stream until the server ends it, so that
+    /// the connection goes back to the pool (servers close the stream right after the response).
+    pub(super) fn drain<R: std::io::Read>(&self, stream: &mut EventStream<R>) {
+        let deliver = |frame: Vec<u8>| self.deliver(frame);
+        let stopped = || self.sink.stopped();
+        pump(stream, None, &deliver, &stopped);
+    }
+
+    /// GET the endpoint as an event stream, for listening or resuming (`last_event_id`).
+    pub(super) fn get_stream(
+        &self,
+        last_event_id: Option<&str>,
+        idle_bound: Option<Duration>,
+    ) -> Result<Response<Body>, Failure> {
+        let mut headers = vec![("Accept".to_string(), "text/event-stream".to_string())];
+        headers.extend(self.session_headers());
+        if let Some(id) = last_event_id {
+            headers.push(("Last-Event-ID".to_string(), id.to_string()));
+        }
+        let mut url = self.state().endpoint.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let resp = self.exchange_with(
+                Method::GET,
+                &url,
+                &headers,
+                (),
+                Some(ACCEPT_TIMEOUT),
+                idle_bound,
+            )?;
+            match redirect_target(&resp, &url)? {
+                None => return Ok(resp),
+                Some(next) => url = next,
+            }
+        }
+        Err(Failure::new(
+            jsonrpc::HTTP_ERROR,
+            format!("too many redirects from {url}"),
+        ))
+    }
+
+    /// Open the GET listening stream once, after initialization (Streamable HTTP only).
+    pub(super) fn start_listener(self: &Arc<Self>) {
+        if !matches!(self.state().mode, Mode::Streamable)
+            || self.listener_started.swap(true, Ordering::SeqCst)
+        {
+            return;
+        }
+        let remote = Arc::clone(self);
+        let spawned = thread::Builder::new()
+            .name("listen".into())
+            .spawn(move || remote.listen());
+        if let Err(e) = spawned {
+            log::warn!("cannot start the listening stream thread: {e}");
+        }
+    }
+
+    /// Hold the GET stream: forward what the server sends, reconnect with Last-Event-ID when it
+    /// ends. A non-200 answer means the server offers no listening stream, which is fine.
+    pub(super) fn listen(self: &Arc<Self>) {
+        self.listen_until_done();
+        self.listener_started.store(false, Ordering::SeqCst);
+    }
+
+    pub(super) fn listen_until_done(self: &Arc<Self>) {
+        let mut last_event_id: Option<String> = None;
+        let mut failures = 0u32;
+        let deliver = |frame: Vec<u8>| self.deliver(frame);
+        let stopped = || self.sink.stopped();
+        while !self.sink.stopped() {
+            let generation = self.state().generation;
+            let resp = match self.get_stream(last_event_id.as_deref(), Some(LISTEN_IDLE_BOUND)) {
+                Ok(resp) => resp,
+                Err(f) => {
+                    // Server down: retry with capped, jittered backoff; log once per outage.
+                    if failures == 0 {
+                        log::warn!(
+                            "listening stream lost: {}; reconnecting in the background",
+                            f.message
+                        );
+                    }
+                    failures += 1;
+                    thread::sleep(backoff(failures));
+                    continue;
+                }
+            };
+            if failures > 0 {
+                log::info!("listening stream reconnected");
+                failures = 0;
+            }
+            let status = resp.status().as_u16();
+            let is_sse = content_type(&resp).is_some_and(|ct| ct.starts_with("text/event-stream"));
+            if status != 200 || !is_sse {
+                let body = read_error_body(resp);
+                if self.state().session_id.is_some() && is_session_gone(status, &body) {
+                    log::info!("the server lost the session (HTTP {status} on the listening stream); starting a new one");
+                    if let Err(f) = self.reinitialize(generation) {
+                        log::warn!("cannot start a new session: {}", f.message);
+                        return;
+                    }
+                    last_event_id = None;
+                    continue;
+                }
+                log::debug!("server offers no listening stream (HTTP {status})");
+                return;
+            }
+            let mut stream = EventStream::new(resp.into_body().into_reader());
+            match pump(&mut stream, None, &deliver, &stopped) {
+                Pumped::Stopped | Pumped::Answered => return,
+                Pumped::Ended {
+                    last_event_id: l,
+                    retry,
+                    ..
+                } => {
+                    if l.is_some() {
+                        last_event_id = l;
+                    }
+                    thread::sleep(retry.unwrap_or(Duration::from_millis(500)));
+                }
+            }
+        }
+    }
+}
