@@ -12,6 +12,7 @@ use ureq::http::Method;
 use super::pump::{pump, EventStream, Pumped};
 use super::remote::{Failure, Remote};
 use crate::config::Url;
+use crate::http::response::{content_type, is_event_stream, read_short_body};
 use crate::jsonrpc::{self, Id};
 
 /// How long a POST to the legacy endpoint may take to be accepted. server-everything never answers
@@ -38,11 +39,7 @@ impl LegacyLink {
             Some(config.connect_timeout),
         )?;
         let status = resp.status().as_u16();
-        let is_sse = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
+        let is_sse = is_event_stream(&resp);
         if status != 200 || !is_sse {
             return Err(Failure {
                 status: Some(if status == 200 { 406 } else { status }),
@@ -162,19 +159,12 @@ impl LegacyLink {
             Some(POST_TIMEOUT),
         )?;
         let status = resp.status().as_u16();
+        let ct = content_type(&resp);
+        // Read the body ("Accepted", or an error page) whole: the connection can then be reused.
+        let body = read_short_body(resp);
         if (200..300).contains(&status) {
             return Ok(());
         }
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let mut body = Vec::new();
-        let _ = std::io::Read::read_to_end(
-            &mut std::io::Read::take(resp.into_body().into_reader(), 64 * 1024),
-            &mut body,
-        );
         let frame = id.map(|id| jsonrpc::error_from_http(id, status, ct.as_deref(), &body));
         Err(Failure {
             status: Some(status),

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod cancel;
 pub mod connector;
 pub mod diagnose;
+pub mod response;
 pub mod rotation;
 
 pub use agent::{build, Http, MAX_IN_FLIGHT};

@@ -51,24 +51,6 @@ pub(super) fn redirect_target(resp: &Response<Body>, from: &Url) -> Result<Optio
     Ok(Some(target))
 }
 
-pub(super) fn content_type(resp: &Response<Body>) -> Option<String> {
-    resp.headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase())
-}
-
-pub(super) fn read_error_body(resp: Response<Body>) -> Vec<u8> {
-    use std::io::Read;
-    let mut body = Vec::new();
-    let _ = resp
-        .into_body()
-        .into_reader()
-        .take(ERROR_BODY_LIMIT)
-        .read_to_end(&mut body);
-    body
-}
-
 /// TLS-terminating proxies (nginx: "400 No required SSL certificate was sent", "400 The SSL
 /// certificate error") report client-certificate problems in an HTTP body after the handshake.
 pub(super) fn proxy_certificate_complaint(body: &[u8], config: &Config) -> Option<String> {

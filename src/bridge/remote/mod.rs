@@ -27,6 +27,7 @@ use super::tool_headers::ToolHeaders;
 use crate::config::{Config, TransportStrategy, Url};
 use crate::http::cancel::{self, CancelHandle};
 use crate::http::diagnose::{diagnose, Severity};
+use crate::http::response::{content_type, is_event_stream, read_short_body};
 use crate::http::Http;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
 use crate::modern;
@@ -45,8 +46,6 @@ const MAX_SESSION_REPLAYS: u32 = 2;
 pub const BRIDGE_ID_PREFIX: &str = "mcp-secure-remote:";
 /// Same-origin redirects followed per request.
 const MAX_REDIRECTS: u32 = 5;
-/// The part of an HTTP error body that is read for the error message.
-const ERROR_BODY_LIMIT: u64 = 64 * 1024;
 
 /// A failed exchange, ready to become the JSON-RPC error of the request that caused it.
 #[derive(Debug, Clone)]
@@ -293,7 +292,7 @@ impl Remote {
         let status = resp.status().as_u16();
         let ct = content_type(&resp);
         // Read the (empty) body to its end so that the connection can be reused.
-        let body = read_error_body(resp);
+        let body = read_short_body(resp);
         if (200..300).contains(&status) {
             return Ok(());
         }
@@ -346,7 +345,7 @@ impl Remote {
                 self.deliver_json(resp, id).map(|()| Sent::Done)
             }
             200..=299 => {
-                let body = read_error_body(resp);
+                let body = read_short_body(resp);
                 let shown = excerpt(&jsonrpc::error_from_http(id, status, Some(&ct), &body));
                 let shown = shown
                     .split_once(": ")
@@ -363,7 +362,7 @@ impl Remote {
                 })
             }
             _ => {
-                let body = read_error_body(resp);
+                let body = read_short_body(resp);
                 let frame = jsonrpc::error_from_http(id, status, Some(&ct), &body);
                 if let Some(why) = proxy_certificate_complaint(&body, &self.config) {
                     // nginx & co. answer a missing or bad client certificate with an HTML 400:

@@ -207,9 +207,9 @@ impl Remote {
                 failures = 0;
             }
             let status = resp.status().as_u16();
-            let is_sse = content_type(&resp).is_some_and(|ct| ct.starts_with("text/event-stream"));
+            let is_sse = is_event_stream(&resp);
             if status != 200 || !is_sse {
-                let body = read_error_body(resp);
+                let body = read_short_body(resp);
                 if self.state().session_id.is_some() && is_session_gone(status, &body) {
                     log::info!("the server lost the session (HTTP {status} on the listening stream); starting a new one");
                     if let Err(f) = self.reinitialize(generation) {
