@@ -48,14 +48,7 @@ fn main() -> ExitCode {
 fn try_main() -> Result<()> {
     // A proxy from the environment would sit between both clients and the loopback server and
     // measure itself. The bridge child inherits this environment too.
-    for var in [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-    ] {
+    for var in mcp_secure_remote::http::agent::PROXY_VARS {
         std::env::remove_var(var);
     }
     if cfg!(debug_assertions) {

@@ -105,17 +105,20 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
     })
 }
 
+/// The variables that choose a proxy, in ureq's order of precedence.
+pub const PROXY_VARS: [&str; 6] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+];
+
 /// The proxy from ALL_PROXY / HTTPS_PROXY / HTTP_PROXY (ureq's order), refusing SOCKS: our connector
 /// chain has no SOCKS step, and silently connecting directly would bypass the user's proxy.
 fn env_proxy() -> Result<Option<Proxy>, AgentError> {
-    for var in [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-    ] {
+    for var in PROXY_VARS {
         let Ok(value) = std::env::var(var) else {
             continue;
         };
