@@ -5,7 +5,6 @@
 //! "Interpreting an event stream" algorithm of the HTML standard, with one deliberate addition: a
 //! size bound, because a hostile or broken server must not make the bridge allocate without limit.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -274,16 +273,6 @@ impl SseParser {
             data,
             id: self.id_buffer.clone(),
         }));
-    }
-}
-
-/// Makes event data fit on one stdout line. A raw line break inside JSON text can only be
-/// insignificant whitespace (line breaks inside strings are escaped), so a space is equivalent.
-pub fn data_as_single_line(data: &str) -> Cow<'_, str> {
-    if data.contains(['\n', '\r']) {
-        Cow::Owned(data.replace(['\n', '\r'], " "))
-    } else {
-        Cow::Borrowed(data)
     }
 }
 
@@ -612,12 +601,6 @@ data: {\"result\":{},\"jsonrpc\":\"2.0\",\"id\":0}\n\n";
     fn error_message_is_one_line() {
         let text = SseError::EventTooLarge { limit: 64 }.to_string();
         assert!(text.contains("64 bytes") && !text.contains('\n'));
-    }
-
-    #[test]
-    fn data_as_single_line_replaces_line_breaks() {
-        assert_eq!(data_as_single_line("{\"a\":\r\n1}"), "{\"a\":  1}");
-        assert!(matches!(data_as_single_line("{}"), Cow::Borrowed("{}")));
     }
 
     /// Strategy for a valid event stream built from known-good pieces, with mixed line endings.

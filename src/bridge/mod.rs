@@ -211,8 +211,7 @@ impl Dispatcher {
         if !self.prepared {
             if let Err(f) = self.remote.prepare() {
                 if let (Kind::Request, Some(id)) = (info.kind, &info.id) {
-                    self.pending
-                        .insert(id.clone(), info.method.as_deref().unwrap_or(""));
+                    self.pending.insert(id.clone());
                     self.sink.fail(id, f.code, &f.message);
                 } else {
                     log::warn!("{}", f.message);
@@ -254,7 +253,7 @@ impl Dispatcher {
     fn start_request(&mut self, line: Vec<u8>, info: jsonrpc::FrameInfo) {
         let Some(id) = info.id.clone() else { return };
         let method = info.method.clone().unwrap_or_default();
-        if !self.pending.insert(id.clone(), &method) {
+        if !self.pending.insert(id.clone()) {
             log::warn!(
                 "the client reused id {} while it is still in flight",
                 id.to_json()

@@ -4,22 +4,15 @@
 //! arrives twice (a replayed stream) or late (after the bridge already answered with an error) is
 //! dropped, and a request the bridge fails is answered once.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use crate::jsonrpc::Id;
 
-/// What we remember about a request in flight.
-#[derive(Debug, Clone)]
-pub struct InFlight {
-    pub method: String,
-    pub since: Instant,
-}
-
 #[derive(Default)]
 pub struct Pending {
-    map: Mutex<HashMap<Id, InFlight>>,
+    ids: Mutex<HashSet<Id>>,
     /// Signalled whenever an id is answered, for callers that wait for one (initialize).
     answered: Condvar,
 }
@@ -30,37 +23,17 @@ impl Pending {
     }
 
     /// Record a request; false when a request with the same id is already in flight.
-    pub fn insert(&self, id: Id, method: &str) -> bool {
-        let mut map = self.lock();
-        if map.contains_key(&id) {
-            return false;
-        }
-        map.insert(
-            id,
-            InFlight {
-                method: method.to_string(),
-                since: Instant::now(),
-            },
-        );
-        true
+    pub fn insert(&self, id: Id) -> bool {
+        self.lock().insert(id)
     }
 
     /// Take `id` out of the table; true means the caller owns its one answer.
     pub fn take(&self, id: &Id) -> bool {
-        let taken = self.lock().remove(id).is_some();
+        let taken = self.lock().remove(id);
         if taken {
             self.answered.notify_all();
         }
         taken
-    }
-
-    pub fn contains(&self, id: &Id) -> bool {
-        self.lock().contains_key(id)
-    }
-
-    /// The method of a request still in flight.
-    pub fn method_of(&self, id: &Id) -> Option<String> {
-        self.lock().get(id).map(|f| f.method.clone())
     }
 
     pub fn len(&self) -> usize {
@@ -73,18 +46,18 @@ impl Pending {
 
     /// All ids in flight (to fail them when a stream that carries their answers dies).
     pub fn ids(&self) -> Vec<Id> {
-        self.lock().keys().cloned().collect()
+        self.lock().iter().cloned().collect()
     }
 
     /// Block until `id` is no longer in flight or `deadline` passes; true if it was answered.
     pub fn wait_answered(&self, id: &Id, deadline: Instant) -> bool {
-        let mut map = self.lock();
-        while map.contains_key(id) {
+        let mut ids = self.lock();
+        while ids.contains(id) {
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            map = match self.answered.wait_timeout(map, deadline - now) {
+            ids = match self.answered.wait_timeout(ids, deadline - now) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
@@ -92,9 +65,9 @@ impl Pending {
         true
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Id, InFlight>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Id>> {
         // A panic elsewhere must not take the table down with it: the data is still consistent.
-        self.map
+        self.ids
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -107,11 +80,11 @@ mod tests {
     #[test]
     fn each_id_is_answered_once() {
         let p = Pending::new();
-        assert!(p.insert(Id::Num(0), "ping"));
-        assert!(!p.insert(Id::Num(0), "ping"), "duplicate id in flight");
+        assert!(p.insert(Id::Num(0)));
+        assert!(!p.insert(Id::Num(0)), "duplicate id in flight");
         assert!(p.take(&Id::Num(0)));
         assert!(!p.take(&Id::Num(0)), "second answer is dropped");
-        assert!(p.insert(Id::Str("a".into()), "tools/call"));
+        assert!(p.insert(Id::Str("a".into())));
         assert!(!p.take(&Id::Str("b".into())));
         assert_eq!(p.len(), 1);
     }

@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn frames_are_one_line_and_answers_are_deduplicated() {
         let pending = Pending::new();
-        pending.insert(Id::Num(1), "tools/call");
+        pending.insert(Id::Num(1));
         let mut out = Vec::new();
         let reply = br#"{"jsonrpc":"2.0","id":1,
 "result":{}}"#

@@ -68,9 +68,4 @@ impl ToolHeaders {
             None => Vec::new(),
         }
     }
-
-    /// Whether a tool is known with header parameters (a HeaderMismatch can then be a stale cache).
-    pub fn knows(&self, tool: &str) -> bool {
-        lock(&self.params).contains_key(tool)
-    }
 }
