@@ -25,7 +25,7 @@ release: ## Optimised build for this machine (see [profile.release] in Cargo.tom
 # are `text` diagrams).
 test: ## Run every test (unit, integration, examples); loopback only, no network
 	@mkdir -p target
-	set -o pipefail; $(CARGO) test --all-targets 2>&1 | tee target/test-output.txt
+	set -o pipefail; $(CARGO) test --workspace --all-targets 2>&1 | tee target/test-output.txt
 	@awk '/^test result:/ { p += $$4; f += $$6; s += $$8 } \
 	  END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
 
@@ -34,7 +34,7 @@ fuzz: ## Long property-based fuzzing of the SSE parser and the stdin framer (mak
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fixtures: ## Generate the test certificates and keys in fixtures/ (needs the openssl CLI)
 	scripts/make-fixtures.sh

@@ -7,8 +7,7 @@
 //! smoke run; `BENCH_BRIDGE=<path>` to measure another bridge binary; `BENCH_PIN=1` to pin the
 //! bridge and the benchmark to different CPUs (see bench/affinity.rs for why).
 
-#[path = "../tests/support/server/mod.rs"]
-mod server;
+use mcp_test_server as server;
 
 #[path = "bench/affinity.rs"]
 mod affinity;

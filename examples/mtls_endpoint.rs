@@ -8,8 +8,7 @@
 //!
 //! Prints `PORT=<n>` as the first line on stdout, so that scripts can read the port.
 
-#[path = "../tests/support/server/mod.rs"]
-mod server;
+use mcp_test_server as server;
 
 use std::process::ExitCode;
 

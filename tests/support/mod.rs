@@ -1,8 +1,9 @@
-//! Support code shared by the integration tests: the mTLS MCP test server and fixture paths.
+//! Support code shared by the integration tests: driving the bridge binary, and the mTLS MCP test
+//! server (the `mcp-test-server` workspace crate, re-exported as `support::server`).
 #![allow(dead_code)]
 
 pub mod bridge;
-pub mod server;
+pub use mcp_test_server as server;
 
 use std::path::PathBuf;
 

@@ -38,9 +38,10 @@ pub use modern::MODERN_VERSIONS;
 #[allow(unused_imports)]
 pub use tools::big_text;
 
-/// Path of a file in the crate's `fixtures/` directory.
+/// Path of a file in the project's `fixtures/` directory (beside this crate's directory).
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
         .join("fixtures")
         .join(name)
 }
