@@ -14,3 +14,4 @@ pub mod modern;
 pub mod sse;
 pub mod startup;
 pub mod tls;
+pub mod transport;

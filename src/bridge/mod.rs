@@ -10,15 +10,11 @@
 //! The dispatcher keeps the client's order: notifications and responses are accepted by the
 //! server before anything later is sent; requests go out in order but run concurrently.
 
-pub mod legacy;
 pub mod pending;
-pub mod pump;
-pub mod remote;
 pub mod signals;
-pub mod sink;
 pub mod stdin;
 pub mod stdout;
-pub mod tool_headers;
+pub mod stdout_sink;
 pub mod workers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,11 +26,11 @@ use crate::config::Config;
 use crate::http::diagnose::Severity;
 use crate::http::{Http, MAX_IN_FLIGHT};
 use crate::jsonrpc::{self, Kind};
+use crate::transport::events::MAX_MESSAGE;
+use crate::transport::{remote, Remote, Sink};
 use pending::Pending;
-use pump::MAX_MESSAGE;
-use remote::Remote;
-use sink::{Sink, StdoutSink};
 use stdout::Out;
+use stdout_sink::StdoutSink;
 
 /// What the dispatcher hears about, in order.
 #[derive(Debug)]

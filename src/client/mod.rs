@@ -3,7 +3,7 @@
 //! capabilities and everything it lists, each step timed.
 //!
 //! ```text
-//! probe (initialize, lists) ─► Session (Rpc) ─► bridge::remote::Remote ─► CollectingSink
+//! probe (initialize, lists) ─► Session (Rpc) ─► transport::Remote ─► CollectingSink
 //!                                                        │
 //! report ◄── TLS facts (http.handshakes) ◄───────────────┘
 //! ```

@@ -10,11 +10,10 @@ use serde_json::{json, Value};
 
 use super::rpc::{CallError, Rpc};
 use super::sink::{trace, Answer, CollectingSink};
-use crate::bridge::remote::Remote;
-use crate::bridge::sink::Sink;
 use crate::config::Config;
 use crate::http::Http;
 use crate::jsonrpc::{self, Id};
+use crate::transport::{Remote, Sink};
 
 /// How long the transport may take to report a failure after it answered the request with an
 /// error frame (it returns right after, so this is only a safety bound).

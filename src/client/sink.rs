@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::bridge::sink::Sink;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
+use crate::transport::Sink;
 
 /// Longest excerpt of a frame written to the debug trace.
 const TRACE_LIMIT: usize = 4096;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ureq::http::Method;
 
-use super::pump::{pump, EventStream, Pumped};
+use super::events::{pump, EventStream, Pumped};
 use super::remote::{Failure, Remote};
 use crate::config::Url;
 use crate::http::response::{content_type, is_event_stream, read_short_body};

@@ -20,8 +20,8 @@ use std::time::Duration;
 use ureq::http::{Method, Request, Response};
 use ureq::{AsSendBody, Body};
 
+use super::events::{pump, EventStream, Pumped, StreamEnd, MAX_MESSAGE};
 use super::legacy::LegacyLink;
-use super::pump::{pump, EventStream, Pumped, StreamEnd, MAX_MESSAGE};
 use super::sink::Sink;
 use super::tool_headers::ToolHeaders;
 use crate::config::{Config, TransportStrategy, Url};

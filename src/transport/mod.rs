@@ -1,0 +1,11 @@
+//! MCP over HTTP, shared by the bridge and the test client: the remote session over Streamable
+//! HTTP or the legacy HTTP+SSE transport, and where the frames it receives go ([`Sink`]).
+
+pub mod events;
+pub mod legacy;
+pub mod remote;
+pub mod sink;
+pub mod tool_headers;
+
+pub use remote::{Failure, Remote};
+pub use sink::Sink;
