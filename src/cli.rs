@@ -70,7 +70,16 @@ pub const ENV_SERVERNAME: &str = "MCP_REMOTE_TLS_SERVERNAME";
 pub const ENV_MIN_VERSION: &str = "MCP_REMOTE_TLS_MIN_VERSION";
 pub const ENV_INSECURE: &str = "MCP_REMOTE_TLS_INSECURE";
 
+pub const ENV_MAX_MESSAGE_SIZE: &str = "MCP_REMOTE_MAX_MESSAGE_SIZE";
+pub const ENV_MEMORY_BUDGET: &str = "MCP_REMOTE_MEMORY_BUDGET";
+
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest single message (a stdin line, an SSE event, a JSON body): MCP results with
+/// embedded images or files reach tens of MiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+/// All messages held at once (queued for stdout, being read from the server): four of the
+/// largest, so that one large result never waits for another.
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 
 /// Raw flag values before the environment fallbacks and the cross-flag rules are applied.
 #[derive(Default)]
@@ -82,6 +91,8 @@ struct Flags {
     debug: bool,
     json: bool,
     connect_timeout: Option<String>,
+    max_message_size: Option<String>,
+    memory_budget: Option<String>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     ca: Option<PathBuf>,
@@ -137,6 +148,12 @@ where
             Long("json") if program == Program::Client => flags.json = true,
             Long("connect-timeout") => {
                 flags.connect_timeout = Some(string_value(&mut parser, "--connect-timeout")?)
+            }
+            Long("max-message-size") => {
+                flags.max_message_size = Some(string_value(&mut parser, "--max-message-size")?)
+            }
+            Long("memory-budget") => {
+                flags.memory_budget = Some(string_value(&mut parser, "--memory-budget")?)
             }
             Long("tls-cert") => flags.cert = Some(path_value(&mut parser, "--tls-cert")?),
             Long("tls-key") => flags.key = Some(path_value(&mut parser, "--tls-key")?),
@@ -288,19 +305,85 @@ where
         })?,
     };
 
+    let max_message = size_setting(
+        f.max_message_size,
+        env,
+        "--max-message-size",
+        ENV_MAX_MESSAGE_SIZE,
+        DEFAULT_MAX_MESSAGE,
+    )?;
+    let memory_budget = size_setting(
+        f.memory_budget,
+        env,
+        "--memory-budget",
+        ENV_MEMORY_BUDGET,
+        DEFAULT_MEMORY_BUDGET,
+    )?;
+    if memory_budget < max_message {
+        return Err(usage(format!(
+            "--memory-budget ({memory_budget} bytes) is smaller than --max-message-size ({max_message} bytes): \
+             the budget must hold at least one message of the largest size"
+        )));
+    }
+
     Ok(Invocation {
         config: Config {
             url,
             headers,
             transport,
-            allow_http: f.allow_http,
             debug: f.debug,
             tls,
             connect_timeout,
+            max_message,
+            memory_budget,
         },
         json: f.json,
         warnings,
     })
+}
+
+/// A byte size from its flag, else its variable (empty counts as unset), else the default.
+fn size_setting(
+    flag: Option<String>,
+    env: &impl Fn(&str) -> Option<String>,
+    flag_name: &str,
+    var: &str,
+    default: usize,
+) -> Result<usize, UsageError> {
+    let (text, from) = match flag {
+        Some(text) => (text, flag_name.to_string()),
+        None => match env(var).filter(|v| !v.trim().is_empty()) {
+            Some(text) => (text, var.to_string()),
+            None => return Ok(default),
+        },
+    };
+    parse_size(&text).ok_or_else(|| {
+        usage(format!(
+            "{from}: '{text}' is not a size: give bytes, or a number with K, M or G (KiB, MiB, GiB), at least 1K"
+        ))
+    })
+}
+
+/// `4096`, `512K`, `64M`, `1G` (binary units, case-insensitive, an optional `iB`/`B`); at least
+/// 1 KiB and at most 1 TiB.
+pub fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim().to_ascii_uppercase();
+    let t = t
+        .strip_suffix("IB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(&t);
+    let (digits, shift) = match t.as_bytes().last()? {
+        b'K' => (&t[..t.len() - 1], 10),
+        b'M' => (&t[..t.len() - 1], 20),
+        b'G' => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits.trim().parse().ok()?;
+    let bytes = n.checked_shl(shift).filter(|b| b >> shift == n)?;
+    if !(1024..=1 << 40).contains(&bytes) {
+        return None;
+    }
+    usize::try_from(bytes).ok()
 }
 
 fn check_tls_rules(tls: &TlsOptions) -> Result<(), UsageError> {
@@ -561,6 +644,11 @@ General:
   --transport <strategy>           http-first (default), sse-first, http-only or sse-only
   --allow-http                     Permit plain http:// URLs (the client certificate is not sent)
   --connect-timeout <seconds>      Timeout for each new connection [default: 10]
+  --max-message-size <size>        Largest single message, either way [default: 64M]
+                                   (env MCP_REMOTE_MAX_MESSAGE_SIZE; K, M, G suffixes)
+  --memory-budget <size>           All messages held at once: beyond it the bridge
+                                   stops reading the server until stdout drains
+                                   [default: 256M] (env MCP_REMOTE_MEMORY_BUDGET)
   --debug                          Verbose logging to stderr (secrets redacted)
 {client_flags}  --version                        Print the version and exit
   -h, --help                       Print this help and exit
@@ -596,6 +684,27 @@ Rules:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes_and_refuse_nonsense() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("512K"), Some(512 << 10));
+        assert_eq!(parse_size("64m"), Some(64 << 20));
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size(" 1G "), Some(1 << 30));
+        for bad in [
+            "",
+            "M",
+            "-1M",
+            "1.5M",
+            "12X",
+            "100",
+            "2000G",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
 
     fn env_none(_: &str) -> Option<String> {
         None

@@ -12,11 +12,15 @@ pub struct Config {
     /// Extra headers sent on every outbound request, `${VAR}` already expanded and validated.
     pub headers: Vec<(String, String)>,
     pub transport: TransportStrategy,
-    pub allow_http: bool,
     pub debug: bool,
     pub tls: TlsOptions,
     /// Connect timeout for every new connection (default 10 s).
     pub connect_timeout: std::time::Duration,
+    /// The largest single message, either way (`--max-message-size`, default 64 MiB).
+    pub max_message: usize,
+    /// All messages held at once (`--memory-budget`, default 256 MiB): beyond it the bridge
+    /// stops reading from the server until stdout has drained.
+    pub memory_budget: usize,
 }
 
 /// Shown by `--debug`: header values are redacted (they are often `Authorization` tokens).
@@ -31,10 +35,11 @@ impl fmt::Debug for Config {
             .field("url", &self.url.full)
             .field("headers", &headers)
             .field("transport", &self.transport)
-            .field("allow_http", &self.allow_http)
             .field("debug", &self.debug)
             .field("tls", &self.tls)
             .field("connect_timeout", &self.connect_timeout)
+            .field("max_message", &self.max_message)
+            .field("memory_budget", &self.memory_budget)
             .finish()
     }
 }

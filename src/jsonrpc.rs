@@ -404,6 +404,71 @@ fn json_type_name(text: &str) -> &'static str {
     }
 }
 
+/// The ids of a frame that [`classify`] refused, read wherever they can be: the `id` of an
+/// object whatever else is wrong with it, the id of each element of a batch, the id at the start
+/// of a line cut at the size bound. Empty when none can be read: only then may the error answer
+/// carry `id: null` (JSON-RPC 2.0 §5).
+pub fn recover_ids(frame: &[u8]) -> Vec<Id> {
+    // A cut line may end inside a UTF-8 sequence: read up to the last whole character.
+    let text = match std::str::from_utf8(frame) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&frame[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    let text = text.trim_start_matches([' ', '\t', '\r', '\n']);
+    match text.as_bytes().first() {
+        Some(b'{') => id_of_object(text).into_iter().collect(),
+        Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(text)
+            .map(|elements| {
+                elements
+                    .iter()
+                    .filter_map(|element| id_of_object(element.get()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// The `id` member of a JSON object, read member by member so that anything after it (a wrong
+/// type, the end of a cut line) does not matter.
+fn id_of_object(text: &str) -> Option<Id> {
+    use serde::de::{MapAccess, Visitor};
+    use std::cell::Cell;
+
+    struct IdSeeker<'s, 'de>(&'s Cell<Option<&'de RawValue>>);
+
+    impl<'de> Visitor<'de> for IdSeeker<'_, 'de> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON-RPC object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == "id" {
+                    self.0.set(Some(map.next_value::<&'de RawValue>()?));
+                    return Ok(());
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+
+    let found = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    // The error that follows the id (if any) is what classify already reported.
+    let _ = de.deserialize_map(IdSeeker(&found));
+    let raw = found.get()?;
+    // A number that ends where the text ends may have been cut (`12` of `123`): not readable.
+    let end = raw.get().as_ptr() as usize - text.as_ptr() as usize + raw.get().len();
+    if end == text.len() && !raw.get().ends_with('"') {
+        return None;
+    }
+    Id::from_raw(raw).ok().flatten()
+}
+
 /// The raw `result` of a response frame, or `None` when the frame is not a result response.
 pub fn result_raw(frame: &[u8]) -> Option<&RawValue> {
     #[derive(Deserialize)]

@@ -6,7 +6,6 @@
 //! Exit codes: 0 success, 1 runtime error, 2 usage error.
 
 use std::process::ExitCode;
-use std::sync::mpsc;
 
 use mcp_secure_remote::cli::{self, Command, Program};
 use mcp_secure_remote::{bridge, logging, startup};
@@ -45,7 +44,7 @@ fn try_main(config: mcp_secure_remote::config::Config) -> i32 {
             return 1;
         }
     };
-    bridge::run(config, http, mpsc::channel())
+    bridge::run(config, http)
 }
 
 /// glibc gives every thread that allocates its own malloc arena, and keeps their memory: after a

@@ -36,6 +36,13 @@ const ENCODED_SUFFIX: &str = "?=";
 /// Whether `version` is a modern (2026-07-28 or later) protocol version. Versions are
 /// `YYYY-MM-DD` dates, so later means lexicographically greater; anything that does not start
 /// with such a date is not considered modern.
+/// A modern (2026-07-28) message: stateless, sent with its own headers, never via legacy SSE.
+pub fn is_modern_request(info: &crate::jsonrpc::FrameInfo) -> bool {
+    info.meta_protocol_version
+        .as_deref()
+        .is_some_and(is_modern_version)
+}
+
 pub fn is_modern_version(version: &str) -> bool {
     let Some(date) = version.get(..10) else {
         return false;

@@ -2,30 +2,28 @@
 //! in size, and hands them to the dispatcher in order. EOF is the MCP stdio shutdown signal.
 
 use std::io::{self, BufRead};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 use std::thread;
 
-use super::Input;
+use super::Event as Input;
+
+/// How much of an oversized line is kept, to read its id from.
+const TOO_LONG_HEAD: usize = 4096;
+/// Windows tools (PowerShell pipes, some editors) start a UTF-8 stream with a byte-order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Spawn the reader thread over the process's stdin.
-/// `closed` is raised at EOF, so that a dispatcher blocked on a request can notice it.
-pub fn spawn(
-    tx: Sender<Input>,
-    max_line: usize,
-    closed: Arc<AtomicBool>,
-) -> io::Result<thread::JoinHandle<()>> {
+pub fn spawn(tx: SyncSender<Input>, max_line: usize) -> io::Result<thread::JoinHandle<()>> {
     thread::Builder::new().name("stdin".into()).spawn(move || {
         let stdin = io::stdin();
         let mut reader = io::BufReader::with_capacity(64 * 1024, stdin.lock());
         read_lines(&mut reader, max_line, &tx);
-        closed.store(true, Ordering::SeqCst);
     })
 }
 
-/// Read lines until EOF (or until the receiver is gone), sending each non-empty one.
-pub fn read_lines(reader: &mut impl BufRead, max_line: usize, tx: &Sender<Input>) {
+/// Read lines until EOF (or until the receiver is gone), sending each non-empty one. A full
+/// channel blocks here, and so stops reading stdin: the client feels the back-pressure.
+pub fn read_lines(reader: &mut impl BufRead, max_line: usize, tx: &SyncSender<Input>) {
     let mut framer = LineFramer::new(max_line);
     loop {
         let chunk = match reader.fill_buf() {
@@ -70,8 +68,9 @@ impl LineFramer {
         }
     }
 
-    /// Feed bytes; complete lines (without the newline, CR stripped) come out as `Input::Line`, an
-    /// oversized line as one `Input::TooLong`. Blank lines are skipped.
+    /// Feed bytes; complete lines (without the newline, CR stripped, a leading BOM skipped) come
+    /// out as `Input::Line`, an oversized line as one `Input::TooLong` with its first bytes.
+    /// Blank lines are skipped.
     pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Input>) {
         while !chunk.is_empty() {
             let (part, rest, ended) = match chunk.iter().position(|&b| b == b'\n') {
@@ -82,8 +81,11 @@ impl LineFramer {
             if !self.skipping {
                 if self.line.len() + part.len() > self.max_line {
                     self.skipping = true;
-                    self.line = Vec::new();
-                    out.push(Input::TooLong);
+                    let mut head = std::mem::take(&mut self.line);
+                    let wanted = TOO_LONG_HEAD.saturating_sub(head.len()).min(part.len());
+                    head.extend_from_slice(&part[..wanted]);
+                    head.truncate(TOO_LONG_HEAD);
+                    out.push(Input::TooLong(head));
                 } else {
                     self.line.extend_from_slice(part);
                 }
@@ -111,6 +113,9 @@ impl LineFramer {
         if line.last() == Some(&b'\r') {
             line.pop();
         }
+        if line.starts_with(BOM) {
+            line.drain(..BOM.len());
+        }
         if line.iter().any(|b| !b.is_ascii_whitespace()) {
             out.push(Input::Line(line));
         }
@@ -131,7 +136,7 @@ mod tests {
         out.into_iter()
             .map(|i| match i {
                 Input::Line(l) => String::from_utf8_lossy(&l).into_owned(),
-                Input::TooLong => "<too long>".into(),
+                Input::TooLong(_) => "<too long>".into(),
                 _ => "<other>".into(),
             })
             .collect()
@@ -161,6 +166,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_oversized_line_keeps_its_start_for_the_id() {
+        let mut f = LineFramer::new(16);
+        let mut out = Vec::new();
+        f.feed(
+            b"{\"id\":99,\"method\":\"x\",\"params\":\"long\"}\n",
+            &mut out,
+        );
+        match &out[..] {
+            [Input::TooLong(head)] => assert!(head.starts_with(b"{\"id\":99,")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped() {
+        assert_eq!(
+            lines(b"\xEF\xBB\xBF{\"a\":1}\r\n\xEF\xBB\xBF\n{}", 100, 100),
+            ["{\"a\":1}", "{}"]
+        );
+    }
+
     mod fuzz {
         use super::super::*;
         use proptest::prelude::*;
@@ -175,6 +202,7 @@ mod tests {
                     continue;
                 }
                 let line = part.strip_suffix(b"\r").unwrap_or(part);
+                let line = line.strip_prefix(BOM).unwrap_or(line);
                 if line.iter().any(|b| !b.is_ascii_whitespace()) {
                     out.push(Some(line.to_vec()));
                 }

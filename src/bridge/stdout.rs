@@ -5,12 +5,12 @@
 //! went away) ends the bridge gracefully.
 
 use std::io::{self, Write};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread;
 
 use super::pending::Pending;
-use super::Input;
+use super::Event;
 use crate::jsonrpc::Id;
 
 /// One frame for stdout.
@@ -27,14 +27,14 @@ pub enum Out {
 pub fn spawn(
     rx: Receiver<Out>,
     pending: Arc<Pending>,
-    events: Sender<Input>,
+    events: SyncSender<Event>,
 ) -> io::Result<thread::JoinHandle<()>> {
     thread::Builder::new().name("stdout".into()).spawn(move || {
         let stdout = io::stdout();
         let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
         if let Err(e) = write_loop(&rx, &pending, &mut out) {
             log::debug!("stdout closed ({e}): stopping");
-            let _ = events.send(Input::Stop(super::StopReason::StdoutClosed));
+            let _ = events.send(Event::Stop(super::StopReason::StdoutClosed));
         }
     })
 }

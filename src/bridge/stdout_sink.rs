@@ -1,6 +1,5 @@
 //! The bridge's [`Sink`]: frames from the server go to the stdout writer thread.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
@@ -9,11 +8,15 @@ use super::stdout::Out;
 use crate::jsonrpc::{FrameInfo, Id, Kind};
 use crate::transport::Sink;
 
-/// The bridge's sink: frames go to the stdout writer thread.
 pub struct StdoutSink {
-    pub tx: Sender<Out>,
-    pub pending: Arc<Pending>,
-    pub stop: Arc<AtomicBool>,
+    tx: Sender<Out>,
+    pending: Arc<Pending>,
+}
+
+impl StdoutSink {
+    pub fn new(tx: Sender<Out>, pending: Arc<Pending>) -> Self {
+        Self { tx, pending }
+    }
 }
 
 impl Sink for StdoutSink {
@@ -44,9 +47,5 @@ impl Sink for StdoutSink {
 
     fn in_flight(&self) -> Vec<Id> {
         self.pending.ids()
-    }
-
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
     }
 }

@@ -13,6 +13,7 @@ use super::sink::{trace, Answer, CollectingSink};
 use crate::config::Config;
 use crate::http::Http;
 use crate::jsonrpc::{self, Id};
+use crate::transport::stop::Stop;
 use crate::transport::{Remote, Sink};
 
 /// How long the transport may take to report a failure after it answered the request with an
@@ -21,6 +22,8 @@ const FAILURE_GRACE: Duration = Duration::from_secs(1);
 
 pub struct Session {
     remote: Arc<Remote>,
+    /// Ends the transport's streams and waits when the client is done.
+    stop: Arc<Stop>,
     sink: Arc<CollectingSink>,
     next_id: i64,
     /// How long one request may wait for its answer.
@@ -31,9 +34,16 @@ pub struct Session {
 impl Session {
     pub fn new(config: Arc<Config>, http: Http, timeout: Duration) -> Self {
         let sink = Arc::new(CollectingSink::new());
-        let remote = Remote::new(config, http, Arc::clone(&sink) as Arc<dyn Sink>);
+        let stop = Arc::new(Stop::new());
+        let remote = Remote::new(
+            config,
+            http,
+            Arc::clone(&sink) as Arc<dyn Sink>,
+            Arc::clone(&stop),
+        );
         Self {
             remote,
+            stop,
             sink,
             next_id: 1,
             timeout,
@@ -48,7 +58,7 @@ impl Session {
 
     /// Stop the streams and end the session (DELETE, where there is one).
     pub fn close(&self, timeout: Duration) {
-        self.sink.stop();
+        self.stop.stop();
         self.remote.close(timeout);
     }
 

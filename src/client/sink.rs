@@ -2,7 +2,6 @@
 //! each request the client is waiting for, so that the caller can block on one id.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -33,7 +32,6 @@ struct Inbox {
 pub struct CollectingSink {
     inbox: Mutex<Inbox>,
     arrived: Condvar,
-    stop: AtomicBool,
 }
 
 impl CollectingSink {
@@ -65,11 +63,6 @@ impl CollectingSink {
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
-    }
-
-    /// Tell the transport's streams to stop reading (the client is done).
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
     }
 
     fn answer(&self, id: &Id, answer: Answer) {
@@ -119,10 +112,6 @@ impl Sink for CollectingSink {
 
     fn in_flight(&self) -> Vec<Id> {
         self.lock().waiting.iter().cloned().collect()
-    }
-
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
     }
 }
 

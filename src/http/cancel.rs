@@ -1,9 +1,12 @@
 //! Cancelling one request by closing its connection.
 //!
-//! In MCP 2026-07-28, closing a request's response stream *is* the cancellation. ureq offers no
-//! per-request abort, so the worker that sends a cancellable request installs a [`CancelHandle`]
-//! for its thread; the transport that carries the request binds its socket to it when it sends,
-//! and [`CancelHandle::cancel`] shuts that socket down, which ends the blocked read at once.
+//! A client's `notifications/cancelled` ends its request in every era: in MCP 2026-07-28 closing
+//! the response stream *is* the cancellation; in the handshake era the notification is POSTed and
+//! the stream is closed too (servers may never answer a cancelled request, and an open stream
+//! would hold a worker, a connection and an in-flight slot for ever). ureq offers no per-request
+//! abort, so the worker that sends a request installs a [`CancelHandle`] for its thread; the
+//! transport that carries the request binds its socket to it when it sends, and
+//! [`CancelHandle::cancel`] shuts that socket down, which ends the blocked read at once.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +75,16 @@ pub fn with_handle<T>(handle: Arc<CancelHandle>, f: impl FnOnce() -> T) -> T {
     let out = f();
     CURRENT.with(|c| *c.borrow_mut() = None);
     out
+}
+
+/// Whether this thread's request (if any) was cancelled by the client.
+pub fn current_is_cancelled() -> bool {
+    CURRENT.with(|c| c.borrow().as_ref().is_some_and(|h| h.is_cancelled()))
+}
+
+/// This thread's cancel handle, if its request is cancellable.
+pub fn current() -> Option<Arc<CancelHandle>> {
+    CURRENT.with(|c| c.borrow().clone())
 }
 
 /// Called by transports when they send: bind this thread's handle (if any) to `socket`.

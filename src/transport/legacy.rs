@@ -72,7 +72,7 @@ impl LegacyLink {
                 };
                 let _ = tx.send(Ok(endpoint));
                 let deliver = |frame: Vec<u8>| reader_remote.deliver(frame);
-                let stopped = || reader_remote.sink().stopped();
+                let stopped = || reader_remote.stop().is_stopped();
                 let outcome = pump(&mut stream, None, &deliver, &stopped);
                 if let Some(link) = reader_slot.get() {
                     link.alive.store(false, Ordering::SeqCst);

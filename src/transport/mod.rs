@@ -5,6 +5,7 @@ pub mod events;
 pub mod legacy;
 pub mod remote;
 pub mod sink;
+pub mod stop;
 pub mod tool_headers;
 
 pub use remote::{Failure, Remote};

@@ -12,8 +12,6 @@ pub trait Sink: Send + Sync {
     fn forget(&self, id: &Id);
     /// Ids of the client's requests still waiting for an answer.
     fn in_flight(&self) -> Vec<Id>;
-    /// True once the bridge is shutting down: streams stop reading and reconnecting.
-    fn stopped(&self) -> bool;
 
     /// Answer the client's request `id` with an error.
     fn fail(&self, id: &Id, code: i64, message: &str) {

@@ -107,3 +107,8 @@ pub fn backoff(attempt: u32) -> Duration {
     ) % (base / 4 + 1);
     Duration::from_millis(base - base / 8 + jitter)
 }
+
+/// The failure of a request abandoned because the bridge is exiting.
+pub(super) fn shutting_down() -> Failure {
+    Failure::new(jsonrpc::BRIDGE_SHUTTING_DOWN, "the bridge is shutting down")
+}

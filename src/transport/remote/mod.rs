@@ -23,9 +23,10 @@ use ureq::{AsSendBody, Body};
 use super::events::{pump, EventStream, Pumped, StreamEnd, MAX_MESSAGE};
 use super::legacy::LegacyLink;
 use super::sink::Sink;
+use super::stop::Stop;
 use super::tool_headers::ToolHeaders;
 use crate::config::{Config, TransportStrategy, Url};
-use crate::http::cancel::{self, CancelHandle};
+use crate::http::cancel;
 use crate::http::diagnose::{diagnose, Severity};
 use crate::http::response::{content_type, is_event_stream, read_short_body};
 use crate::http::Http;
@@ -103,6 +104,11 @@ pub struct Remote {
     config: Arc<Config>,
     http: Http,
     sink: Arc<dyn Sink>,
+    /// Shutdown as the owner sees it: every wait here watches it.
+    stop: Arc<Stop>,
+    /// Held while the legacy SSE stream is first opened (`--transport sse-first`/`sse-only`), so
+    /// that concurrent first messages wait for one connection instead of opening several.
+    prepared: Mutex<bool>,
     state: Mutex<State>,
     listener_started: AtomicBool,
     /// Serialises session replays.
@@ -111,8 +117,6 @@ pub struct Remote {
     internal: Mutex<HashMap<Id, mpsc::Sender<Vec<u8>>>>,
     /// 2026-07-28 `x-mcp-header` parameters learned from `tools/list`.
     tool_headers: ToolHeaders,
-    /// Modern requests in flight, cancellable by closing their connection.
-    cancels: Mutex<HashMap<Id, Arc<CancelHandle>>>,
     /// Numbers the bridge's own requests.
     next_internal: std::sync::atomic::AtomicU64,
 }
@@ -125,7 +129,7 @@ enum Sent {
 }
 
 impl Remote {
-    pub fn new(config: Arc<Config>, http: Http, sink: Arc<dyn Sink>) -> Arc<Self> {
+    pub fn new(config: Arc<Config>, http: Http, sink: Arc<dyn Sink>, stop: Arc<Stop>) -> Arc<Self> {
         let mode = match config.transport {
             TransportStrategy::HttpOnly => Mode::Streamable,
             _ => Mode::Undecided,
@@ -144,11 +148,12 @@ impl Remote {
             config,
             http,
             sink,
+            stop,
+            prepared: Mutex::new(false),
             listener_started: AtomicBool::new(false),
             replay_lock: Mutex::new(()),
             internal: Mutex::new(HashMap::new()),
             tool_headers: ToolHeaders::default(),
-            cancels: Mutex::new(HashMap::new()),
             next_internal: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -157,9 +162,21 @@ impl Remote {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// For `sse-first`/`sse-only`: open the legacy SSE stream before the first message is sent.
-    /// With `sse-first`, a 400/404/405 answer switches to Streamable HTTP instead.
+    /// For `sse-first`/`sse-only`: open the legacy SSE stream before the first message is sent
+    /// (once; later calls return at once). With `sse-first`, a 400/404/405 answer switches to
+    /// Streamable HTTP instead. Runs on the thread that sends the first message, never the
+    /// dispatcher's.
     pub fn prepare(self: &Arc<Self>) -> Result<(), Failure> {
+        let mut prepared = lock(&self.prepared);
+        if *prepared {
+            return Ok(());
+        }
+        self.open_legacy_first()?;
+        *prepared = true;
+        Ok(())
+    }
+
+    fn open_legacy_first(self: &Arc<Self>) -> Result<(), Failure> {
         if !matches!(self.state().mode, Mode::Undecided) {
             return Ok(());
         }
@@ -200,10 +217,18 @@ impl Remote {
         answered: &dyn Fn(),
     ) -> Option<Failure> {
         let id = info.id.clone()?;
-        match self.try_request(&frame, info, &id, answered) {
+        let outcome = self
+            .prepare()
+            .and_then(|()| self.try_request(&frame, info, &id, answered));
+        match outcome {
             Ok(()) => None,
             // Shutting down: the client closed stdin and waits for no answer; stay quiet.
-            Err(_) if self.sink.stopped() => None,
+            Err(_) if self.stop.is_stopped() => None,
+            // The client cancelled it: no answer is owed (a late one would be dropped anyway).
+            Err(_) if cancel::current_is_cancelled() => {
+                log::debug!("request {} ended by its cancellation", id.to_json());
+                None
+            }
             Err(failure) => {
                 match &failure.frame {
                     Some(f) => self.sink.fail_with(&id, f.clone()),
@@ -227,7 +252,7 @@ impl Remote {
             state.initialize_id = Some(id.clone());
             state.client_initialize = Some(frame.to_vec());
         }
-        let modern = is_modern(info);
+        let modern = modern::is_modern_request(info);
         if modern {
             return self.modern_request(frame, info, id, answered);
         }
@@ -264,13 +289,14 @@ impl Remote {
 
     /// Send a notification or a response (to a server request) and wait until it is accepted.
     pub fn send(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Result<(), Failure> {
+        self.prepare()?;
         let mode = self.state().mode.clone();
         let generation = self.state().generation;
         let mut result = match mode {
-            Mode::Legacy(link) if !is_modern(info) => link.post(self, &frame, None),
+            Mode::Legacy(link) if !modern::is_modern_request(info) => link.post(self, &frame, None),
             _ => self.post_accepted(&frame, info),
         };
-        if matches!(&result, Err(f) if f.session_gone) {
+        if matches!(&result, Err(f) if f.session_gone) && !self.stop.is_closing() {
             log::info!("the server lost the session; starting a new one");
             self.reinitialize(generation)?;
             // The replay already sent notifications/initialized.
@@ -338,7 +364,7 @@ impl Remote {
                     // A legacy server may answer the POST with its SSE stream: first event `endpoint`.
                     return self.pump_first_checking_legacy(&mut stream, id, answered);
                 }
-                self.finish_stream(&mut stream, id, is_modern(info), answered)
+                self.finish_stream(&mut stream, id, modern::is_modern_request(info), answered)
                     .map(|()| Sent::Done)
             }
             200..=299 if ct.starts_with("application/json") => {
@@ -517,7 +543,7 @@ impl Remote {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v)),
         );
-        if is_modern(info) && info.method.as_deref() == Some("tools/call") {
+        if modern::is_modern_request(info) && info.method.as_deref() == Some("tools/call") {
             if let Some(tool) = &info.name {
                 headers.extend(self.tool_headers.param_headers(tool, frame));
             }
@@ -640,20 +666,17 @@ impl Remote {
         }
     }
 
-    pub(super) fn config(&self) -> &Config {
+    pub fn config(&self) -> &Config {
         &self.config
     }
 
     pub(super) fn sink(&self) -> &Arc<dyn Sink> {
         &self.sink
     }
-}
 
-/// A modern (2026-07-28) message: stateless, sent with its own headers, never via legacy SSE.
-fn is_modern(info: &FrameInfo) -> bool {
-    info.meta_protocol_version
-        .as_deref()
-        .is_some_and(modern::is_modern_version)
+    pub(super) fn stop(&self) -> &Stop {
+        &self.stop
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

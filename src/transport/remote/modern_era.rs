@@ -16,8 +16,8 @@ impl Remote {
         if info.method.as_deref() == Some("tools/list") {
             self.tool_headers.expect_list(id);
         }
-        let handle = Arc::new(CancelHandle::default());
-        lock(&self.cancels).insert(id.clone(), Arc::clone(&handle));
+        // The worker's handle (the bridge's), or one of our own (the test client's).
+        let handle = cancel::current().unwrap_or_default();
         let on_answer = || {
             handle.release();
             answered();
@@ -41,26 +41,12 @@ impl Remote {
                 }
             }
         }
-        lock(&self.cancels).remove(id);
         if handle.is_cancelled() {
             log::debug!("request {} cancelled by closing its stream", id.to_json());
             self.sink.forget(id);
             return Ok(());
         }
         result
-    }
-
-    /// Cancel a modern request in flight by closing its response stream (its cancellation in
-    /// 2026-07-28). Returns false when no such request is in flight (then the cancel notification
-    /// is for the handshake era and is POSTed like any notification).
-    pub fn cancel(&self, id: &Id) -> bool {
-        match lock(&self.cancels).get(id) {
-            Some(handle) => {
-                handle.cancel();
-                true
-            }
-            None => false,
-        }
     }
 
     /// Re-read every page of `tools/list` (with the `_meta` of the call that failed) so that

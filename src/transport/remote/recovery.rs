@@ -35,6 +35,10 @@ impl Remote {
     /// Start a new session by replaying the client's initialize (with a bridge-owned id) and
     /// `notifications/initialized`, unless another request already did since `seen_generation`.
     pub(super) fn reinitialize(self: &Arc<Self>, seen_generation: u64) -> Result<(), Failure> {
+        if self.stop.is_closing() {
+            // The client has gone (stdin closed): nothing new is started for it.
+            return Err(shutting_down());
+        }
         let _one_at_a_time = self.replay_lock.lock().unwrap_or_else(|p| p.into_inner());
         let original = {
             let mut state = self.state();

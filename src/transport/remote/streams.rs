@@ -50,7 +50,7 @@ impl Remote {
         answered: &dyn Fn(),
     ) -> Result<(), Failure> {
         let deliver = |frame: Vec<u8>| self.deliver(frame);
-        let stopped = || self.sink.stopped();
+        let stopped = || self.stop.is_stopped();
         let mut outcome = pump(stream, Some(id), &deliver, &stopped);
         if matches!(outcome, Pumped::Answered) {
             answered();
@@ -61,12 +61,7 @@ impl Remote {
         loop {
             match outcome {
                 Pumped::Answered => return Ok(()),
-                Pumped::Stopped => {
-                    return Err(Failure::new(
-                        jsonrpc::BRIDGE_SHUTTING_DOWN,
-                        "the bridge is shutting down",
-                    ))
-                }
+                Pumped::Stopped => return Err(shutting_down()),
                 Pumped::Ended {
                     end,
                     last_event_id,
@@ -90,7 +85,9 @@ impl Remote {
                     resumes += 1;
                     let wait = retry.unwrap_or_else(|| backoff(resumes));
                     log::debug!("response stream for {} ended; resuming after {wait:?} from event {last_id}", id.to_json());
-                    thread::sleep(wait);
+                    if !self.stop.sleep(wait) {
+                        return Err(shutting_down());
+                    }
                     let resp = self.get_stream(Some(&last_id), None)?;
                     let status = resp.status().as_u16();
                     if status != 200 {
@@ -121,7 +118,7 @@ impl Remote {
     /// the connection goes back to the pool (servers close the stream right after the response).
     pub(super) fn drain<R: std::io::Read>(&self, stream: &mut EventStream<R>) {
         let deliver = |frame: Vec<u8>| self.deliver(frame);
-        let stopped = || self.sink.stopped();
+        let stopped = || self.stop.is_stopped();
         pump(stream, None, &deliver, &stopped);
     }
 
@@ -184,8 +181,8 @@ impl Remote {
         let mut last_event_id: Option<String> = None;
         let mut failures = 0u32;
         let deliver = |frame: Vec<u8>| self.deliver(frame);
-        let stopped = || self.sink.stopped();
-        while !self.sink.stopped() {
+        let stopped = || self.stop.is_stopped();
+        while !self.stop.is_closing() {
             let generation = self.state().generation;
             let resp = match self.get_stream(last_event_id.as_deref(), Some(LISTEN_IDLE_BOUND)) {
                 Ok(resp) => resp,
@@ -198,7 +195,7 @@ impl Remote {
                         );
                     }
                     failures += 1;
-                    thread::sleep(backoff(failures));
+                    self.stop.sleep(backoff(failures));
                     continue;
                 }
             };
@@ -233,7 +230,7 @@ impl Remote {
                     if l.is_some() {
                         last_event_id = l;
                     }
-                    thread::sleep(retry.unwrap_or(Duration::from_millis(500)));
+                    self.stop.sleep(retry.unwrap_or(Duration::from_millis(500)));
                 }
             }
         }
