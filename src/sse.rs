@@ -48,7 +48,7 @@ impl fmt::Display for SseError {
             SseError::EventTooLarge { limit } => write!(
                 f,
                 "server sent an SSE event larger than {limit} bytes; the stream was dropped \
-                 (raise the event size limit if such large messages are expected)"
+                 (raise --max-message-size if such large messages are expected)"
             ),
         }
     }
@@ -106,6 +106,11 @@ impl SseParser {
             self.data = Vec::new();
         }
         result
+    }
+
+    /// Memory the unfinished line and event hold now (for the bridge's memory budget).
+    pub fn buffered(&self) -> usize {
+        self.line.capacity() + self.data.capacity() + self.event_type.capacity()
     }
 
     /// The last event ID seen so far, for a `Last-Event-ID` header on reconnect.

@@ -23,6 +23,7 @@ use crate::http::cancel::{self, CancelHandle};
 use crate::http::diagnose::Severity;
 use crate::http::MAX_IN_FLIGHT;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
+use crate::transport::budget::Held;
 use crate::transport::stop::Stop;
 use crate::transport::{Remote, Sink};
 
@@ -35,6 +36,8 @@ const SENDER_BACKLOG: usize = 256;
 struct Queued {
     frame: Vec<u8>,
     info: FrameInfo,
+    /// The line's room in the memory budget, given back once the message is sent.
+    held: Held,
 }
 
 /// A request on a worker.
@@ -106,7 +109,7 @@ impl Dispatcher {
                 Some(_) => events.recv_timeout(TICK),
             };
             match event {
-                Ok(Event::Line(line)) => self.on_line(line),
+                Ok(Event::Line(line, held)) => self.on_line(line, held),
                 Ok(Event::TooLong(head)) => self.on_too_long(&head),
                 Ok(Event::Eof) => {
                     log::debug!("stdin closed: finishing the requests in flight");
@@ -143,10 +146,10 @@ impl Dispatcher {
         self.pending.is_empty() && self.held.is_empty() && self.sender_busy == 0
     }
 
-    fn on_line(&mut self, line: Vec<u8>) {
+    fn on_line(&mut self, line: Vec<u8>, held: Held) {
         let info = match jsonrpc::classify(&line) {
             Ok(info) => info,
-            Err(e) => return self.refuse(&line, &e),
+            Err(e) => return self.refuse(&line, held, &e),
         };
         log::debug!(
             "client → server: {:?} {}",
@@ -168,7 +171,11 @@ impl Dispatcher {
                 return;
             }
         }
-        let queued = Queued { frame: line, info };
+        let queued = Queued {
+            frame: line,
+            info,
+            held,
+        };
         if self.held.is_empty() && self.can_go(&queued) {
             self.go(queued);
         } else {
@@ -218,6 +225,7 @@ impl Dispatcher {
                 let message = Message {
                     frame: queued.frame,
                     info: queued.info,
+                    held: queued.held,
                 };
                 if self.sender.send(message).is_err() {
                     self.sender_busy -= 1;
@@ -228,7 +236,7 @@ impl Dispatcher {
 
     /// Start a request on a worker.
     fn start(&mut self, queued: Queued) {
-        let Queued { frame, info } = queued;
+        let Queued { frame, info, held } = queued;
         let Some(id) = info.id.clone() else { return };
         let is_initialize = info.method.as_deref() == Some("initialize");
         let handle = Arc::new(CancelHandle::default());
@@ -253,6 +261,7 @@ impl Dispatcher {
                 remote.request_then(frame, &info, &|| finish(None))
             });
             finish(failure);
+            drop(held);
         });
         if let Err(e) = spawned {
             self.sink.fail(
@@ -330,14 +339,17 @@ impl Dispatcher {
     }
 
     /// Answer a line that is not a JSON-RPC message, with its id whenever it can be read.
-    fn refuse(&self, line: &[u8], e: &jsonrpc::FrameError) {
+    /// The errors keep the line's room in the budget until written, so that a client that
+    /// floods invalid lines without reading stdout is slowed down like any other.
+    fn refuse(&self, line: &[u8], held: Held, e: &jsonrpc::FrameError) {
         log::warn!("stdin line is not a JSON-RPC message: {e}");
         let ids = jsonrpc::recover_ids(line);
+        let mut held = Some(held.into_queued());
         if ids.is_empty() {
-            self.write_error(None, e.code(), &e.to_string());
+            self.write_error(None, e.code(), &e.to_string(), held.take());
         }
         for id in &ids {
-            self.write_error(Some(id), e.code(), &e.to_string());
+            self.write_error(Some(id), e.code(), &e.to_string(), held.take());
         }
     }
 
@@ -348,14 +360,15 @@ impl Dispatcher {
         );
         log::warn!("a stdin message was skipped: {message}");
         let id = jsonrpc::recover_ids(head).into_iter().next();
-        self.write_error(id.as_ref(), jsonrpc::INVALID_REQUEST, &message);
+        self.write_error(id.as_ref(), jsonrpc::INVALID_REQUEST, &message, None);
     }
 
-    fn write_error(&self, id: Option<&Id>, code: i64, message: &str) {
+    fn write_error(&self, id: Option<&Id>, code: i64, message: &str, held: Option<Held>) {
         let frame = jsonrpc::error_response(id, code, message, None);
         let _ = self.out.send(Out::Frame {
             frame,
             answers: None,
+            held: held.unwrap_or_default(),
         });
     }
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::http::Http;
 use crate::jsonrpc::Id;
+use crate::transport::budget::{Budget, Held};
 use crate::transport::stop::Stop;
 use crate::transport::{Failure, Remote, Sink};
 use pending::Pending;
@@ -38,8 +39,8 @@ use stdout_sink::StdoutSink;
 /// What the dispatcher hears about, in the order it happened.
 #[derive(Debug)]
 pub enum Event {
-    /// One line from stdin (one JSON-RPC frame).
-    Line(Vec<u8>),
+    /// One line from stdin (one JSON-RPC frame), with its room in the memory budget.
+    Line(Vec<u8>, Held),
     /// A stdin line longer than the bound (skipped); its first bytes, to read the id from.
     TooLong(Vec<u8>),
     /// stdin reached EOF: the client is done.
@@ -76,6 +77,7 @@ pub fn run(config: Config, http: Http) -> i32 {
     // always drains; and it never sends to itself.
     let (event_tx, event_rx) = mpsc::sync_channel(EVENT_QUEUE);
     let stop = Arc::new(Stop::new());
+    let budget = Budget::new(config.memory_budget, Arc::clone(&stop));
     let pending = Arc::new(Pending::new());
     // Unbounded, and bounded all the same: everything queued for stdout is an answer to a
     // request the client sent (bounded by the in-flight table) or a server message whose
@@ -92,7 +94,7 @@ pub fn run(config: Config, http: Http) -> i32 {
     };
     let started = signals::watch(on_signal)
         .and_then(|()| stdout::spawn(out_rx, Arc::clone(&pending), event_tx.clone()))
-        .and_then(|_| stdin::spawn(event_tx.clone(), config.max_message));
+        .and_then(|_| stdin::spawn(event_tx.clone(), config.max_message, Arc::clone(&budget)));
     if let Err(e) = started {
         log::error!("cannot start the bridge threads: {e}");
         return 1;
@@ -104,6 +106,7 @@ pub fn run(config: Config, http: Http) -> i32 {
         http.clone(),
         Arc::clone(&sink),
         Arc::clone(&stop),
+        budget,
     );
     let sender = match sender::spawn(Arc::clone(&remote), event_tx.clone()) {
         Ok(sender) => sender,

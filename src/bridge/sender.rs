@@ -10,12 +10,15 @@ use std::thread;
 
 use super::Event;
 use crate::jsonrpc::FrameInfo;
+use crate::transport::budget::Held;
 use crate::transport::Remote;
 
 /// One message for the server that gets no response.
 pub struct Message {
     pub frame: Vec<u8>,
     pub info: FrameInfo,
+    /// The line's room in the memory budget, given back once sent.
+    pub held: Held,
 }
 
 /// Start the sender; every message handed to the returned channel is answered by one
@@ -31,7 +34,7 @@ pub fn spawn(remote: Arc<Remote>, events: SyncSender<Event>) -> io::Result<Sende
 }
 
 fn send_all(remote: &Arc<Remote>, rx: &Receiver<Message>, events: &SyncSender<Event>) {
-    while let Ok(Message { frame, info }) = rx.recv() {
+    while let Ok(Message { frame, info, held }) = rx.recv() {
         if let Err(f) = remote.send(frame, &info) {
             log::warn!(
                 "the server did not accept {}: {}",
@@ -39,6 +42,7 @@ fn send_all(remote: &Arc<Remote>, rx: &Receiver<Message>, events: &SyncSender<Ev
                 f.message
             );
         }
+        drop(held);
         if events.send(Event::Sent).is_err() {
             return;
         }

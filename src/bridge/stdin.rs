@@ -3,9 +3,11 @@
 
 use std::io::{self, BufRead};
 use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
 use std::thread;
 
 use super::Event as Input;
+use crate::transport::budget::{Budget, Held};
 
 /// How much of an oversized line is kept, to read its id from.
 const TOO_LONG_HEAD: usize = 4096;
@@ -13,17 +15,27 @@ const TOO_LONG_HEAD: usize = 4096;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Spawn the reader thread over the process's stdin.
-pub fn spawn(tx: SyncSender<Input>, max_line: usize) -> io::Result<thread::JoinHandle<()>> {
+pub fn spawn(
+    tx: SyncSender<Input>,
+    max_line: usize,
+    budget: Arc<Budget>,
+) -> io::Result<thread::JoinHandle<()>> {
     thread::Builder::new().name("stdin".into()).spawn(move || {
         let stdin = io::stdin();
         let mut reader = io::BufReader::with_capacity(64 * 1024, stdin.lock());
-        read_lines(&mut reader, max_line, &tx);
+        read_lines(&mut reader, max_line, &tx, &budget);
     })
 }
 
-/// Read lines until EOF (or until the receiver is gone), sending each non-empty one. A full
+/// Read lines until EOF (or until the receiver is gone), sending each non-empty one. Each line
+/// holds its room in the memory budget until it has been sent on; a spent budget or a full
 /// channel blocks here, and so stops reading stdin: the client feels the back-pressure.
-pub fn read_lines(reader: &mut impl BufRead, max_line: usize, tx: &SyncSender<Input>) {
+pub fn read_lines(
+    reader: &mut impl BufRead,
+    max_line: usize,
+    tx: &SyncSender<Input>,
+    budget: &Arc<Budget>,
+) {
     let mut framer = LineFramer::new(max_line);
     loop {
         let chunk = match reader.fill_buf() {
@@ -40,15 +52,27 @@ pub fn read_lines(reader: &mut impl BufRead, max_line: usize, tx: &SyncSender<In
         framer.feed(chunk, &mut events);
         reader.consume(len);
         for event in events {
-            if tx.send(event).is_err() {
+            if !send(tx, budget, event) {
                 return;
             }
         }
     }
     if let Some(last) = framer.finish() {
-        let _ = tx.send(last);
+        send(tx, budget, last);
     }
     let _ = tx.send(Input::Eof);
+}
+
+/// Reserve a line's room, then hand it on; false when the bridge is stopping.
+fn send(tx: &SyncSender<Input>, budget: &Arc<Budget>, event: Input) -> bool {
+    let event = match event {
+        Input::Line(line, _) => match budget.line(line.capacity()) {
+            Some(held) => Input::Line(line, held),
+            None => return false,
+        },
+        other => other,
+    };
+    tx.send(event).is_ok()
 }
 
 /// Pure line splitter with a size bound, kept apart from I/O so it can be tested and fuzzed.
@@ -117,7 +141,7 @@ impl LineFramer {
             line.drain(..BOM.len());
         }
         if line.iter().any(|b| !b.is_ascii_whitespace()) {
-            out.push(Input::Line(line));
+            out.push(Input::Line(line, Held::none()));
         }
     }
 }
@@ -135,7 +159,7 @@ mod tests {
         out.extend(f.finish());
         out.into_iter()
             .map(|i| match i {
-                Input::Line(l) => String::from_utf8_lossy(&l).into_owned(),
+                Input::Line(l, _) => String::from_utf8_lossy(&l).into_owned(),
                 Input::TooLong(_) => "<too long>".into(),
                 _ => "<other>".into(),
             })
@@ -231,7 +255,7 @@ mod tests {
                 let got: Vec<Option<Vec<u8>>> = out
                     .into_iter()
                     .map(|i| match i {
-                        Input::Line(l) => Some(l),
+                        Input::Line(l, _) => Some(l),
                         _ => None,
                     })
                     .collect();

@@ -12,13 +12,19 @@ use std::thread;
 use super::pending::Pending;
 use super::Event;
 use crate::jsonrpc::Id;
+use crate::transport::budget::Held;
 
 /// One frame for stdout.
 #[derive(Debug)]
 pub enum Out {
     /// A frame to write. When it answers a client request, `answers` holds the id and the frame is
     /// written only if that id is still in flight.
-    Frame { frame: Vec<u8>, answers: Option<Id> },
+    Frame {
+        frame: Vec<u8>,
+        answers: Option<Id>,
+        /// Its room in the memory budget, given back once written.
+        held: Held,
+    },
     /// Flush everything queued so far, then acknowledge (used at shutdown).
     Flush(Sender<()>),
 }
@@ -53,7 +59,11 @@ fn write_loop(rx: &Receiver<Out>, pending: &Pending, out: &mut impl Write) -> io
 
 fn handle(msg: Out, pending: &Pending, out: &mut impl Write) -> io::Result<()> {
     match msg {
-        Out::Frame { frame, answers } => {
+        Out::Frame {
+            frame,
+            answers,
+            held: _held,
+        } => {
             if let Some(id) = &answers {
                 if !pending.take(id) {
                     log::debug!("dropping a second or late answer for id {}", id.to_json());
@@ -98,6 +108,7 @@ mod tests {
             Out::Frame {
                 frame: reply.clone(),
                 answers: Some(Id::Num(1)),
+                held: Held::none(),
             },
             &pending,
             &mut out,
@@ -107,6 +118,7 @@ mod tests {
             Out::Frame {
                 frame: reply,
                 answers: Some(Id::Num(1)),
+                held: Held::none(),
             },
             &pending,
             &mut out,

@@ -1,4 +1,6 @@
-//! The bridge's [`Sink`]: frames from the server go to the stdout writer thread.
+//! The bridge's [`Sink`]: frames from the server go to the stdout writer thread, with the room
+//! they hold in the memory budget, which the writer gives back once they are written. So the
+//! writer's queue is bounded by the budget: a stream that finds no room stops reading its socket.
 
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -6,6 +8,7 @@ use std::sync::Arc;
 use super::pending::Pending;
 use super::stdout::Out;
 use crate::jsonrpc::{FrameInfo, Id, Kind};
+use crate::transport::budget::Held;
 use crate::transport::Sink;
 
 pub struct StdoutSink {
@@ -20,7 +23,7 @@ impl StdoutSink {
 }
 
 impl Sink for StdoutSink {
-    fn deliver(&self, frame: Vec<u8>, info: &FrameInfo) {
+    fn deliver(&self, frame: Vec<u8>, held: Held, info: &FrameInfo) {
         let answers = match info.kind {
             Kind::Response => match &info.id {
                 Some(id) => Some(id.clone()),
@@ -31,13 +34,20 @@ impl Sink for StdoutSink {
             },
             _ => None,
         };
-        let _ = self.tx.send(Out::Frame { frame, answers });
+        let held = held.into_queued();
+        let _ = self.tx.send(Out::Frame {
+            frame,
+            answers,
+            held,
+        });
     }
 
     fn fail_with(&self, id: &Id, frame: Vec<u8>) {
+        // Error frames are small and one per request: they are not counted.
         let _ = self.tx.send(Out::Frame {
             frame,
             answers: Some(id.clone()),
+            held: Held::none(),
         });
     }
 

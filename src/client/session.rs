@@ -13,6 +13,7 @@ use super::sink::{trace, Answer, CollectingSink};
 use crate::config::Config;
 use crate::http::Http;
 use crate::jsonrpc::{self, Id};
+use crate::transport::budget::Budget;
 use crate::transport::stop::Stop;
 use crate::transport::{Remote, Sink};
 
@@ -35,11 +36,13 @@ impl Session {
     pub fn new(config: Arc<Config>, http: Http, timeout: Duration) -> Self {
         let sink = Arc::new(CollectingSink::new());
         let stop = Arc::new(Stop::new());
+        let budget = Budget::new(config.memory_budget, Arc::clone(&stop));
         let remote = Remote::new(
             config,
             http,
             Arc::clone(&sink) as Arc<dyn Sink>,
             Arc::clone(&stop),
+            budget,
         );
         Self {
             remote,

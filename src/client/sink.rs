@@ -6,6 +6,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
+use crate::transport::budget::Held;
 use crate::transport::Sink;
 
 /// Longest excerpt of a frame written to the debug trace.
@@ -82,7 +83,7 @@ impl CollectingSink {
 }
 
 impl Sink for CollectingSink {
-    fn deliver(&self, frame: Vec<u8>, info: &FrameInfo) {
+    fn deliver(&self, frame: Vec<u8>, _held: Held, info: &FrameInfo) {
         log::debug!("server → client: {}", trace(&frame));
         match (info.kind, &info.id) {
             (Kind::Response, Some(id)) => self.answer(id, Answer::Response(frame)),
@@ -132,7 +133,7 @@ mod tests {
 
     fn deliver(sink: &CollectingSink, frame: &[u8]) {
         let info = jsonrpc::classify(frame).unwrap();
-        sink.deliver(frame.to_vec(), &info);
+        sink.deliver(frame.to_vec(), Held::none(), &info);
     }
 
     #[test]

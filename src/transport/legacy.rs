@@ -1,42 +1,64 @@
 //! The legacy HTTP+SSE transport (MCP 2024-11-05): one long GET whose first event names the URL
 //! to POST messages to; every server message arrives as a `message` event on that GET.
+//!
+//! A link knows only its [`Exchange`], where to hand the server's messages, and how to fail the
+//! requests it carried. When its stream ends, exactly the requests posted over it that are still
+//! unanswered fail; requests sent any other way (2026-07-28 ones) are not its business.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::http::Method;
 
-use super::events::{pump, EventStream, Pumped};
-use super::remote::{Failure, Remote};
+use super::events::{pump, EventStream, Limits, Message, Pumped};
+use super::exchange::{Exchange, Waits};
+use super::remote::Failure;
+use super::stop::Stop;
 use crate::config::Url;
 use crate::http::response::{content_type, is_event_stream, read_short_body};
-use crate::jsonrpc::{self, Id};
+use crate::jsonrpc::{self, FrameInfo, Id, Kind};
 
 /// How long a POST to the legacy endpoint may take to be accepted. server-everything never answers
 /// a POST for an unknown session, so this must be bounded.
 const POST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the wait for the `endpoint` event looks at the stop.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Where a link's stream goes: the server's messages, and the requests it can no longer answer.
+pub struct LinkHandlers {
+    pub deliver: Box<dyn Fn(Message) -> Option<FrameInfo> + Send>,
+    pub fail: Box<dyn Fn(&Id) + Send>,
+}
 
 pub struct LegacyLink {
     /// Where messages are POSTed (from the `endpoint` event, same origin as the SSE URL).
     post_url: Url,
     alive: AtomicBool,
+    /// Client requests posted over this link and not answered yet.
+    carried: Mutex<HashSet<Id>>,
 }
 
 impl LegacyLink {
     /// GET the SSE URL, wait for the `endpoint` event, and keep reading the stream on a thread.
-    pub fn connect(remote: &Arc<Remote>) -> Result<Arc<LegacyLink>, Failure> {
-        let config = remote.config();
+    pub fn connect(
+        exchange: &Exchange,
+        limits: &Limits,
+        stop: Arc<Stop>,
+        handlers: LinkHandlers,
+    ) -> Result<Arc<LegacyLink>, Failure> {
+        let config = exchange.config();
         let sse_url = config.url.clone();
         let headers = vec![("Accept".to_string(), "text/event-stream".to_string())];
-        let resp = remote.exchange(
+        let resp = exchange.once(
             Method::GET,
             &sse_url,
             &headers,
             (),
-            Some(config.connect_timeout),
+            Waits::response(config.connect_timeout),
         )?;
         let status = resp.status().as_u16();
         let is_sse = is_event_stream(&resp);
@@ -49,46 +71,51 @@ impl LegacyLink {
                 )
             });
         }
-        let mut stream = EventStream::new(resp.into_body().into_reader());
-        let (tx, rx) = mpsc::channel();
-        let reader_remote = Arc::clone(remote);
+        let mut stream = EventStream::new(resp.into_body().into_reader(), limits);
+        let (endpoint_tx, endpoint_rx) = mpsc::channel();
         let link_slot: Arc<std::sync::OnceLock<Arc<LegacyLink>>> = Arc::default();
         let reader_slot = Arc::clone(&link_slot);
+        let reader_stop = Arc::clone(&stop);
+        let shown_url = sse_url.clone();
         thread::Builder::new()
             .name("legacy-sse".into())
             .spawn(move || {
                 // The first event must be `endpoint`.
                 let endpoint = loop {
                     match stream.next_event() {
-                        Ok(e) if e.event == "endpoint" => break e.data,
-                        Ok(e) => log::debug!("ignoring '{}' event before the endpoint", e.event),
+                        Ok((e, _)) if e.event == "endpoint" => break e.data,
+                        Ok((e, _)) => {
+                            log::debug!("ignoring '{}' event before the endpoint", e.event)
+                        }
                         Err(end) => {
-                            let _ = tx.send(Err(format!(
-                                "legacy SSE stream ended before its endpoint event: {end:?}"
+                            let _ = endpoint_tx.send(Err(format!(
+                                "legacy SSE stream ended before its endpoint event ({end})"
                             )));
                             return;
                         }
                     }
                 };
-                let _ = tx.send(Ok(endpoint));
-                let deliver = |frame: Vec<u8>| reader_remote.deliver(frame);
-                let stopped = || reader_remote.stop().is_stopped();
+                let _ = endpoint_tx.send(Ok(endpoint));
+                let deliver = |message: Message| {
+                    let info = (handlers.deliver)(message)?;
+                    if let (Kind::Response, Some(id), Some(link)) =
+                        (info.kind, &info.id, reader_slot.get())
+                    {
+                        link.carried().remove(id);
+                    }
+                    Some(info)
+                };
+                let stopped = || reader_stop.is_stopped();
                 let outcome = pump(&mut stream, None, &deliver, &stopped);
-                if let Some(link) = reader_slot.get() {
-                    link.alive.store(false, Ordering::SeqCst);
-                }
-                if !matches!(outcome, Pumped::Stopped) {
-                    log::warn!(
-                        "legacy SSE stream from {} ended: {outcome:?}",
-                        reader_remote.config().url
-                    );
-                    let sink = reader_remote.sink();
-                    for id in sink.in_flight() {
-                        sink.fail(
-                            &id,
-                            jsonrpc::STREAM_ENDED,
-                            "the server's SSE stream closed before the response",
-                        );
+                let Some(link) = reader_slot.get() else {
+                    return;
+                };
+                link.alive.store(false, Ordering::SeqCst);
+                if let Pumped::Ended { end, .. } = outcome {
+                    log::warn!("legacy SSE stream from {shown_url} ended: {end}");
+                    let unanswered: Vec<Id> = link.carried().drain().collect();
+                    for id in &unanswered {
+                        (handlers.fail)(id);
                     }
                 }
             })
@@ -99,18 +126,7 @@ impl LegacyLink {
                 )
             })?;
 
-        let endpoint = match rx.recv_timeout(config.connect_timeout) {
-            Ok(Ok(endpoint)) => endpoint,
-            Ok(Err(why)) => return Err(Failure::new(jsonrpc::STREAM_ENDED, why)),
-            Err(_) => {
-                return Err(Failure::new(
-                    jsonrpc::TRANSPORT_ERROR,
-                    format!(
-                    "the server at {sse_url} sent no `endpoint` event: is this a legacy SSE URL?"
-                ),
-                ))
-            }
-        };
+        let endpoint = wait_for_endpoint(&endpoint_rx, config.connect_timeout, &stop, &sse_url)?;
         let post_url = sse_url.join(&endpoint).ok_or_else(|| {
             Failure::new(
                 jsonrpc::BAD_SERVER_RESPONSE,
@@ -131,6 +147,7 @@ impl LegacyLink {
         let link = Arc::new(LegacyLink {
             post_url,
             alive: AtomicBool::new(true),
+            carried: Mutex::new(HashSet::new()),
         });
         let _ = link_slot.set(Arc::clone(&link));
         Ok(link)
@@ -141,22 +158,38 @@ impl LegacyLink {
         self.alive.load(Ordering::SeqCst)
     }
 
-    /// POST one message to the endpoint. The answer (for a request) comes on the SSE stream; the
-    /// POST's own body ("Accepted") is not parsed.
-    pub fn post(&self, remote: &Remote, frame: &[u8], id: Option<&Id>) -> Result<(), Failure> {
-        if !self.alive.load(Ordering::SeqCst) {
+    /// POST one message to the endpoint. The answer (for a request, `id`) comes on the SSE
+    /// stream; the POST's own body ("Accepted") is not parsed.
+    pub fn post(&self, exchange: &Exchange, frame: &[u8], id: Option<&Id>) -> Result<(), Failure> {
+        if !self.is_alive() {
             return Err(Failure::new(
                 jsonrpc::STREAM_ENDED,
                 "the server's SSE stream is closed",
             ));
         }
+        if let Some(id) = id {
+            self.carried().insert(id.clone());
+        }
+        let result = self.post_accepted(exchange, frame, id);
+        if let (Err(_), Some(id)) = (&result, id) {
+            self.carried().remove(id);
+        }
+        result
+    }
+
+    fn post_accepted(
+        &self,
+        exchange: &Exchange,
+        frame: &[u8],
+        id: Option<&Id>,
+    ) -> Result<(), Failure> {
         let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
-        let resp = remote.exchange(
+        let resp = exchange.once(
             Method::POST,
             &self.post_url,
             &headers,
             frame,
-            Some(POST_TIMEOUT),
+            Waits::response(POST_TIMEOUT),
         )?;
         let status = resp.status().as_u16();
         let ct = content_type(&resp);
@@ -174,5 +207,32 @@ impl LegacyLink {
                 format!("HTTP {status} from the SSE endpoint"),
             )
         })
+    }
+
+    fn carried(&self) -> MutexGuard<'_, HashSet<Id>> {
+        self.carried.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Wait for the reader's `endpoint` (or its failure), the connect timeout, or the stop.
+fn wait_for_endpoint(
+    rx: &mpsc::Receiver<Result<String, String>>,
+    limit: Duration,
+    stop: &Stop,
+    sse_url: &Url,
+) -> Result<String, Failure> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match rx.recv_timeout(STOP_POLL) {
+            Ok(Ok(endpoint)) => return Ok(endpoint),
+            Ok(Err(why)) => return Err(Failure::new(jsonrpc::STREAM_ENDED, why)),
+            Err(RecvTimeoutError::Timeout) if Instant::now() < deadline && !stop.is_stopped() => {}
+            Err(_) => return Err(Failure::new(
+                jsonrpc::TRANSPORT_ERROR,
+                format!(
+                    "the server at {sse_url} sent no `endpoint` event: is this a legacy SSE URL?"
+                ),
+            )),
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! MCP over HTTP, shared by the bridge and the test client: the remote session over Streamable
 //! HTTP or the legacy HTTP+SSE transport, and where the frames it receives go ([`Sink`]).
 
+pub mod budget;
 pub mod events;
+pub mod exchange;
 pub mod legacy;
 pub mod remote;
 pub mod sink;

@@ -10,47 +10,6 @@ pub(super) fn is_modern_error(body: &[u8]) -> bool {
     )
 }
 
-/// The same-origin target of a 307/308 redirect; other redirects are refused.
-pub(super) fn redirect_target(resp: &Response<Body>, from: &Url) -> Result<Option<Url>, Failure> {
-    let status = resp.status().as_u16();
-    if !(300..400).contains(&status) {
-        return Ok(None);
-    }
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let target = from.join(location).ok_or_else(|| {
-        Failure::new(
-            jsonrpc::HTTP_ERROR,
-            format!("server redirected (HTTP {status}) to an unreadable location '{location}'"),
-        )
-    })?;
-    if !from.same_origin(&target) {
-        return Err(Failure {
-            status: Some(status),
-            ..Failure::new(
-                jsonrpc::HTTP_ERROR,
-                format!(
-                    "server redirected to another origin ({}); refusing to send the client certificate and headers there: use that URL directly if you trust it",
-                    target.origin()
-                ),
-            )
-        });
-    }
-    if !matches!(status, 307 | 308) {
-        return Err(Failure {
-            status: Some(status),
-            ..Failure::new(
-                jsonrpc::HTTP_ERROR,
-                format!("server redirected with HTTP {status}, which would drop the message body; use {target} as the URL"),
-            )
-        });
-    }
-    Ok(Some(target))
-}
-
 /// TLS-terminating proxies (nginx: "400 No required SSL certificate was sent", "400 The SSL
 /// certificate error") report client-certificate problems in an HTTP body after the handshake.
 pub(super) fn proxy_certificate_complaint(body: &[u8], config: &Config) -> Option<String> {

@@ -17,17 +17,19 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use ureq::http::{Method, Request, Response};
-use ureq::{AsSendBody, Body};
+use ureq::http::{Method, Response};
+use ureq::Body;
 
-use super::events::{pump, EventStream, Pumped, StreamEnd, MAX_MESSAGE};
-use super::legacy::LegacyLink;
+use super::budget::{Budget, Held};
+use super::events::{pump, read_message, EventStream, Limits, Message, Pumped};
+use super::exchange::{Exchange, Waits};
+use super::legacy::{LegacyLink, LinkHandlers};
 use super::sink::Sink;
 use super::stop::Stop;
 use super::tool_headers::ToolHeaders;
 use crate::config::{Config, TransportStrategy, Url};
 use crate::http::cancel;
-use crate::http::diagnose::{diagnose, Severity};
+use crate::http::diagnose::Severity;
 use crate::http::response::{content_type, is_event_stream, read_short_body};
 use crate::http::Http;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
@@ -43,10 +45,8 @@ const MAX_RESUMES: u32 = 10;
 const LISTEN_IDLE_BOUND: Duration = Duration::from_secs(300);
 /// Session replays per request before its failure is reported.
 const MAX_SESSION_REPLAYS: u32 = 2;
-/// Ids of the bridge's own requests: strings no MCP client generates, so they cannot collide.
-pub const BRIDGE_ID_PREFIX: &str = "mcp-secure-remote:";
-/// Same-origin redirects followed per request.
-const MAX_REDIRECTS: u32 = 5;
+/// The start of the ids of the bridge's own requests (followed by a per-process random part).
+const BRIDGE_ID_PREFIX: &str = "mcp-secure-remote:";
 
 /// A failed exchange, ready to become the JSON-RPC error of the request that caused it.
 #[derive(Debug, Clone)]
@@ -102,7 +102,8 @@ struct State {
 
 pub struct Remote {
     config: Arc<Config>,
-    http: Http,
+    exchange: Exchange,
+    limits: Limits,
     sink: Arc<dyn Sink>,
     /// Shutdown as the owner sees it: every wait here watches it.
     stop: Arc<Stop>,
@@ -113,12 +114,15 @@ pub struct Remote {
     listener_started: AtomicBool,
     /// Serialises session replays.
     replay_lock: Mutex<()>,
-    /// Waiters for responses to the bridge's own requests (ids starting with BRIDGE_ID_PREFIX).
+    /// Waiters for responses to the bridge's own requests, by exact id. A client id that merely
+    /// looks like one of them (same prefix) is the client's: only ids in this map are the bridge's.
     internal: Mutex<HashMap<Id, mpsc::Sender<Vec<u8>>>>,
     /// 2026-07-28 `x-mcp-header` parameters learned from `tools/list`.
     tool_headers: ToolHeaders,
     /// Numbers the bridge's own requests.
     next_internal: std::sync::atomic::AtomicU64,
+    /// A random part of the bridge's own ids, so that no client id can be one by accident.
+    id_nonce: u64,
 }
 
 /// What happened to a request sent over Streamable HTTP.
@@ -129,7 +133,13 @@ enum Sent {
 }
 
 impl Remote {
-    pub fn new(config: Arc<Config>, http: Http, sink: Arc<dyn Sink>, stop: Arc<Stop>) -> Arc<Self> {
+    pub fn new(
+        config: Arc<Config>,
+        http: Http,
+        sink: Arc<dyn Sink>,
+        stop: Arc<Stop>,
+        budget: Arc<Budget>,
+    ) -> Arc<Self> {
         let mode = match config.transport {
             TransportStrategy::HttpOnly => Mode::Streamable,
             _ => Mode::Undecided,
@@ -145,8 +155,12 @@ impl Remote {
                 generation: 0,
                 mode,
             }),
+            limits: Limits {
+                max_message: config.max_message,
+                budget,
+            },
+            exchange: Exchange::new(Arc::clone(&config), http),
             config,
-            http,
             sink,
             stop,
             prepared: Mutex::new(false),
@@ -155,6 +169,7 @@ impl Remote {
             internal: Mutex::new(HashMap::new()),
             tool_headers: ToolHeaders::default(),
             next_internal: std::sync::atomic::AtomicU64::new(0),
+            id_nonce: random_u64(),
         })
     }
 
@@ -184,7 +199,7 @@ impl Remote {
             TransportStrategy::SseFirst | TransportStrategy::SseOnly => {}
             _ => return Ok(()),
         }
-        match LegacyLink::connect(self) {
+        match self.connect_legacy() {
             Ok(link) => {
                 self.state().mode = Mode::Legacy(link);
                 Ok(())
@@ -260,7 +275,7 @@ impl Remote {
         match mode {
             Mode::Legacy(link) if !modern => {
                 let link = self.live_legacy_link(link, is_initialize)?;
-                link.post(self, frame, Some(id))
+                link.post(&self.exchange, frame, Some(id))
             }
             _ => {
                 let may_fall_back = is_initialize
@@ -272,7 +287,7 @@ impl Remote {
                     Sent::FallBack(why) => {
                         log::info!("{why}: trying the legacy HTTP+SSE transport");
                         // If the fallback fails too, the POST's answer is the more telling error.
-                        let link = LegacyLink::connect(self).map_err(|legacy| Failure {
+                        let link = self.connect_legacy().map_err(|legacy| Failure {
                             message: format!(
                                 "{why}, and the legacy HTTP+SSE fallback failed too ({})",
                                 legacy.message
@@ -280,7 +295,7 @@ impl Remote {
                             ..legacy
                         })?;
                         self.state().mode = Mode::Legacy(Arc::clone(&link));
-                        link.post(self, frame, Some(id))
+                        link.post(&self.exchange, frame, Some(id))
                     }
                 }
             }
@@ -293,7 +308,9 @@ impl Remote {
         let mode = self.state().mode.clone();
         let generation = self.state().generation;
         let mut result = match mode {
-            Mode::Legacy(link) if !modern::is_modern_request(info) => link.post(self, &frame, None),
+            Mode::Legacy(link) if !modern::is_modern_request(info) => {
+                link.post(&self.exchange, &frame, None)
+            }
             _ => self.post_accepted(&frame, info),
         };
         if matches!(&result, Err(f) if f.session_gone) && !self.stop.is_closing() {
@@ -359,7 +376,7 @@ impl Remote {
                 "server accepted the request (HTTP 202) but sent no response",
             )),
             200..=299 if ct.starts_with("text/event-stream") => {
-                let mut stream = EventStream::new(resp.into_body().into_reader());
+                let mut stream = EventStream::new(resp.into_body().into_reader(), &self.limits);
                 if may_fall_back {
                     // A legacy server may answer the POST with its SSE stream: first event `endpoint`.
                     return self.pump_first_checking_legacy(&mut stream, id, answered);
@@ -416,18 +433,9 @@ impl Remote {
     }
 
     fn deliver_json(&self, resp: Response<Body>, id: &Id) -> Result<(), Failure> {
-        let body = resp
-            .into_body()
-            .with_config()
-            .limit(MAX_MESSAGE as u64)
-            .read_to_vec()
-            .map_err(|e| {
-                Failure::new(
-                    jsonrpc::BAD_SERVER_RESPONSE,
-                    format!("cannot read the server's JSON response: {e}"),
-                )
-            })?;
-        match self.deliver(body) {
+        let message = read_message(resp.into_body().into_reader(), &self.limits)
+            .map_err(|e| Failure::new(jsonrpc::BAD_SERVER_RESPONSE, e.to_string()))?;
+        match self.deliver(message) {
             Some(info) if info.kind == Kind::Response && info.id.as_ref() == Some(id) => Ok(()),
             Some(_) => Err(Failure::new(
                 jsonrpc::BAD_SERVER_RESPONSE,
@@ -440,8 +448,10 @@ impl Remote {
         }
     }
 
-    /// Classify a frame from the server, learn from it, and hand it to the sink.
-    pub(super) fn deliver(&self, frame: Vec<u8>) -> Option<FrameInfo> {
+    /// Classify a frame from the server, learn from it, and hand it to the sink (or to the
+    /// bridge's own request that waits for it).
+    pub(super) fn deliver(&self, message: Message) -> Option<FrameInfo> {
+        let Message { frame, held } = message;
         let info = match jsonrpc::classify(&frame) {
             Ok(info) => info,
             Err(e) => {
@@ -453,27 +463,48 @@ impl Remote {
         if info.kind == Kind::Response {
             self.observe_response(&frame, &info);
             frame = self.tool_headers.absorb(info.id.as_ref(), frame);
-            if let Some(Id::Str(s)) = &info.id {
-                if s.starts_with(BRIDGE_ID_PREFIX) {
-                    let waiter = self
-                        .internal
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(info.id.as_ref()?);
-                    match waiter {
-                        Some(tx) => {
-                            let _ = tx.send(frame);
-                        }
-                        None => {
-                            log::debug!("dropping a late answer to the bridge's own request {s}")
-                        }
-                    }
-                    return Some(info);
-                }
+            let waiter = info
+                .id
+                .as_ref()
+                .and_then(|id| lock(&self.internal).remove(id));
+            if let Some(tx) = waiter {
+                let _ = tx.send(frame);
+                return Some(info);
             }
         }
-        self.sink.deliver(frame, &info);
+        self.sink.deliver(frame, held, &info);
         Some(info)
+    }
+
+    /// A fresh id for a request of the bridge's own (`what` says what for, in logs).
+    pub(super) fn internal_id(&self, what: &str) -> Id {
+        let n = self.next_internal.fetch_add(1, Ordering::Relaxed);
+        Id::Str(format!(
+            "{BRIDGE_ID_PREFIX}{:016x}:{what}-{n}",
+            self.id_nonce
+        ))
+    }
+
+    /// Open the legacy HTTP+SSE link: its messages come back here, its lost requests fail.
+    pub(super) fn connect_legacy(self: &Arc<Self>) -> Result<Arc<LegacyLink>, Failure> {
+        let remote = Arc::downgrade(self);
+        let sink = Arc::clone(&self.sink);
+        let handlers = LinkHandlers {
+            deliver: Box::new(move |message| remote.upgrade()?.deliver(message)),
+            fail: Box::new(move |id| {
+                sink.fail(
+                    id,
+                    jsonrpc::STREAM_ENDED,
+                    "the server's SSE stream closed before the response",
+                )
+            }),
+        };
+        LegacyLink::connect(
+            &self.exchange,
+            &self.limits,
+            Arc::clone(&self.stop),
+            handlers,
+        )
     }
 
     /// Learn the negotiated protocol version from the initialize result, before the client sees it.
@@ -571,73 +602,18 @@ impl Remote {
         headers: &[(String, String)],
         recv_timeout: Option<Duration>,
     ) -> Result<Response<Body>, Failure> {
-        let mut url = self.state().endpoint.clone();
-        for _ in 0..=MAX_REDIRECTS {
-            let resp = self.exchange(Method::POST, &url, headers, body, recv_timeout)?;
-            match redirect_target(&resp, &url)? {
-                None => return Ok(resp),
-                Some(next) => {
-                    log::debug!("following redirect to {next}");
-                    self.state().endpoint = next.clone();
-                    url = next;
-                }
-            }
+        let url = self.state().endpoint.clone();
+        let waits = Waits {
+            response: recv_timeout,
+            per_read: None,
+        };
+        let (resp, final_url) = self
+            .exchange
+            .follow(Method::POST, &url, headers, body, waits)?;
+        if final_url != url {
+            self.state().endpoint = final_url;
         }
-        Err(Failure::new(
-            jsonrpc::HTTP_ERROR,
-            format!("too many redirects from {url}"),
-        ))
-    }
-
-    /// One HTTP exchange with the user's extra headers; failures are diagnosed.
-    pub(super) fn exchange<S: AsSendBody>(
-        &self,
-        method: Method,
-        url: &Url,
-        headers: &[(String, String)],
-        body: S,
-        recv_timeout: Option<Duration>,
-    ) -> Result<Response<Body>, Failure> {
-        self.exchange_with(method, url, headers, body, recv_timeout, None)
-    }
-
-    /// [`Remote::exchange`] with a bound on each read (`per_read`): an idle bound for streams.
-    fn exchange_with<S: AsSendBody>(
-        &self,
-        method: Method,
-        url: &Url,
-        headers: &[(String, String)],
-        body: S,
-        recv_timeout: Option<Duration>,
-        per_read: Option<Duration>,
-    ) -> Result<Response<Body>, Failure> {
-        let mut builder = Request::builder()
-            .method(method.clone())
-            .uri(url.full.as_str());
-        for (name, value) in headers.iter().chain(self.config.headers.iter()) {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        let request = builder.body(body).map_err(|e| {
-            Failure::new(
-                jsonrpc::TRANSPORT_ERROR,
-                format!("cannot build the HTTP request: {e}"),
-            )
-        })?;
-        let request = self
-            .http
-            .agent
-            .configure_request(request)
-            .timeout_recv_response(recv_timeout)
-            .timeout_per_read(per_read)
-            .build();
-        log::debug!("{method} {url}");
-        self.http.agent.run(request).map_err(|e| {
-            let d = diagnose(&e, &self.config);
-            Failure {
-                severity: d.severity,
-                ..Failure::new(jsonrpc::TRANSPORT_ERROR, d.message)
-            }
-        })
+        Ok(resp)
     }
 
     /// End the session: DELETE it (Streamable HTTP with a session id; 405 is fine).
@@ -650,7 +626,11 @@ impl Remote {
             return;
         }
         let headers = self.session_headers();
-        match self.exchange(Method::DELETE, &url, &headers, (), Some(timeout)) {
+        let waits = Waits::response(timeout);
+        match self
+            .exchange
+            .once(Method::DELETE, &url, &headers, (), waits)
+        {
             Ok(resp) => log::debug!("session closed (HTTP {})", resp.status().as_u16()),
             Err(f) => log::debug!("could not close the session: {}", f.message),
         }
@@ -669,14 +649,12 @@ impl Remote {
     pub fn config(&self) -> &Config {
         &self.config
     }
+}
 
-    pub(super) fn sink(&self) -> &Arc<dyn Sink> {
-        &self.sink
-    }
-
-    pub(super) fn stop(&self) -> &Stop {
-        &self.stop
-    }
+/// 64 random bits from the standard library's per-process hash keys (seeded by the OS).
+fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::process::id())
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -58,14 +58,14 @@ impl Remote {
             .unwrap_or_else(|| serde_json::json!({}));
         let mut cursor: Option<String> = None;
         for _ in 0..20 {
-            let n = self.next_internal.fetch_add(1, Ordering::Relaxed);
-            let id_text = format!("{BRIDGE_ID_PREFIX}tools-{n}");
-            let id = Id::Str(id_text.clone());
+            let id = self.internal_id("tools");
+            let id_value: serde_json::Value =
+                serde_json::from_str(&id.to_json()).unwrap_or_default();
             let mut params = serde_json::json!({ "_meta": meta });
             if let Some(c) = &cursor {
                 params["cursor"] = serde_json::Value::String(c.clone());
             }
-            let request = serde_json::json!({"jsonrpc": "2.0", "id": id_text, "method": "tools/list", "params": params});
+            let request = serde_json::json!({"jsonrpc": "2.0", "id": id_value, "method": "tools/list", "params": params});
             let frame = serde_json::to_vec(&request).unwrap_or_default();
             let info = jsonrpc::classify(&frame)
                 .map_err(|e| Failure::new(jsonrpc::INTERNAL_ERROR, e.to_string()))?;

@@ -54,7 +54,7 @@ impl Remote {
                 "the server lost the session before it was initialized",
             )
         })?;
-        let replay_id = Id::Str(format!("{BRIDGE_ID_PREFIX}reinit-{seen_generation}"));
+        let replay_id = self.internal_id("reinit");
         let frame = with_id(&original, &replay_id).ok_or_else(|| {
             Failure::new(
                 jsonrpc::SESSION_LOST,
@@ -113,7 +113,7 @@ impl Remote {
             if caps.get(capability).is_some() {
                 let frame = format!(r#"{{"jsonrpc":"2.0","method":"{method}"}}"#).into_bytes();
                 if let Ok(info) = jsonrpc::classify(&frame) {
-                    self.sink.deliver(frame, &info);
+                    self.sink.deliver(frame, Held::none(), &info);
                 }
             }
         }
@@ -163,12 +163,11 @@ impl Remote {
             }
         }
         log::info!("the server's SSE stream ended; reconnecting");
-        let fresh = LegacyLink::connect(self)?;
+        let fresh = self.connect_legacy()?;
         self.state().mode = Mode::Legacy(Arc::clone(&fresh));
         let original = self.state().client_initialize.clone();
         if let (false, Some(original)) = (is_initialize, original) {
-            let n = self.next_internal.fetch_add(1, Ordering::Relaxed);
-            let replay_id = Id::Str(format!("{BRIDGE_ID_PREFIX}reinit-sse-{n}"));
+            let replay_id = self.internal_id("reinit-sse");
             let frame = with_id(&original, &replay_id).ok_or_else(|| {
                 Failure::new(
                     jsonrpc::SESSION_LOST,
@@ -177,7 +176,7 @@ impl Remote {
             })?;
             let (tx, rx) = mpsc::channel();
             lock(&self.internal).insert(replay_id.clone(), tx);
-            let sent = fresh.post(self, &frame, None);
+            let sent = fresh.post(&self.exchange, &frame, None);
             let reply = rx.recv_timeout(self.config.connect_timeout.max(Duration::from_secs(10)));
             lock(&self.internal).remove(&replay_id);
             sent?;
@@ -188,7 +187,7 @@ impl Remote {
                 )
             })?;
             fresh.post(
-                self,
+                &self.exchange,
                 br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
                 None,
             )?;

@@ -2,6 +2,7 @@
 //! closes it early) and the GET listening stream (reconnected when it ends or goes silent).
 
 use super::*;
+use crate::transport::events::StreamEnd;
 
 impl Remote {
     pub(super) fn pump_first_checking_legacy<R: std::io::Read>(
@@ -13,13 +14,17 @@ impl Remote {
         // Peek the first event: `endpoint` means a legacy server answered our POST.
         loop {
             match stream.next_event() {
-                Ok(event) if event.event == "endpoint" => {
+                Ok((event, _)) if event.event == "endpoint" => {
                     return Ok(Sent::FallBack(
                         "server answered the initialize POST with a legacy `endpoint` event".into(),
                     ))
                 }
-                Ok(event) if event.event == "message" => {
-                    if let Some(info) = self.deliver(event.data.into_bytes()) {
+                Ok((event, held)) if event.event == "message" => {
+                    let message = Message {
+                        frame: event.data.into_bytes(),
+                        held,
+                    };
+                    if let Some(info) = self.deliver(message) {
                         if info.kind == Kind::Response && info.id.as_ref() == Some(id) {
                             answered();
                             self.drain(stream);
@@ -49,7 +54,7 @@ impl Remote {
         modern: bool,
         answered: &dyn Fn(),
     ) -> Result<(), Failure> {
-        let deliver = |frame: Vec<u8>| self.deliver(frame);
+        let deliver = |message: Message| self.deliver(message);
         let stopped = || self.stop.is_stopped();
         let mut outcome = pump(stream, Some(id), &deliver, &stopped);
         if matches!(outcome, Pumped::Answered) {
@@ -71,15 +76,14 @@ impl Remote {
                     if answered_elsewhere {
                         return Ok(());
                     }
+                    if let StreamEnd::Refused(why) = end {
+                        return Err(Failure::new(jsonrpc::BAD_SERVER_RESPONSE, why));
+                    }
                     let resumable = !modern && last_event_id.is_some() && resumes < MAX_RESUMES;
                     let Some(last_id) = last_event_id.filter(|_| resumable) else {
-                        let why = match end {
-                            StreamEnd::Closed => "the server closed it".to_string(),
-                            StreamEnd::Broken(e) => e,
-                        };
                         return Err(Failure::new(
                             jsonrpc::STREAM_ENDED,
-                            format!("response stream ended before the response ({why})"),
+                            format!("response stream ended before the response ({end})"),
                         ));
                     };
                     resumes += 1;
@@ -99,7 +103,8 @@ impl Remote {
                             )
                         });
                     }
-                    let mut resumed = EventStream::new(resp.into_body().into_reader());
+                    let mut resumed =
+                        EventStream::new(resp.into_body().into_reader(), &self.limits);
                     outcome = pump(&mut resumed, Some(id), &deliver, &stopped);
                     // Keep the original id when the resumed stream carried no new one.
                     if let Pumped::Ended {
@@ -117,7 +122,7 @@ impl Remote {
     /// Keep forwarding what follows the response on its stream until the server ends it, so that
     /// the connection goes back to the pool (servers close the stream right after the response).
     pub(super) fn drain<R: std::io::Read>(&self, stream: &mut EventStream<R>) {
-        let deliver = |frame: Vec<u8>| self.deliver(frame);
+        let deliver = |message: Message| self.deliver(message);
         let stopped = || self.stop.is_stopped();
         pump(stream, None, &deliver, &stopped);
     }
@@ -133,25 +138,15 @@ impl Remote {
         if let Some(id) = last_event_id {
             headers.push(("Last-Event-ID".to_string(), id.to_string()));
         }
-        let mut url = self.state().endpoint.clone();
-        for _ in 0..=MAX_REDIRECTS {
-            let resp = self.exchange_with(
-                Method::GET,
-                &url,
-                &headers,
-                (),
-                Some(ACCEPT_TIMEOUT),
-                idle_bound,
-            )?;
-            match redirect_target(&resp, &url)? {
-                None => return Ok(resp),
-                Some(next) => url = next,
-            }
-        }
-        Err(Failure::new(
-            jsonrpc::HTTP_ERROR,
-            format!("too many redirects from {url}"),
-        ))
+        let url = self.state().endpoint.clone();
+        let waits = Waits {
+            response: Some(ACCEPT_TIMEOUT),
+            per_read: idle_bound,
+        };
+        let (resp, _) = self
+            .exchange
+            .follow(Method::GET, &url, &headers, (), waits)?;
+        Ok(resp)
     }
 
     /// Open the GET listening stream once, after initialization (Streamable HTTP only).
@@ -180,7 +175,7 @@ impl Remote {
     pub(super) fn listen_until_done(self: &Arc<Self>) {
         let mut last_event_id: Option<String> = None;
         let mut failures = 0u32;
-        let deliver = |frame: Vec<u8>| self.deliver(frame);
+        let deliver = |message: Message| self.deliver(message);
         let stopped = || self.stop.is_stopped();
         while !self.stop.is_closing() {
             let generation = self.state().generation;
@@ -219,7 +214,7 @@ impl Remote {
                 log::debug!("server offers no listening stream (HTTP {status})");
                 return;
             }
-            let mut stream = EventStream::new(resp.into_body().into_reader());
+            let mut stream = EventStream::new(resp.into_body().into_reader(), &self.limits);
             match pump(&mut stream, None, &deliver, &stopped) {
                 Pumped::Stopped | Pumped::Answered => return,
                 Pumped::Ended {

@@ -1,0 +1,158 @@
+//! One HTTP call to the remote server: the user's extra headers, the timeouts, same-origin
+//! redirects (307/308 only: they keep the body), and the diagnosis of a failure. Both transports
+//! send through it; neither knows how the other uses it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::http::{Method, Request, Response};
+use ureq::{AsSendBody, Body};
+
+use super::remote::Failure;
+use crate::config::{Config, Url};
+use crate::http::diagnose::diagnose;
+use crate::http::Http;
+use crate::jsonrpc;
+
+/// Same-origin redirects followed per call.
+const MAX_REDIRECTS: u32 = 5;
+
+/// How long a call may wait.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Waits {
+    /// For the response head (None: for ever, a tool call may take hours).
+    pub response: Option<Duration>,
+    /// For each read of the body (None: for ever): an idle bound for streams.
+    pub per_read: Option<Duration>,
+}
+
+impl Waits {
+    pub fn response(limit: Duration) -> Self {
+        Self {
+            response: Some(limit),
+            per_read: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Exchange {
+    config: Arc<Config>,
+    http: Http,
+}
+
+impl Exchange {
+    pub fn new(config: Arc<Config>, http: Http) -> Self {
+        Self { config, http }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// One request with the user's extra headers; a failure is diagnosed.
+    pub fn once<B: AsSendBody>(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &[(String, String)],
+        body: B,
+        waits: Waits,
+    ) -> Result<Response<Body>, Failure> {
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(url.full.as_str());
+        for (name, value) in headers.iter().chain(self.config.headers.iter()) {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let request = builder.body(body).map_err(|e| {
+            Failure::new(
+                jsonrpc::TRANSPORT_ERROR,
+                format!("cannot build the HTTP request: {e}"),
+            )
+        })?;
+        let request = self
+            .http
+            .agent
+            .configure_request(request)
+            .timeout_recv_response(waits.response)
+            .timeout_per_read(waits.per_read)
+            .build();
+        log::debug!("{method} {url}");
+        self.http.agent.run(request).map_err(|e| {
+            let d = diagnose(&e, &self.config);
+            Failure {
+                severity: d.severity,
+                ..Failure::new(jsonrpc::TRANSPORT_ERROR, d.message)
+            }
+        })
+    }
+
+    /// [`Exchange::once`], following same-origin 307/308 redirects. Returns the response and the
+    /// URL that gave it (an endpoint that moved).
+    pub fn follow<B: AsSendBody + Copy>(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &[(String, String)],
+        body: B,
+        waits: Waits,
+    ) -> Result<(Response<Body>, Url), Failure> {
+        let mut url = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let resp = self.once(method.clone(), &url, headers, body, waits)?;
+            match redirect_target(&resp, &url)? {
+                None => return Ok((resp, url)),
+                Some(next) => {
+                    log::debug!("following redirect to {next}");
+                    url = next;
+                }
+            }
+        }
+        Err(Failure::new(
+            jsonrpc::HTTP_ERROR,
+            format!("too many redirects from {url}"),
+        ))
+    }
+}
+
+/// The same-origin target of a 307/308 redirect; other redirects are refused.
+fn redirect_target(resp: &Response<Body>, from: &Url) -> Result<Option<Url>, Failure> {
+    let status = resp.status().as_u16();
+    if !(300..400).contains(&status) {
+        return Ok(None);
+    }
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let target = from.join(location).ok_or_else(|| {
+        Failure::new(
+            jsonrpc::HTTP_ERROR,
+            format!("server redirected (HTTP {status}) to an unreadable location '{location}'"),
+        )
+    })?;
+    if !from.same_origin(&target) {
+        return Err(Failure {
+            status: Some(status),
+            ..Failure::new(
+                jsonrpc::HTTP_ERROR,
+                format!(
+                    "server redirected to another origin ({}); refusing to send the client certificate and headers there: use that URL directly if you trust it",
+                    target.origin()
+                ),
+            )
+        });
+    }
+    if !matches!(status, 307 | 308) {
+        return Err(Failure {
+            status: Some(status),
+            ..Failure::new(
+                jsonrpc::HTTP_ERROR,
+                format!("server redirected with HTTP {status}, which would drop the message body; use {target} as the URL"),
+            )
+        });
+    }
+    Ok(Some(target))
+}
