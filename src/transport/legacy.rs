@@ -227,12 +227,14 @@ fn wait_for_endpoint(
             Ok(Ok(endpoint)) => return Ok(endpoint),
             Ok(Err(why)) => return Err(Failure::new(jsonrpc::STREAM_ENDED, why)),
             Err(RecvTimeoutError::Timeout) if Instant::now() < deadline && !stop.is_stopped() => {}
-            Err(_) => return Err(Failure::new(
-                jsonrpc::TRANSPORT_ERROR,
-                format!(
+            Err(_) => {
+                return Err(Failure::new(
+                    jsonrpc::TRANSPORT_ERROR,
+                    format!(
                     "the server at {sse_url} sent no `endpoint` event: is this a legacy SSE URL?"
                 ),
-            )),
+                ))
+            }
         }
     }
 }

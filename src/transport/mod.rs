@@ -6,6 +6,7 @@ pub mod events;
 pub mod exchange;
 pub mod legacy;
 pub mod remote;
+pub mod session;
 pub mod sink;
 pub mod stop;
 pub mod tool_headers;

@@ -19,6 +19,8 @@ pub struct Bridge {
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     stderr: Arc<Mutex<String>>,
+    /// Ends at the bridge's exit, once its last stderr line is in `stderr`.
+    stderr_reader: Option<thread::JoinHandle<()>>,
 }
 
 /// The usual mTLS flags with the RSA client identity and the test CA.
@@ -70,7 +72,7 @@ impl Bridge {
         });
         let log = Arc::new(Mutex::new(String::new()));
         let log_writer = Arc::clone(&log);
-        thread::spawn(move || {
+        let stderr_reader = thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if std::env::var_os("BRIDGE_STDERR").is_some() {
@@ -86,6 +88,7 @@ impl Bridge {
             child,
             lines,
             stderr: log,
+            stderr_reader: Some(stderr_reader),
         }
     }
 
@@ -165,6 +168,10 @@ impl Bridge {
         let deadline = Instant::now() + wait;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // The process is gone: let the reader take its last stderr lines first.
+                if let Some(reader) = self.stderr_reader.take() {
+                    let _ = reader.join();
+                }
                 return Some(status);
             }
             if Instant::now() > deadline {

@@ -24,6 +24,7 @@ use super::budget::{Budget, Held};
 use super::events::{pump, read_message, EventStream, Limits, Message, Pumped};
 use super::exchange::{Exchange, Waits};
 use super::legacy::{LegacyLink, LinkHandlers};
+use super::session::Session;
 use super::sink::Sink;
 use super::stop::Stop;
 use super::tool_headers::ToolHeaders;
@@ -86,17 +87,7 @@ enum Mode {
 struct State {
     /// The Streamable HTTP endpoint (moves with same-origin redirects).
     endpoint: Url,
-    session_id: Option<String>,
-    /// The version the initialize *result* negotiated.
-    protocol_version: Option<String>,
-    /// Id of the initialize request in flight (the client's, or a replay), to read its result.
-    initialize_id: Option<Id>,
-    /// The client's initialize, replayed when the server loses the session.
-    client_initialize: Option<Vec<u8>>,
-    /// `result.capabilities` + `serverInfo` of the last initialize, to notice changes on replay.
-    server_identity: Option<String>,
-    /// Counts sessions, so that concurrent requests that find the session gone replay once.
-    generation: u64,
+    session: Session,
     mode: Mode,
 }
 
@@ -147,12 +138,7 @@ impl Remote {
         Arc::new(Self {
             state: Mutex::new(State {
                 endpoint: config.url.clone(),
-                session_id: None,
-                protocol_version: None,
-                initialize_id: None,
-                client_initialize: None,
-                server_identity: None,
-                generation: 0,
+                session: Session::default(),
                 mode,
             }),
             limits: Limits {
@@ -262,15 +248,11 @@ impl Remote {
         answered: &dyn Fn(),
     ) -> Result<(), Failure> {
         let is_initialize = info.method.as_deref() == Some("initialize");
-        if is_initialize {
-            let mut state = self.state();
-            state.initialize_id = Some(id.clone());
-            state.client_initialize = Some(frame.to_vec());
-        }
         let modern = modern::is_modern_request(info);
         if modern {
             return self.modern_request(frame, info, id, answered);
         }
+        self.state().session.client_request(info, frame);
         let mode = self.state().mode.clone();
         match mode {
             Mode::Legacy(link) if !modern => {
@@ -306,7 +288,7 @@ impl Remote {
     pub fn send(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Result<(), Failure> {
         self.prepare()?;
         let mode = self.state().mode.clone();
-        let generation = self.state().generation;
+        let generation = self.state().session.generation;
         let mut result = match mode {
             Mode::Legacy(link) if !modern::is_modern_request(info) => {
                 link.post(&self.exchange, &frame, None)
@@ -510,11 +492,7 @@ impl Remote {
     /// Learn the negotiated protocol version from the initialize result, before the client sees it.
     fn observe_response(&self, frame: &[u8], info: &FrameInfo) {
         let mut state = self.state();
-        if state.initialize_id.is_none() || state.initialize_id != info.id {
-            return;
-        }
-        state.initialize_id = None;
-        if info.error_code.is_some() {
+        if !state.session.response(info, frame) {
             return;
         }
         let transport = match state.mode {
@@ -524,19 +502,14 @@ impl Remote {
         if matches!(state.mode, Mode::Undecided) {
             state.mode = Mode::Streamable;
         }
-        state.protocol_version = jsonrpc::initialize_result_version(frame);
-        state.server_identity = serde_json::from_slice::<serde_json::Value>(frame)
-            .ok()
-            .map(|v| {
-                format!(
-                    "{}{}",
-                    v["result"]["capabilities"], v["result"]["serverInfo"]
-                )
-            });
         log::info!(
             "connected to {} over {transport} (protocol {})",
             self.config.url,
-            state.protocol_version.as_deref().unwrap_or("unknown")
+            state
+                .session
+                .protocol_version
+                .as_deref()
+                .unwrap_or("unknown")
         );
     }
 
@@ -548,7 +521,7 @@ impl Remote {
             .filter(|v| !v.is_empty() && v.bytes().all(|b| (0x21..=0x7e).contains(&b)));
         if let Some(sid) = sid {
             log::debug!("session established");
-            self.state().session_id = Some(sid.to_string());
+            self.state().session.id = Some(sid.to_string());
         }
     }
 
@@ -584,15 +557,7 @@ impl Remote {
 
     /// Session id and negotiated version, for every request after initialize (POST, GET, DELETE).
     fn session_headers(&self) -> Vec<(String, String)> {
-        let state = self.state();
-        let mut headers = Vec::new();
-        if let Some(sid) = &state.session_id {
-            headers.push(("Mcp-Session-Id".to_string(), sid.clone()));
-        }
-        if let Some(v) = &state.protocol_version {
-            headers.push(("MCP-Protocol-Version".to_string(), v.clone()));
-        }
-        headers
+        self.state().session.headers()
     }
 
     /// POST to the endpoint, following same-origin 307/308 redirects (the endpoint moves with them).
@@ -620,7 +585,7 @@ impl Remote {
     pub fn close(&self, timeout: Duration) {
         let (mode, has_session, url) = {
             let s = self.state();
-            (s.mode.clone(), s.session_id.is_some(), s.endpoint.clone())
+            (s.mode.clone(), s.session.id.is_some(), s.endpoint.clone())
         };
         if !matches!(mode, Mode::Streamable) || !has_session {
             return;

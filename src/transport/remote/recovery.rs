@@ -2,6 +2,7 @@
 //! The client's own initialize is replayed under a bridge-owned id, so the client never sees the gap.
 
 use super::*;
+use crate::transport::session::Replay;
 
 impl Remote {
     /// POST a request; when the server has lost the session (restart, expiry), replay the
@@ -17,9 +18,13 @@ impl Remote {
     ) -> Result<Sent, Failure> {
         let mut replays = 0;
         loop {
-            let generation = self.state().generation;
+            let generation = self.state().session.generation;
             match self.post_request(frame, info, id, may_fall_back, answered) {
-                Err(f) if f.session_gone && replays < MAX_SESSION_REPLAYS => {
+                Err(f)
+                    if f.session_gone
+                        && replays < MAX_SESSION_REPLAYS
+                        && !self.stop.is_closing() =>
+                {
                     replays += 1;
                     log::info!(
                         "the server lost the session ({}); starting a new one",
@@ -42,11 +47,10 @@ impl Remote {
         let _one_at_a_time = self.replay_lock.lock().unwrap_or_else(|p| p.into_inner());
         let original = {
             let mut state = self.state();
-            if state.generation != seen_generation {
-                return Ok(());
+            if state.session.generation != seen_generation {
+                return Ok(()); // another request already started the new session
             }
-            state.session_id = None;
-            state.client_initialize.clone()
+            state.session.lost(seen_generation)
         };
         let original = original.ok_or_else(|| {
             Failure::new(
@@ -67,8 +71,8 @@ impl Remote {
                 format!("cannot replay initialize: {e}"),
             )
         })?;
-        let previous_identity = self.state().server_identity.clone();
-        self.state().initialize_id = Some(replay_id.clone());
+        let previous_identity = self.state().session.server_identity.clone();
+        self.state().session.initialize_id = Some(replay_id.clone());
         let reply = self.internal_request(&frame, &info, &replay_id)?;
         if jsonrpc::classify(&reply)
             .ok()
@@ -87,16 +91,82 @@ impl Remote {
         if let Ok(info) = jsonrpc::classify(initialized) {
             self.post_accepted(initialized, &info)?;
         }
-        let identity = {
+        let (identity, replays) = {
             let mut state = self.state();
-            state.generation += 1;
-            state.server_identity.clone()
+            let replays = state.session.renewed();
+            (state.session.server_identity.clone(), replays)
         };
         if identity != previous_identity {
             self.announce_list_changes(&reply);
         }
+        self.restore(replays);
         self.start_listener();
+        // A listening stream waiting to reconnect goes now, on the new session.
+        self.stop.nudge();
         Ok(())
+    }
+
+    /// Set the new session up as the client had the old one (subscriptions, log level). What
+    /// cannot be restored is said to the client as a warning; restored subscriptions get a
+    /// `notifications/resources/updated`, since the resource may have changed during the gap.
+    fn restore(self: &Arc<Self>, replays: Vec<Replay>) {
+        for replay in replays {
+            let id = self.internal_id("restore");
+            let request = serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": serde_json::from_str::<serde_json::Value>(&id.to_json()).unwrap_or_default(),
+                "method": replay.method,
+                "params": replay.params,
+            });
+            let frame = serde_json::to_vec(&request).unwrap_or_default();
+            let outcome = jsonrpc::classify(&frame)
+                .map_err(|e| e.to_string())
+                .and_then(|info| {
+                    self.internal_request(&frame, &info, &id)
+                        .map_err(|f| f.message)
+                })
+                .and_then(|reply| {
+                    match jsonrpc::classify(&reply).ok().and_then(|i| i.error_code) {
+                        Some(_) => Err(excerpt(&reply)),
+                        None => Ok(()),
+                    }
+                });
+            match outcome {
+                Ok(()) => {
+                    log::info!("restored {} on the new session", replay.what);
+                    if replay.method == "resources/subscribe" {
+                        self.tell_client(
+                            "notifications/resources/updated",
+                            serde_json::json!({ "uri": replay.params["uri"] }),
+                        );
+                    }
+                }
+                Err(why) => {
+                    let text = format!(
+                        "the server lost the session and mcp-secure-remote could not restore {} on the new one ({why}); set it up again",
+                        replay.what
+                    );
+                    log::warn!("{text}");
+                    self.tell_client(
+                        "notifications/message",
+                        serde_json::json!({
+                            "level": "warning",
+                            "logger": "mcp-secure-remote",
+                            "data": text,
+                        }),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A notification of the bridge's own to the client.
+    fn tell_client(&self, method: &str, params: serde_json::Value) {
+        let frame = serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params});
+        let frame = serde_json::to_vec(&frame).unwrap_or_default();
+        if let Ok(info) = jsonrpc::classify(&frame) {
+            self.sink.deliver(frame, Held::none(), &info);
+        }
     }
 
     /// After a replay to a server that changed, tell the client to refresh its lists.
@@ -165,7 +235,7 @@ impl Remote {
         log::info!("the server's SSE stream ended; reconnecting");
         let fresh = self.connect_legacy()?;
         self.state().mode = Mode::Legacy(Arc::clone(&fresh));
-        let original = self.state().client_initialize.clone();
+        let original = self.state().session.client_initialize.clone();
         if let (false, Some(original)) = (is_initialize, original) {
             let replay_id = self.internal_id("reinit-sse");
             let frame = with_id(&original, &replay_id).ok_or_else(|| {

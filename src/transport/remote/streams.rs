@@ -177,8 +177,15 @@ impl Remote {
         let mut failures = 0u32;
         let deliver = |message: Message| self.deliver(message);
         let stopped = || self.stop.is_stopped();
+        let mut stream_generation = self.state().session.generation;
         while !self.stop.is_closing() {
-            let generation = self.state().generation;
+            let generation = self.state().session.generation;
+            if generation != stream_generation {
+                // A new session: the old one's event ids mean nothing to it.
+                stream_generation = generation;
+                last_event_id = None;
+                failures = 0;
+            }
             let resp = match self.get_stream(last_event_id.as_deref(), Some(LISTEN_IDLE_BOUND)) {
                 Ok(resp) => resp,
                 Err(f) => {
@@ -202,13 +209,15 @@ impl Remote {
             let is_sse = is_event_stream(&resp);
             if status != 200 || !is_sse {
                 let body = read_short_body(resp);
-                if self.state().session_id.is_some() && is_session_gone(status, &body) {
+                if self.stop.is_closing() {
+                    return;
+                }
+                if self.state().session.id.is_some() && is_session_gone(status, &body) {
                     log::info!("the server lost the session (HTTP {status} on the listening stream); starting a new one");
                     if let Err(f) = self.reinitialize(generation) {
                         log::warn!("cannot start a new session: {}", f.message);
                         return;
                     }
-                    last_event_id = None;
                     continue;
                 }
                 log::debug!("server offers no listening stream (HTTP {status})");
