@@ -257,8 +257,13 @@ impl Dispatcher {
                     });
                 })
             };
-            let failure = cancel::with_handle(worker_handle, || {
-                remote.request_then(frame, &info, &|| finish(None))
+            // Once answered, a late cancel must not touch the connection (it may be pooled).
+            let answered = || {
+                worker_handle.release();
+                finish(None);
+            };
+            let failure = cancel::with_handle(Arc::clone(&worker_handle), || {
+                remote.request_then(frame, &info, &answered)
             });
             finish(failure);
             drop(held);
