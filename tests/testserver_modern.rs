@@ -202,8 +202,29 @@ fn wait_until(what: &str, cond: impl Fn() -> bool) {
 
 #[test]
 fn server_starts_on_a_free_port() {
-    let server = TestServer::start(Default::default());
-    assert!(server.port() > 0);
+    let first = modern_server();
+    let second = modern_server();
+    assert_ne!(
+        first.port(),
+        second.port(),
+        "each server gets a port of its own"
+    );
+    for server in [&first, &second] {
+        let port = server.port();
+        assert_eq!(server.url("/mcp"), format!("http://127.0.0.1:{port}/mcp"));
+        // The server holds its port (nobody else can listen there) and serves on it.
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_err(),
+            "port {port} is held by the server"
+        );
+        let mut exchange = post_modern(
+            server,
+            &modern_request(1, "server/discover", json!({})),
+            &[],
+        );
+        assert_eq!(exchange.status, 200);
+        assert_eq!(exchange.json()["id"], 1);
+    }
 }
 
 #[test]

@@ -156,6 +156,72 @@ fn default_roots_load_without_tls_ca() {
     // System roots or, if there are none here, the bundled webpki roots: either way it builds.
     let tls = client_config(&TlsOptions::default()).unwrap();
     assert!(tls.identity.is_none());
+    // And they are what the server is verified against. The system store is read from
+    // SSL_CERT_FILE (set for a child process only: the environment is shared by every test
+    // thread), so with the test CA in it, the bridge without --tls-ca trusts the test server...
+    let server = mcp_test_server::TestServer::start(Default::default());
+    let ca = fixture("ca.crt").display().to_string();
+    let answer = initialize_without_tls_ca(&server, &[("SSL_CERT_FILE", &ca)]);
+    assert!(
+        answer.contains(r#""result""#),
+        "the test CA from the system store is trusted: {answer}"
+    );
+    // ...and with a system store that has no usable certificate, the bundled roots are used,
+    // which do not include the private test CA.
+    let empty = temp_file("no-roots.pem", b"");
+    let empty_dir = std::env::temp_dir();
+    let answer = initialize_without_tls_ca(
+        &server,
+        &[
+            ("SSL_CERT_FILE", &empty.display().to_string()),
+            (
+                "SSL_CERT_DIR",
+                &empty_dir.join("mcp-no-such-dir").display().to_string(),
+            ),
+        ],
+    );
+    assert!(
+        answer.contains("is not trusted"),
+        "the bundled roots do not trust the test CA: {answer}"
+    );
+}
+
+/// Runs the bridge against `server` with the RSA client identity and no --tls-ca, in a cleared
+/// environment plus `env`; returns its answer to an initialize (its first stdout line).
+fn initialize_without_tls_ca(server: &mcp_test_server::TestServer, env: &[(&str, &str)]) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-secure-remote"))
+        .arg(server.url("/mcp"))
+        .arg("--tls-cert")
+        .arg(fixture("client-rsa.crt"))
+        .arg("--tls-key")
+        .arg(fixture("client-rsa.key"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{{}},"clientInfo":{{"name":"t","version":"1"}}}}}}"#
+    )
+    .unwrap();
+    let answer = rx.recv_timeout(Duration::from_secs(20));
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    answer.expect("the bridge answered the initialize")
 }
 
 #[test]

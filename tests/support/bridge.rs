@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -21,6 +22,9 @@ pub struct Bridge {
     stderr: Arc<Mutex<String>>,
     /// Ends at the bridge's exit, once its last stderr line is in `stderr`.
     stderr_reader: Option<thread::JoinHandle<()>>,
+    /// While set, the stdout reader stops reading: the pipe fills and the bridge's writes block,
+    /// as with a client that stopped reading.
+    stdout_paused: Arc<AtomicBool>,
 }
 
 /// The usual mTLS flags with the RSA client identity and the test CA.
@@ -62,9 +66,14 @@ impl Bridge {
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, lines) = mpsc::channel();
+        let stdout_paused = Arc::new(AtomicBool::new(false));
+        let paused = Arc::clone(&stdout_paused);
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                while paused.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(5));
+                }
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -89,7 +98,45 @@ impl Bridge {
             lines,
             stderr: log,
             stderr_reader: Some(stderr_reader),
+            stdout_paused,
         }
+    }
+
+    /// Stop reading the bridge's stdout (a client that stopped reading); `resume_stdout` reads on.
+    /// At most one line already read is held back meanwhile.
+    pub fn pause_stdout(&self) {
+        self.stdout_paused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume_stdout(&self) {
+        self.stdout_paused.store(false, Ordering::SeqCst);
+    }
+
+    /// The bridge's resident memory (VmRSS of /proc/<pid>/status) in bytes; None once it exited.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+
+    /// Send SIGTERM, as an MCP client does 2 s after closing stdin.
+    pub fn terminate(&self) {
+        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
+        // SAFETY: kill(2) with a pid we spawned and have not reaped (Drop reaps it).
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill(SIGTERM) failed");
+    }
+
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     /// Write one line (a JSON value or raw text) to the bridge's stdin.

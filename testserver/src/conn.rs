@@ -73,6 +73,7 @@ fn request_loop(state: &Arc<State>, mut http: HttpConn, client_cert_cn: Option<S
             headers: req.headers.clone(),
             body: req.body.clone(),
             client_cert_cn: client_cert_cn.clone(),
+            at: std::time::Instant::now(),
         });
         match route(state, &mut http, &req) {
             Next::KeepAlive => continue,
@@ -102,6 +103,13 @@ fn route(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
         return reply(http, req, Response::empty(307).header("Location", location));
     }
     if req.path == endpoint {
+        if opts.legacy_get_on_mcp
+            && opts.legacy_sse
+            && req.method == "GET"
+            && req.header("mcp-session-id").is_none()
+        {
+            return legacy::sse_stream(state, http, req);
+        }
         if opts.streamable {
             return streamable::handle(state, http, req);
         }

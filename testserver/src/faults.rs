@@ -1,6 +1,8 @@
 //! Applies queued `Fault`s to incoming POSTs (both `/mcp` and the legacy `/message`).
 
-use super::http::Response;
+use std::time::{Duration, Instant};
+
+use super::http::{HttpConn, Next, Response};
 use super::mcp::Incoming;
 use super::state::State;
 use super::Fault;
@@ -26,7 +28,12 @@ pub(super) fn take(state: &State, incoming: &Incoming, can_prime: bool) -> Optio
         Fault::Status { .. } | Fault::DropConnection => is_request,
         Fault::CloseAfterPriming => is_request && can_prime,
         Fault::StatusFor { method: m, .. } => Some(*m) == method,
-        Fault::ExpireSessions | Fault::EndGetStreams => false,
+        Fault::ExpireSessions
+        | Fault::ExpireSessionsSilently
+        | Fault::EndGetStreams
+        | Fault::EndLegacyStreams
+        | Fault::HoldFor { .. }
+        | Fault::DelayFor { .. } => false,
     })?;
     Some(match fault {
         Fault::Status {
@@ -41,8 +48,48 @@ pub(super) fn take(state: &State, incoming: &Incoming, can_prime: bool) -> Optio
             ..
         } => PostFault::Respond(Response::with_body(status, content_type, body)),
         Fault::DropConnection => PostFault::Drop,
-        Fault::CloseAfterPriming | Fault::ExpireSessions | Fault::EndGetStreams => {
-            PostFault::CloseAfterPriming
-        }
+        Fault::CloseAfterPriming
+        | Fault::ExpireSessions
+        | Fault::ExpireSessionsSilently
+        | Fault::EndGetStreams
+        | Fault::EndLegacyStreams
+        | Fault::HoldFor { .. }
+        | Fault::DelayFor { .. } => PostFault::CloseAfterPriming,
     })
+}
+
+/// How often a held POST checks whether the client hung up or the server stops.
+const HOLD_CHECK: Duration = Duration::from_millis(25);
+
+/// Applies a queued `HoldFor` or `DelayFor` to this POST. A held POST returns `Some(Next::Close)`
+/// once the client hung up or the server stops; a delayed one returns `None` after the delay (or
+/// at once when the server stops), and the POST is then served as usual.
+pub(super) fn hold_or_delay(
+    state: &State,
+    http: &mut HttpConn,
+    incoming: &Incoming,
+) -> Option<Next> {
+    let method = match incoming {
+        Incoming::Request { method, .. } | Incoming::Notification { method, .. } => method.as_str(),
+        _ => return None,
+    };
+    let fault = state.take_fault(|f| match f {
+        Fault::HoldFor { method: m } | Fault::DelayFor { method: m, .. } => *m == method,
+        _ => false,
+    })?;
+    match fault {
+        Fault::DelayFor { ms, .. } => {
+            let until = Instant::now() + Duration::from_millis(ms);
+            while Instant::now() < until && !state.stopping() {
+                std::thread::sleep(HOLD_CHECK.min(until.saturating_duration_since(Instant::now())));
+            }
+            None
+        }
+        _ => {
+            while !state.stopping() && !http.client_gone() {
+                std::thread::sleep(HOLD_CHECK);
+            }
+            Some(Next::Close)
+        }
+    }
 }

@@ -32,8 +32,9 @@ pub(super) fn sse_stream(state: &Arc<State>, http: &mut HttpConn, req: &Request)
         },
         state.opts.crlf,
     );
+    // Without the endpoint event (legacy_endpoint_event off) the stream opens and stays silent.
     let next = if http.start_stream(200, &headers).is_ok()
-        && http.write_chunk(endpoint.as_bytes()).is_ok()
+        && (!state.opts.legacy_endpoint_event || http.write_chunk(endpoint.as_bytes()).is_ok())
     {
         pump::pump(state, http, &outbox)
     } else {
@@ -63,6 +64,9 @@ pub(super) fn message(state: &Arc<State>, http: &mut HttpConn, req: &Request) ->
         return reply(http, req, Response::text(400, "Invalid message: not JSON"));
     };
     let incoming = mcp::classify(&message);
+    if let Some(next) = faults::hold_or_delay(state, http, &incoming) {
+        return next;
+    }
     match faults::take(state, &incoming, false) {
         Some(PostFault::Respond(response)) => return reply(http, req, response),
         Some(PostFault::Drop) => return Next::Drop,

@@ -128,6 +128,13 @@ pub struct ServerOptions {
     /// (default false). They need no session; their headers must mirror the body (else 400
     /// `-32020`); a GET or DELETE with a modern `MCP-Protocol-Version` gets 405.
     pub modern: bool,
+    /// Legacy `GET /sse` sends its `endpoint` event (default true). When false the stream opens
+    /// and stays silent: a server that never tells the client where to POST.
+    pub legacy_endpoint_event: bool,
+    /// Also serve the legacy SSE stream on `GET /mcp` when the GET carries no `Mcp-Session-Id`
+    /// (default false), so that one URL serves legacy SSE (GET) and Streamable HTTP / 2026-07-28
+    /// (POST): both eras of one bridge against one endpoint.
+    pub legacy_get_on_mcp: bool,
 }
 
 impl Default for ServerOptions {
@@ -152,6 +159,8 @@ impl Default for ServerOptions {
             discover: DiscoverMode::Http400IdNull,
             negotiate_version: None,
             modern: false,
+            legacy_endpoint_event: true,
+            legacy_get_on_mcp: false,
         }
     }
 }
@@ -184,6 +193,16 @@ pub enum Fault {
     /// End every open standalone (and resumed) GET stream now, cleanly: a SEP-1699
     /// server-initiated disconnect. Sessions stay, and a GET with `Last-Event-ID` resumes.
     EndGetStreams,
+    /// Like `ExpireSessions`, but the open GET streams stay open (and silent): the client learns
+    /// of the loss only from its next POST.
+    ExpireSessionsSilently,
+    /// End every legacy `GET /sse` stream now, cleanly (its session is forgotten).
+    EndLegacyStreams,
+    /// The next POST (`/mcp` or `/message`) whose message has this method is never answered: the
+    /// server holds it until the client hangs up or the server stops.
+    HoldFor { method: &'static str },
+    /// The next POST whose message has this method is served only after `ms` milliseconds.
+    DelayFor { method: &'static str, ms: u64 },
 }
 
 /// One HTTP request as the server received it.
@@ -199,6 +218,8 @@ pub struct RecordedRequest {
     pub body: Vec<u8>,
     /// Common name of the client certificate the connection presented.
     pub client_cert_cn: Option<String>,
+    /// When the request (head and body) had arrived.
+    pub at: Instant,
 }
 
 impl RecordedRequest {
@@ -220,6 +241,15 @@ impl RecordedRequest {
     pub fn rpc_method(&self) -> Option<String> {
         self.json()?.get("method")?.as_str().map(str::to_string)
     }
+}
+
+/// What a client set up in a session (see `TestServer::session_setup`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionSetup {
+    /// Subscribed resource uris, sorted.
+    pub subscriptions: Vec<String>,
+    /// The level of the last `logging/setLevel`.
+    pub log_level: Option<String>,
 }
 
 /// Why the server could not start.
@@ -345,7 +375,49 @@ impl TestServer {
         self.state.cancelled_streams()
     }
 
-    /// Queues a fault; `ExpireSessions` and `EndGetStreams` take effect immediately.
+    /// Ids of handshake-era requests held by the `hang` tool whose response stream the client
+    /// closed (the server never answers them; closing the stream is all a client can do).
+    pub fn abandoned_streams(&self) -> Vec<serde_json::Value> {
+        self.state.abandoned_streams()
+    }
+
+    /// Client connections open right now (accepted and not yet closed by either side).
+    pub fn open_connections(&self) -> usize {
+        self.state.open_connections()
+    }
+
+    /// What the client set up in a Streamable HTTP session: its `resources/subscribe` uris
+    /// (minus the unsubscribed ones) and its last `logging/setLevel` level. `None` if no such session.
+    pub fn session_setup(&self, session: &str) -> Option<SessionSetup> {
+        self.state.session_setup(session)
+    }
+
+    /// Sends `notifications/resources/updated` for `uri` on the GET stream of every session that
+    /// subscribed to it; returns how many streams it was sent on.
+    pub fn update_resource(&self, uri: &str) -> usize {
+        let note = serde_json::json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/resources/updated",
+            "params": {"uri": uri}
+        });
+        self.state
+            .subscribed_sessions(uri)
+            .iter()
+            .filter(|s| self.state.send_listening(s, &note.to_string()))
+            .count()
+    }
+
+    /// Sends `message` on the GET stream of every session that has one open; returns how many.
+    pub fn send_on_get_streams(&self, message: &serde_json::Value) -> usize {
+        self.state
+            .session_ids()
+            .iter()
+            .filter(|s| self.state.send_listening(s, &message.to_string()))
+            .count()
+    }
+
+    /// Queues a fault; `ExpireSessions`, `EndGetStreams` and `EndLegacyStreams` take effect
+    /// immediately.
     pub fn inject(&self, fault: Fault) {
         self.state.inject(fault);
     }

@@ -24,6 +24,15 @@ pub(super) trait Outlet {
     fn still_connected(&mut self) -> bool {
         true
     }
+    /// Writes raw bytes on the request's own response stream, bypassing the event log (for
+    /// floods and malformed events). False if there is no such stream or the client is gone.
+    fn raw(&mut self, _bytes: &[u8]) -> bool {
+        false
+    }
+    /// Whether the client closed the request's own response stream (false when it has none).
+    fn peer_gone(&mut self) -> bool {
+        false
+    }
 }
 
 /// A JSON-RPC error object.
@@ -121,7 +130,7 @@ pub(super) fn initialize_result(version: &str) -> Value {
         "protocolVersion": version,
         "capabilities": {
             "tools": {"listChanged": true},
-            "resources": {},
+            "resources": {"subscribe": true},
             "prompts": {},
             "logging": {}
         },
@@ -143,6 +152,15 @@ pub(super) fn handle(call: &mut Call<'_>, method: &str, params: &Value) -> Resul
     let page_size = call.state.opts.page_size;
     match method {
         "ping" | "logging/setLevel" => Ok(json!({})),
+        // The transport notes the subscription in the session (Session::note_setup).
+        "resources/subscribe" | "resources/unsubscribe" => {
+            match params.get("uri").and_then(Value::as_str) {
+                Some(_) => Ok(json!({})),
+                None => Err(RpcError::invalid_params(format!(
+                    "{method} needs params.uri"
+                ))),
+            }
+        }
         "tools/list" => paginate("tools", tools::list(), params, page_size),
         "tools/call" => tools::call(call, params),
         "resources/list" => paginate("resources", resources(), params, page_size),

@@ -2,7 +2,7 @@
 //! their event logs (for `Last-Event-ID` replay), legacy SSE sessions, pending server→client requests,
 //! and the sockets and threads to tear down on stop.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::{Fault, RecordedRequest, ServerOptions};
+use super::{Fault, RecordedRequest, ServerOptions, SessionSetup};
 
 /// An event ready for an SSE stream: its id (if it has one) and JSON text.
 #[derive(Debug, Clone)]
@@ -39,6 +39,10 @@ pub(super) struct Session {
     listening: Option<Listener>,
     streams: HashMap<u64, StreamLog>,
     next_stream: u64,
+    /// Resource uris the client subscribed to (and has not unsubscribed from).
+    pub subscriptions: BTreeSet<String>,
+    /// The level of the client's last `logging/setLevel`.
+    pub log_level: Option<String>,
 }
 
 impl Session {
@@ -49,6 +53,31 @@ impl Session {
             listening: None,
             streams: HashMap::new(),
             next_stream: 1,
+            subscriptions: BTreeSet::new(),
+            log_level: None,
+        }
+    }
+
+    /// Notes what a request sets up in the session (subscriptions, log level).
+    pub fn note_setup(&mut self, method: &str, params: &Value) {
+        let uri = params
+            .get("uri")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        match (method, uri) {
+            ("resources/subscribe", Some(uri)) => {
+                self.subscriptions.insert(uri);
+            }
+            ("resources/unsubscribe", Some(uri)) => {
+                self.subscriptions.remove(&uri);
+            }
+            ("logging/setLevel", _) => {
+                self.log_level = params
+                    .get("level")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
+            _ => {}
         }
     }
 }
@@ -96,6 +125,10 @@ pub(super) struct State {
     cancelled: Mutex<Vec<String>>,
     /// Ids of modern requests whose SSE response stream the client closed before the response.
     cancelled_streams: Mutex<Vec<Value>>,
+    /// Ids of `hang` requests whose response stream the client closed.
+    abandoned_streams: Mutex<Vec<Value>>,
+    /// Outboxes of the GET streams of silently expired sessions: held so that the streams stay open.
+    orphaned_outboxes: Mutex<Vec<Sender<Outbound>>>,
     sockets: Mutex<HashMap<u64, TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     counter: AtomicU64,
@@ -121,6 +154,8 @@ impl State {
             pending: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(Vec::new()),
             cancelled_streams: Mutex::new(Vec::new()),
+            abandoned_streams: Mutex::new(Vec::new()),
+            orphaned_outboxes: Mutex::new(Vec::new()),
             sockets: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
             counter: AtomicU64::new(1),
@@ -143,6 +178,7 @@ impl State {
         lock(&self.sessions).clear();
         lock(&self.legacy).clear();
         lock(&self.pending).clear();
+        lock(&self.orphaned_outboxes).clear();
     }
 
     /// A fresh number, unique for this server.
@@ -182,6 +218,10 @@ impl State {
 
     pub fn untrack_socket(&self, id: u64) {
         lock(&self.sockets).remove(&id);
+    }
+
+    pub fn open_connections(&self) -> usize {
+        lock(&self.sockets).len()
     }
 
     /// Runs `f` on a new thread that `stop()` will join. Returns false when stopping.
@@ -230,6 +270,15 @@ impl State {
     pub fn inject(&self, fault: Fault) {
         match fault {
             Fault::ExpireSessions => lock(&self.sessions).clear(),
+            Fault::ExpireSessionsSilently => {
+                let orphans: Vec<Sender<Outbound>> = lock(&self.sessions)
+                    .drain()
+                    .filter_map(|(_, s)| s.listening.map(|l| l.outbox))
+                    .collect();
+                lock(&self.orphaned_outboxes).extend(orphans);
+            }
+            // Dropping a session's outbox ends its SSE stream cleanly.
+            Fault::EndLegacyStreams => lock(&self.legacy).clear(),
             Fault::EndGetStreams => {
                 // A GET stream ends when every sender of its outbox is gone.
                 for session in lock(&self.sessions).values_mut() {
@@ -280,6 +329,22 @@ impl State {
 
     pub fn session_ids(&self) -> Vec<String> {
         lock(&self.sessions).keys().cloned().collect()
+    }
+
+    pub fn session_setup(&self, id: &str) -> Option<SessionSetup> {
+        self.with_session(id, |s| SessionSetup {
+            subscriptions: s.subscriptions.iter().cloned().collect(),
+            log_level: s.log_level.clone(),
+        })
+    }
+
+    /// Ids of the sessions subscribed to `uri`.
+    pub fn subscribed_sessions(&self, uri: &str) -> Vec<String> {
+        lock(&self.sessions)
+            .iter()
+            .filter(|(_, s)| s.subscriptions.contains(uri))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Allocates a stream number in a session (for a POST SSE stream or a GET stream).
@@ -491,5 +556,14 @@ impl State {
 
     pub fn cancelled_streams(&self) -> Vec<Value> {
         lock(&self.cancelled_streams).clone()
+    }
+
+    /// Notes that the client closed the response stream of a `hang` request.
+    pub fn record_abandoned_stream(&self, request_id: &Value) {
+        lock(&self.abandoned_streams).push(request_id.clone());
+    }
+
+    pub fn abandoned_streams(&self) -> Vec<Value> {
+        lock(&self.abandoned_streams).clone()
     }
 }

@@ -152,6 +152,9 @@ fn post(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
         }
     }
     let incoming = mcp::classify(&message);
+    if let Some(next) = faults::hold_or_delay(state, http, &incoming) {
+        return next;
+    }
     let mut close_after_priming = false;
     match faults::take(state, &incoming, true) {
         Some(PostFault::Respond(response)) => return reply(http, req, response),
@@ -236,6 +239,7 @@ fn post(state: &Arc<State>, http: &mut HttpConn, req: &Request) -> Next {
                 );
                 return reply(http, req, Response::json(400, &body));
             }
+            state.with_session(&session, |s| s.note_setup(&method, &params));
             answer(
                 state,
                 http,
@@ -379,6 +383,24 @@ impl Outlet for StreamOutlet<'_> {
     fn unrelated(&mut self, message: &Value) -> bool {
         self.state
             .send_listening(self.session, &message.to_string())
+    }
+
+    fn raw(&mut self, bytes: &[u8]) -> bool {
+        let Some(http) = self.live.as_deref_mut() else {
+            return false;
+        };
+        if http.write_chunk(bytes).is_err() {
+            self.live = None;
+            return false;
+        }
+        true
+    }
+
+    fn peer_gone(&mut self) -> bool {
+        match self.live.as_deref_mut() {
+            Some(http) => http.client_gone(),
+            None => true,
+        }
     }
 }
 

@@ -161,6 +161,10 @@ pub(super) fn call(call: &mut Call<'_>, params: &Value) -> Result<Value, RpcErro
             Ok(text_result("notified"))
         }
         "fail" => Ok(error_result("tool failed on purpose")),
+        // Unlisted tools (tools/list keeps its count): a server that misbehaves on purpose.
+        "hang" => hang(call),
+        "flood" => flood(call, &args),
+        "endless_event" => endless_event(call),
         "region_echo" => Ok(text_result(args.to_string())),
         "bad_header_tool" => Ok(text_result(format!("bad_header_tool called with {args}"))),
         filler if filler.starts_with("tool-") && list().iter().any(|t| t["name"] == filler) => {
@@ -168,6 +172,61 @@ pub(super) fn call(call: &mut Call<'_>, params: &Value) -> Result<Value, RpcErro
         }
         _ => Err(RpcError::invalid_params(format!("Unknown tool: {name}"))),
     }
+}
+
+/// How often `hang` checks whether the client closed its response stream.
+const HANG_CHECK: Duration = Duration::from_millis(25);
+
+/// Never answers, not even after a cancellation (as the TypeScript SDK may): holds the response
+/// stream until the client closes it (recorded in `abandoned_streams`) or the server stops.
+fn hang(call: &mut Call<'_>) -> Result<Value, RpcError> {
+    loop {
+        if call.state.stopping() {
+            return Err(RpcError::new(-32603, "server stopping"));
+        }
+        if call.outlet.peer_gone() {
+            call.state.record_abandoned_stream(call.request_id);
+            return Err(RpcError::new(-32800, "client closed the stream"));
+        }
+        std::thread::sleep(HANG_CHECK);
+    }
+}
+
+/// Sends numbered `notifications/message` (`params.data.seq` = 0, 1, 2, …, each carrying
+/// `pad` bytes of padding, default 16 KiB) on the request's stream as fast as the client takes
+/// them, until the client hangs up or the server stops; never answers. Not logged for replay,
+/// so that the server's memory stays flat however long it runs.
+fn flood(call: &mut Call<'_>, args: &Value) -> Result<Value, RpcError> {
+    let pad = args
+        .get("pad")
+        .and_then(Value::as_u64)
+        .unwrap_or(16 * 1024)
+        .min(1 << 20);
+    // Built once: only the number changes from one notification to the next.
+    let head = r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","logger":"flood","data":{"pad":""#;
+    let middle = format!(r#"{}","seq":"#, "p".repeat(pad as usize));
+    let eol = if call.state.opts.crlf { "\r\n" } else { "\n" };
+    let mut seq: u64 = 0;
+    while !call.state.stopping() {
+        let event = format!("event: message{eol}data: {head}{middle}{seq}}}}}}}{eol}{eol}");
+        if !call.outlet.raw(event.as_bytes()) {
+            break;
+        }
+        seq += 1;
+    }
+    Err(RpcError::new(-32603, "flood ended"))
+}
+
+/// Starts one SSE event and never finishes it: `data:` lines of 64 KiB without the blank line
+/// that would dispatch the event, until the client hangs up or the server stops.
+fn endless_event(call: &mut Call<'_>) -> Result<Value, RpcError> {
+    let line = format!("data: {}\n", "x".repeat(64 * 1024));
+    while !call.state.stopping() {
+        if !call.outlet.raw(line.as_bytes()) {
+            break;
+        }
+    }
+    Err(RpcError::new(-32603, "endless event ended"))
 }
 
 fn add(args: &Value) -> Result<Value, RpcError> {
