@@ -310,21 +310,21 @@ where
         env,
         "--max-message-size",
         ENV_MAX_MESSAGE_SIZE,
-        DEFAULT_MAX_MESSAGE,
     )?;
-    let memory_budget = size_setting(
-        f.memory_budget,
-        env,
-        "--memory-budget",
-        ENV_MEMORY_BUDGET,
-        DEFAULT_MEMORY_BUDGET,
-    )?;
-    if memory_budget < max_message {
-        return Err(usage(format!(
-            "--memory-budget ({memory_budget} bytes) is smaller than --max-message-size ({max_message} bytes): \
-             the budget must hold at least one message of the largest size"
-        )));
-    }
+    let memory_budget = size_setting(f.memory_budget, env, "--memory-budget", ENV_MEMORY_BUDGET)?;
+    let (max_message, memory_budget) = match (max_message, memory_budget) {
+        (Some((message, message_from)), Some((budget, budget_from))) if budget < message => {
+            return Err(usage(format!(
+                "{budget_from} ({budget} bytes) is smaller than {message_from} ({message} bytes): \
+                 the budget must hold at least one message of the largest size"
+            )))
+        }
+        (Some((message, _)), Some((budget, _))) => (message, budget),
+        // Only the budget given: the largest message is whatever fits in it.
+        (None, Some((budget, _))) => (DEFAULT_MAX_MESSAGE.min(budget), budget),
+        (Some((message, _)), None) => (message, DEFAULT_MEMORY_BUDGET.max(message)),
+        (None, None) => (DEFAULT_MAX_MESSAGE, DEFAULT_MEMORY_BUDGET),
+    };
 
     Ok(Invocation {
         config: Config {
@@ -342,26 +342,27 @@ where
     })
 }
 
-/// A byte size from its flag, else its variable (empty counts as unset), else the default.
+/// A byte size from its flag, else its variable (empty counts as unset), with where it came
+/// from (for messages); None when neither is set.
 fn size_setting(
     flag: Option<String>,
     env: &impl Fn(&str) -> Option<String>,
     flag_name: &str,
     var: &str,
-    default: usize,
-) -> Result<usize, UsageError> {
+) -> Result<Option<(usize, String)>, UsageError> {
     let (text, from) = match flag {
         Some(text) => (text, flag_name.to_string()),
         None => match env(var).filter(|v| !v.trim().is_empty()) {
             Some(text) => (text, var.to_string()),
-            None => return Ok(default),
+            None => return Ok(None),
         },
     };
-    parse_size(&text).ok_or_else(|| {
+    let size = parse_size(&text).ok_or_else(|| {
         usage(format!(
             "{from}: '{text}' is not a size: give bytes, or a number with K, M or G (KiB, MiB, GiB), at least 1K"
         ))
-    })
+    })?;
+    Ok(Some((size, from)))
 }
 
 /// `4096`, `512K`, `64M`, `1G` (binary units, case-insensitive, an optional `iB`/`B`); at least
