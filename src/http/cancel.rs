@@ -32,8 +32,12 @@ impl CancelHandle {
         }
         self.cancelled.store(true, Ordering::SeqCst);
         let socket = self.lock().take();
-        if let Some(handle) = socket.and_then(|w| w.upgrade()) {
-            handle.shutdown();
+        match socket.map(|w| w.upgrade()) {
+            Some(Some(handle)) => handle.shutdown(),
+            Some(None) => log::debug!("cancel: the request's connection is already gone"),
+            None => {
+                log::debug!("cancel: the request has no connection yet; it closes when it sends")
+            }
         }
     }
 

@@ -76,6 +76,14 @@ impl Remote {
                     if answered_elsewhere {
                         return Ok(());
                     }
+                    // A cancel closes the stream, which a read may see as a clean end (ureq's
+                    // shutdown wakes it with EOF): never resume a cancelled request.
+                    if cancel::current_is_cancelled() {
+                        return Err(Failure::new(
+                            jsonrpc::STREAM_ENDED,
+                            "the client cancelled the request",
+                        ));
+                    }
                     if let StreamEnd::Refused(why) = end {
                         return Err(Failure::new(jsonrpc::BAD_SERVER_RESPONSE, why));
                     }
