@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Config, Secret, TlsOptions, TlsVersion, TransportStrategy, Url};
+use crate::http::is_tchar;
 
 /// Which binary is parsing: the test client accepts a few extra flags (`--json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,11 +569,6 @@ const RESERVED_HEADERS: &[&str] = &[
     "mcp-protocol-version",
     "last-event-id",
 ];
-
-/// RFC 9110 `tchar`.
-pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
 
 /// Expand `${VAR}` occurrences; returns the name of the first unset variable as the error.
 fn expand_env<E>(value: &str, env: &E) -> Result<String, String>

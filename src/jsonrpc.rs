@@ -40,8 +40,6 @@ pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 // | -32000 | TRANSPORT_ERROR     | connection to the server failed or broke (DNS, refused, reset)   |
 // | -32001 | HTTP_ERROR          | the server answered with an HTTP error and no JSON-RPC error body |
 // | -32002 | STREAM_ENDED        | the response stream ended (after any reconnects) with no response |
-// | -32003 | TLS_ERROR           | TLS handshake failed or the server closed it (client cert refused?) |
-// | -32004 | TIMEOUT             | no response within the configured request timeout                |
 // | -32005 | SESSION_LOST        | the server ended the session and a new one could not be started  |
 // | -32006 | BAD_SERVER_RESPONSE | the server's answer was unusable (content type, JSON, too large) |
 // | -32007 | BRIDGE_SHUTTING_DOWN| the bridge is exiting and abandoned the request                  |
@@ -52,10 +50,6 @@ pub const TRANSPORT_ERROR: i64 = -32000;
 pub const HTTP_ERROR: i64 = -32001;
 /// Bridge: the response stream ended (after any allowed reconnects) without the response.
 pub const STREAM_ENDED: i64 = -32002;
-/// Bridge: the TLS handshake failed, or the server closed the connection right after it.
-pub const TLS_ERROR: i64 = -32003;
-/// Bridge: no response arrived within the configured request timeout.
-pub const TIMEOUT: i64 = -32004;
 /// Bridge: the server ended the session and a new one could not be established.
 pub const SESSION_LOST: i64 = -32005;
 /// Bridge: the server's answer could not be used (unexpected content type, invalid JSON, too large).
@@ -937,14 +931,14 @@ mod tests {
     fn error_response_is_compact_single_line_json() {
         let frame = error_response(
             Some(&Id::Num(0)),
-            TIMEOUT,
+            SESSION_LOST,
             "no answer in 60 s\n(\"quoted\")",
             None,
         );
         assert!(!frame.contains(&b'\n'));
         assert_eq!(
             parse(&frame),
-            json!({"jsonrpc":"2.0","id":0,"error":{"code":-32004,"message":"no answer in 60 s\n(\"quoted\")"}})
+            json!({"jsonrpc":"2.0","id":0,"error":{"code":-32005,"message":"no answer in 60 s\n(\"quoted\")"}})
         );
         let null_id = error_response(None, PARSE_ERROR, "bad", None);
         assert_eq!(parse(&null_id)["id"], Value::Null);

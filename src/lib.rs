@@ -13,5 +13,6 @@ pub mod logging;
 pub mod modern;
 pub mod sse;
 pub mod startup;
+pub mod sync;
 pub mod tls;
 pub mod transport;

@@ -10,8 +10,9 @@ pub fn init(program: &'static str, debug: bool) {
     builder
         .target(env_logger::Target::Stderr)
         .filter_level(log::LevelFilter::Warn)
+        // The library and the proxy binary share this crate name; the test client's is its own.
         .filter_module("mcp_secure_remote", level(default))
-        .filter_module(program_module(program), level(default));
+        .filter_module("mcp_secure_remote_client", level(default));
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);
     }
@@ -32,13 +33,5 @@ fn level(name: &str) -> log::LevelFilter {
     match name {
         "debug" => log::LevelFilter::Debug,
         _ => log::LevelFilter::Info,
-    }
-}
-
-/// The module path of a binary's own crate (binaries are crates of their own).
-fn program_module(program: &str) -> &'static str {
-    match program {
-        "mcp-secure-remote-client" => "mcp_secure_remote_client",
-        _ => "mcp_secure_remote_bin",
     }
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::http::is_tchar;
 use crate::jsonrpc::{FrameInfo, Kind};
 
 /// Protocol versions known to be modern (stateless, header-mirroring).
@@ -104,14 +105,6 @@ pub fn standard_headers(info: &FrameInfo) -> Vec<(&'static str, String)> {
     headers
 }
 
-/// The JSON type of an argument mirrored into a header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParamType {
-    String,
-    Integer,
-    Boolean,
-}
-
 /// One validated `x-mcp-header` annotation of a tool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeaderParam {
@@ -120,8 +113,6 @@ pub struct HeaderParam {
     /// The chain of `properties` keys from the schema root to the annotated property
     /// (one element for a top-level argument).
     pub path: Vec<String>,
-    /// The property's declared type.
-    pub param_type: ParamType,
 }
 
 impl HeaderParam {
@@ -333,12 +324,11 @@ impl SchemaWalker {
                 name: name.clone(),
             });
         }
-        let param_type =
-            primitive_type(node).map_err(|found| InvalidToolHeaders::NotPrimitive {
-                property: property.clone(),
-                name: name.clone(),
-                found,
-            })?;
+        primitive_type(node).map_err(|found| InvalidToolHeaders::NotPrimitive {
+            property: property.clone(),
+            name: name.clone(),
+            found,
+        })?;
         if let Some(existing) = self
             .params
             .iter()
@@ -353,21 +343,15 @@ impl SchemaWalker {
         self.params.push(HeaderParam {
             name: name.clone(),
             path: path.to_vec(),
-            param_type,
         });
         Ok(())
     }
 }
 
-/// RFC 9110 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// The property's type when it is exactly one permitted primitive; otherwise a description of
+/// Ok when the property's type is exactly one permitted primitive; otherwise a description of
 /// what was found. A one-element type array (`["string"]`) is the same as the plain name; any
 /// nullable form (`["string","null"]`, OpenAPI's `nullable: true`) is refused.
-fn primitive_type(property_schema: &Value) -> Result<ParamType, String> {
+fn primitive_type(property_schema: &Value) -> Result<(), String> {
     if property_schema.get("nullable") == Some(&Value::Bool(true)) {
         return Err("nullable".to_owned());
     }
@@ -377,9 +361,7 @@ fn primitive_type(property_schema: &Value) -> Result<ParamType, String> {
         _ => None,
     };
     match declared {
-        Some("string") => Ok(ParamType::String),
-        Some("integer") => Ok(ParamType::Integer),
-        Some("boolean") => Ok(ParamType::Boolean),
+        Some("string" | "integer" | "boolean") => Ok(()),
         _ => Err(match property_schema.get("type") {
             None => "(none declared)".to_owned(),
             Some(found) => found.to_string(),
@@ -582,11 +564,10 @@ mod tests {
         header_params(&schema)
     }
 
-    fn param(name: &str, path: &[&str], param_type: ParamType) -> HeaderParam {
+    fn param(name: &str, path: &[&str]) -> HeaderParam {
         HeaderParam {
             name: name.to_owned(),
             path: path.iter().map(|s| s.to_string()).collect(),
-            param_type,
         }
     }
 
@@ -711,10 +692,7 @@ mod tests {
             },
             "required": ["region", "query"]
         });
-        assert_eq!(
-            params_of(schema),
-            Ok(vec![param("Region", &["region"], ParamType::String)])
-        );
+        assert_eq!(params_of(schema), Ok(vec![param("Region", &["region"])]));
     }
 
     #[test]
@@ -734,9 +712,9 @@ mod tests {
         assert_eq!(
             found,
             vec![
-                param("Count", &["count"], ParamType::Integer),
-                param("Dry-Run", &["dry"], ParamType::Boolean),
-                param("Tenant_ID", &["options", "tenant"], ParamType::String),
+                param("Count", &["count"]),
+                param("Dry-Run", &["dry"]),
+                param("Tenant_ID", &["options", "tenant"]),
             ]
         );
     }
@@ -911,11 +889,11 @@ mod tests {
     #[test]
     fn param_headers_convert_arguments() {
         let params = vec![
-            param("Region", &["region"], ParamType::String),
-            param("Count", &["count"], ParamType::Integer),
-            param("Dry", &["dry"], ParamType::Boolean),
-            param("Tenant", &["options", "tenant"], ParamType::String),
-            param("Greeting", &["greeting"], ParamType::String),
+            param("Region", &["region"]),
+            param("Count", &["count"]),
+            param("Dry", &["dry"]),
+            param("Tenant", &["options", "tenant"]),
+            param("Greeting", &["greeting"]),
         ];
         let arguments = json!({
             "region": "us-west1", "count": -7, "dry": false,
@@ -942,10 +920,10 @@ mod tests {
     #[test]
     fn param_headers_omit_null_absent_and_structured_values() {
         let params = vec![
-            param("A", &["a"], ParamType::String),
-            param("B", &["b"], ParamType::String),
-            param("C", &["o", "c"], ParamType::String),
-            param("D", &["d"], ParamType::String),
+            param("A", &["a"]),
+            param("B", &["b"]),
+            param("C", &["o", "c"]),
+            param("D", &["d"]),
         ];
         let arguments = json!({"a": null, "o": "not an object", "d": {"x": 1}});
         assert!(param_headers(&params, &arguments).is_empty());
@@ -954,7 +932,7 @@ mod tests {
 
     #[test]
     fn param_headers_mirror_numbers_faithfully() {
-        let params = vec![param("N", &["n"], ParamType::Integer)];
+        let params = vec![param("N", &["n"])];
         let header = |value: Value| param_headers(&params, &json!({ "n": value }))[0].1.clone();
         assert_eq!(header(json!(42.0)), "42");
         assert_eq!(header(json!(0)), "0");
@@ -983,10 +961,7 @@ mod tests {
             filtered.tools,
             vec![
                 ("get-sum".to_owned(), vec![]),
-                (
-                    "sql".to_owned(),
-                    vec![param("Region", &["region"], ParamType::String)]
-                ),
+                ("sql".to_owned(), vec![param("Region", &["region"])]),
                 ("noschema".to_owned(), vec![]),
             ]
         );

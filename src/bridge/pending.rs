@@ -4,6 +4,7 @@
 //! arrives twice (a replayed stream) or late (after the bridge already answered with an error) is
 //! dropped, and a request the bridge fails is answered once.
 
+use crate::sync::lock;
 use std::collections::HashSet;
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
@@ -67,9 +68,7 @@ impl Pending {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Id>> {
         // A panic elsewhere must not take the table down with it: the data is still consistent.
-        self.ids
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.ids)
     }
 }
 

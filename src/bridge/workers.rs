@@ -3,6 +3,7 @@
 //! otherwise a new one. Idle threads wait for work for a while, then exit. Reusing threads saves
 //! a spawn per request; the number of requests in flight is bounded by the dispatcher.
 
+use crate::sync::lock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -98,10 +99,6 @@ fn work(rx: &Mutex<Receiver<Job>>, idle: &AtomicUsize) {
 fn take_token(idle: &AtomicUsize) -> bool {
     idle.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

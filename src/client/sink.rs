@@ -1,6 +1,7 @@
 //! The test client's [`Sink`]: instead of writing stdout like the bridge, it keeps the answer to
 //! each request the client is waiting for, so that the caller can block on one id.
 
+use crate::sync::lock;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -78,7 +79,7 @@ impl CollectingSink {
 
     fn lock(&self) -> MutexGuard<'_, Inbox> {
         // A panicking thread cannot leave the inbox half-updated: every change is one statement.
-        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inbox)
     }
 }
 

@@ -8,6 +8,7 @@
 //! transport that carries the request binds its socket to it when it sends, and
 //! [`CancelHandle::cancel`] shuts that socket down, which ends the blocked read at once.
 
+use crate::sync::lock;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -65,7 +66,7 @@ impl CancelHandle {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Weak<dyn ShutdownHandle>>> {
-        self.socket.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.socket)
     }
 }
 

@@ -8,3 +8,8 @@ pub mod response;
 pub mod rotation;
 
 pub use agent::{build, Http, MAX_IN_FLIGHT};
+
+/// RFC 9110 `tchar`: the characters of a header name (and of other tokens).
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}

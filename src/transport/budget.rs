@@ -11,6 +11,7 @@
 //! events arriving at once), waiting would be a deadlock, so the reservation fails instead and
 //! that one message's request gets an error.
 
+use crate::sync::lock;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -145,7 +146,7 @@ impl Budget {
 
     fn lock(&self) -> MutexGuard<'_, Counts> {
         // Plain counters: a panicking holder cannot leave them inconsistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 }
 

@@ -5,6 +5,7 @@
 //! requests it carried. When its stream ends, exactly the requests posted over it that are still
 //! unanswered fail; requests sent any other way (2026-07-28 ones) are not its business.
 
+use crate::sync::lock;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -210,7 +211,7 @@ impl LegacyLink {
     }
 
     fn carried(&self) -> MutexGuard<'_, HashSet<Id>> {
-        self.carried.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.carried)
     }
 }
 

@@ -6,6 +6,7 @@
 //! is started: no re-initialize, no reconnect) and *stopped* (streams stop reading; every wait
 //! returns at once).
 
+use crate::sync::lock;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -80,7 +81,7 @@ impl Stop {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // Plain flags: a panicking holder cannot leave them inconsistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 }
 

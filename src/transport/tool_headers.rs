@@ -3,8 +3,9 @@
 //! client MUST), and mirrors annotated arguments of `tools/call` into `Mcp-Param-*` headers.
 //! The stdio client never sees HTTP, so this is the bridge's job.
 
+use crate::sync::lock;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use crate::jsonrpc::{self, Id};
 use crate::modern::{self, HeaderParam};
@@ -17,10 +18,6 @@ pub struct ToolHeaders {
     list_requests: Mutex<HashSet<Id>>,
     /// Tools already warned about (one warning per tool, not per listing).
     warned: Mutex<HashSet<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ToolHeaders {

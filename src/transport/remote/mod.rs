@@ -9,6 +9,7 @@ mod modern_era;
 mod recovery;
 mod streams;
 
+use crate::sync::lock;
 use answers::*;
 use recovery::*;
 use std::collections::HashMap;
@@ -160,7 +161,7 @@ impl Remote {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// For `sse-first`/`sse-only`: open the legacy SSE stream before the first message is sent
@@ -620,8 +621,4 @@ impl Remote {
 fn random_u64() -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(std::process::id())
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -2,6 +2,7 @@
 //! The client's own initialize is replayed under a bridge-owned id, so the client never sees the gap.
 
 use super::*;
+use crate::sync::lock;
 use crate::transport::session::Replay;
 
 impl Remote {
@@ -44,7 +45,7 @@ impl Remote {
             // The client has gone (stdin closed): nothing new is started for it.
             return Err(shutting_down());
         }
-        let _one_at_a_time = self.replay_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = lock(&self.replay_lock);
         let original = {
             let mut state = self.state();
             if state.session.generation != seen_generation {
@@ -197,16 +198,10 @@ impl Remote {
         id: &Id,
     ) -> Result<Vec<u8>, Failure> {
         let (tx, rx) = mpsc::channel();
-        self.internal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), tx);
+        lock(&self.internal).insert(id.clone(), tx);
         let sent = self.post_request(frame, info, id, false, &|| {});
         let reply = rx.try_recv();
-        self.internal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        lock(&self.internal).remove(id);
         sent?;
         reply.map_err(|_| {
             Failure::new(
