@@ -20,7 +20,6 @@ use super::stdout::Out;
 use super::workers::Workers;
 use super::{Event, EOF_GRACE};
 use crate::http::cancel::{self, CancelHandle};
-use crate::http::diagnose::Severity;
 use crate::http::MAX_IN_FLIGHT;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
 use crate::transport::budget::Held;
@@ -292,7 +291,7 @@ impl Dispatcher {
     fn on_finished(
         &mut self,
         id: Id,
-        failure: Option<crate::transport::Failure>,
+        failure: Option<crate::transport::TransportError>,
     ) -> Option<String> {
         self.running.remove(&id);
         if self.initializing.as_ref() == Some(&id) {
@@ -300,8 +299,8 @@ impl Dispatcher {
             let first = !self.initialized_once;
             self.initialized_once = true;
             if let Some(f) = &failure {
-                if first && f.severity == Severity::Setup {
-                    return Some(f.message.clone());
+                if first && f.is_setup() {
+                    return Some(f.message().to_string());
                 }
             }
         }

@@ -31,7 +31,7 @@ use crate::http::Http;
 use crate::jsonrpc::Id;
 use crate::transport::budget::{Budget, Held};
 use crate::transport::stop::Stop;
-use crate::transport::{Failure, Remote, Sink};
+use crate::transport::{Remote, Sink, TransportError};
 use pending::Pending;
 use stdout::Out;
 use stdout_sink::StdoutSink;
@@ -49,7 +49,10 @@ pub enum Event {
     Stop(StopReason),
     /// A request no longer holds its slot: answered, failed, or cancelled. `failure` is set when
     /// the transport gave up on it (already answered with an error).
-    Finished { id: Id, failure: Option<Failure> },
+    Finished {
+        id: Id,
+        failure: Option<TransportError>,
+    },
     /// The ordered sender is done with one notification or response.
     Sent,
 }

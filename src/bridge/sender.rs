@@ -39,7 +39,7 @@ fn send_all(remote: &Arc<Remote>, rx: &Receiver<Message>, events: &SyncSender<Ev
             log::warn!(
                 "the server did not accept {}: {}",
                 info.method.as_deref().unwrap_or("a response"),
-                f.message
+                f.message()
             );
         }
         drop(held);

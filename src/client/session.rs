@@ -70,7 +70,7 @@ impl Session {
         if !self.prepared {
             self.remote
                 .prepare()
-                .map_err(|f| CallError::Transport(f.message))?;
+                .map_err(|f| CallError::Transport(f.message().to_string()))?;
             self.prepared = true;
         }
         Ok(())
@@ -115,7 +115,7 @@ impl Rpc for Session {
                     .recv_timeout(FAILURE_GRACE)
                     .ok()
                     .flatten()
-                    .map(|f| f.message);
+                    .map(|f| f.message().to_string());
                 Err(CallError::Transport(
                     diagnosis.unwrap_or_else(|| error_of(&frame).1),
                 ))
@@ -136,7 +136,7 @@ impl Rpc for Session {
         log::debug!("client → server: {}", trace(&frame));
         self.remote
             .send(frame, &info)
-            .map_err(|f| CallError::Transport(f.message))
+            .map_err(|f| CallError::Transport(f.message().to_string()))
     }
 }
 

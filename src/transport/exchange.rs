@@ -8,11 +8,10 @@ use std::time::Duration;
 use ureq::http::{Method, Request, Response};
 use ureq::{AsSendBody, Body};
 
-use super::remote::Failure;
+use super::error::TransportError;
 use crate::config::{Config, Url};
-use crate::http::diagnose::diagnose;
+use crate::http::diagnose::{diagnose, Severity};
 use crate::http::Http;
-use crate::jsonrpc;
 
 /// Same-origin redirects followed per call.
 const MAX_REDIRECTS: u32 = 5;
@@ -58,19 +57,16 @@ impl Exchange {
         headers: &[(String, String)],
         body: B,
         waits: Waits,
-    ) -> Result<Response<Body>, Failure> {
+    ) -> Result<Response<Body>, TransportError> {
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(url.full.as_str());
         for (name, value) in headers.iter().chain(self.config.headers.iter()) {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let request = builder.body(body).map_err(|e| {
-            Failure::new(
-                jsonrpc::TRANSPORT_ERROR,
-                format!("cannot build the HTTP request: {e}"),
-            )
-        })?;
+        let request = builder
+            .body(body)
+            .map_err(|e| TransportError::Local(format!("cannot build the HTTP request: {e}")))?;
         let request = self
             .http
             .agent
@@ -81,9 +77,9 @@ impl Exchange {
         log::debug!("{method} {url}");
         self.http.agent.run(request).map_err(|e| {
             let d = diagnose(&e, &self.config);
-            Failure {
-                severity: d.severity,
-                ..Failure::new(jsonrpc::TRANSPORT_ERROR, d.message)
+            TransportError::Connection {
+                message: d.message,
+                setup: d.severity == Severity::Setup,
             }
         })
     }
@@ -97,7 +93,7 @@ impl Exchange {
         headers: &[(String, String)],
         body: B,
         waits: Waits,
-    ) -> Result<(Response<Body>, Url), Failure> {
+    ) -> Result<(Response<Body>, Url), TransportError> {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
             let resp = self.once(method.clone(), &url, headers, body, waits)?;
@@ -109,15 +105,17 @@ impl Exchange {
                 }
             }
         }
-        Err(Failure::new(
-            jsonrpc::HTTP_ERROR,
-            format!("too many redirects from {url}"),
-        ))
+        Err(TransportError::Http {
+            status: None,
+            message: format!("too many redirects from {url}"),
+            frame: None,
+            session_gone: false,
+        })
     }
 }
 
 /// The same-origin target of a 307/308 redirect; other redirects are refused.
-fn redirect_target(resp: &Response<Body>, from: &Url) -> Result<Option<Url>, Failure> {
+fn redirect_target(resp: &Response<Body>, from: &Url) -> Result<Option<Url>, TransportError> {
     let status = resp.status().as_u16();
     if !(300..400).contains(&status) {
         return Ok(None);
@@ -127,32 +125,22 @@ fn redirect_target(resp: &Response<Body>, from: &Url) -> Result<Option<Url>, Fai
         .get("location")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let target = from.join(location).ok_or_else(|| {
-        Failure::new(
-            jsonrpc::HTTP_ERROR,
-            format!("server redirected (HTTP {status}) to an unreadable location '{location}'"),
-        )
+    let target = from.join(location).ok_or_else(|| TransportError::Http {
+        status: None,
+        message: format!(
+            "server redirected (HTTP {status}) to an unreadable location '{location}'"
+        ),
+        frame: None,
+        session_gone: false,
     })?;
     if !from.same_origin(&target) {
-        return Err(Failure {
-            status: Some(status),
-            ..Failure::new(
-                jsonrpc::HTTP_ERROR,
-                format!(
+        return Err(TransportError::Http { status: Some(status), message: format!(
                     "server redirected to another origin ({}); refusing to send the client certificate and headers there: use that URL directly if you trust it",
                     target.origin()
-                ),
-            )
-        });
+                ), frame: None, session_gone: false });
     }
     if !matches!(status, 307 | 308) {
-        return Err(Failure {
-            status: Some(status),
-            ..Failure::new(
-                jsonrpc::HTTP_ERROR,
-                format!("server redirected with HTTP {status}, which would drop the message body; use {target} as the URL"),
-            )
-        });
+        return Err(TransportError::Http { status: Some(status), message: format!("server redirected with HTTP {status}, which would drop the message body; use {target} as the URL"), frame: None, session_gone: false });
     }
     Ok(Some(target))
 }

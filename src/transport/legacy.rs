@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use ureq::http::Method;
 
+use super::error::TransportError;
 use super::events::{pump, EventStream, Limits, Message, Pumped};
 use super::exchange::{Exchange, Waits};
-use super::remote::Failure;
 use super::stop::Stop;
 use crate::config::Url;
 use crate::http::response::{content_type, is_event_stream, read_short_body};
@@ -50,7 +50,7 @@ impl LegacyLink {
         limits: &Limits,
         stop: Arc<Stop>,
         handlers: LinkHandlers,
-    ) -> Result<Arc<LegacyLink>, Failure> {
+    ) -> Result<Arc<LegacyLink>, TransportError> {
         let config = exchange.config();
         let sse_url = config.url.clone();
         let headers = vec![("Accept".to_string(), "text/event-stream".to_string())];
@@ -64,12 +64,11 @@ impl LegacyLink {
         let status = resp.status().as_u16();
         let is_sse = is_event_stream(&resp);
         if status != 200 || !is_sse {
-            return Err(Failure {
+            return Err(TransportError::Http {
                 status: Some(if status == 200 { 406 } else { status }),
-                ..Failure::new(
-                    jsonrpc::HTTP_ERROR,
-                    format!("legacy SSE connection to {sse_url} refused: HTTP {status}"),
-                )
+                message: format!("legacy SSE connection to {sse_url} refused: HTTP {status}"),
+                frame: None,
+                session_gone: false,
             });
         }
         let mut stream = EventStream::new(resp.into_body().into_reader(), limits);
@@ -120,29 +119,18 @@ impl LegacyLink {
                     }
                 }
             })
-            .map_err(|e| {
-                Failure::new(
-                    jsonrpc::TRANSPORT_ERROR,
-                    format!("cannot start the SSE reader: {e}"),
-                )
-            })?;
+            .map_err(|e| TransportError::Local(format!("cannot start the SSE reader: {e}")))?;
 
         let endpoint = wait_for_endpoint(&endpoint_rx, config.connect_timeout, &stop, &sse_url)?;
         let post_url = sse_url.join(&endpoint).ok_or_else(|| {
-            Failure::new(
-                jsonrpc::BAD_SERVER_RESPONSE,
-                format!("cannot read the SSE endpoint '{endpoint}'"),
-            )
+            TransportError::BadResponse(format!("cannot read the SSE endpoint '{endpoint}'"))
         })?;
         if !sse_url.same_origin(&post_url) {
-            return Err(Failure::new(
-                jsonrpc::BAD_SERVER_RESPONSE,
-                format!(
+            return Err(TransportError::BadResponse(format!(
                     "the SSE endpoint {} is on another origin than {}; refusing to send the client certificate and headers there",
                     post_url.origin(),
                     sse_url.origin()
-                ),
-            ));
+                )));
         }
         log::debug!("legacy SSE endpoint: {post_url}");
         let link = Arc::new(LegacyLink {
@@ -161,11 +149,15 @@ impl LegacyLink {
 
     /// POST one message to the endpoint. The answer (for a request, `id`) comes on the SSE
     /// stream; the POST's own body ("Accepted") is not parsed.
-    pub fn post(&self, exchange: &Exchange, frame: &[u8], id: Option<&Id>) -> Result<(), Failure> {
+    pub fn post(
+        &self,
+        exchange: &Exchange,
+        frame: &[u8],
+        id: Option<&Id>,
+    ) -> Result<(), TransportError> {
         if !self.is_alive() {
-            return Err(Failure::new(
-                jsonrpc::STREAM_ENDED,
-                "the server's SSE stream is closed",
+            return Err(TransportError::StreamEnded(
+                "the server's SSE stream is closed".into(),
             ));
         }
         if let Some(id) = id {
@@ -183,7 +175,7 @@ impl LegacyLink {
         exchange: &Exchange,
         frame: &[u8],
         id: Option<&Id>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), TransportError> {
         let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
         let resp = exchange.once(
             Method::POST,
@@ -200,13 +192,11 @@ impl LegacyLink {
             return Ok(());
         }
         let frame = id.map(|id| jsonrpc::error_from_http(id, status, ct.as_deref(), &body));
-        Err(Failure {
+        Err(TransportError::Http {
             status: Some(status),
+            message: format!("HTTP {status} from the SSE endpoint"),
             frame,
-            ..Failure::new(
-                jsonrpc::HTTP_ERROR,
-                format!("HTTP {status} from the SSE endpoint"),
-            )
+            session_gone: false,
         })
     }
 
@@ -221,21 +211,19 @@ fn wait_for_endpoint(
     limit: Duration,
     stop: &Stop,
     sse_url: &Url,
-) -> Result<String, Failure> {
+) -> Result<String, TransportError> {
     let deadline = Instant::now() + limit;
     loop {
         match rx.recv_timeout(STOP_POLL) {
             Ok(Ok(endpoint)) => return Ok(endpoint),
-            Ok(Err(why)) => return Err(Failure::new(jsonrpc::STREAM_ENDED, why)),
+            Ok(Err(why)) => return Err(TransportError::StreamEnded(why)),
             Err(RecvTimeoutError::Timeout) if Instant::now() < deadline && !stop.is_stopped() => {}
-            Err(_) => {
-                return Err(Failure::new(
-                    jsonrpc::TRANSPORT_ERROR,
-                    format!(
+            Err(_) => return Err(TransportError::Connection {
+                message: format!(
                     "the server at {sse_url} sent no `endpoint` event: is this a legacy SSE URL?"
                 ),
-                ))
-            }
+                setup: false,
+            }),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! The pieces, in the order a request meets them:
 //! - [`remote::Remote`]: the front. Chooses the transport (`--transport`, with the client's own
 //!   `initialize` as the probe), keeps the [`session::Session`], and maps every failure to the
-//!   JSON-RPC error of the request that caused it ([`Failure`]).
+//!   JSON-RPC error of the request that caused it ([`TransportError`]).
 //! - [`session::Session`]: the handshake-era session as pure state (id, negotiated version, the
 //!   initialize to replay, subscriptions and log level to restore). No I/O; unit-tested.
 //! - Streamable HTTP lives in `remote` itself (POST a message, read its JSON or SSE answer,
@@ -24,10 +24,11 @@
 //!        └► 200 text/event-stream ─► events::pump ─► Remote::deliver ─► Sink::deliver
 //!             (stream closed early with an event id) ─► GET + Last-Event-ID, after `retry:`
 //!        └► 404 on a known session ─► recovery: replay initialize, restore, send again
-//!        └► any failure ─► Failure ─► Sink::fail (one error frame with the request's id)
+//!        └► any failure ─► TransportError ─► Sink::fail (one error frame with the request's id)
 //! ```
 
 pub mod budget;
+pub mod error;
 pub mod events;
 pub mod exchange;
 pub mod legacy;
@@ -37,5 +38,6 @@ pub mod sink;
 pub mod stop;
 pub mod tool_headers;
 
-pub use remote::{Failure, Remote};
+pub use error::TransportError;
+pub use remote::Remote;
 pub use sink::Sink;

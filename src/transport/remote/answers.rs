@@ -68,6 +68,6 @@ pub fn backoff(attempt: u32) -> Duration {
 }
 
 /// The failure of a request abandoned because the bridge is exiting.
-pub(super) fn shutting_down() -> Failure {
-    Failure::new(jsonrpc::BRIDGE_SHUTTING_DOWN, "the bridge is shutting down")
+pub(super) fn shutting_down() -> TransportError {
+    TransportError::ShuttingDown
 }

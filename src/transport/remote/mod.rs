@@ -22,6 +22,7 @@ use ureq::http::{Method, Response};
 use ureq::Body;
 
 use super::budget::{Budget, Held};
+use super::error::TransportError;
 use super::events::{pump, read_message, EventStream, Limits, Message, Pumped};
 use super::exchange::{Exchange, Waits};
 use super::legacy::{LegacyLink, LinkHandlers};
@@ -31,7 +32,6 @@ use super::stop::Stop;
 use super::tool_headers::ToolHeaders;
 use crate::config::{Config, TransportStrategy, Url};
 use crate::http::cancel;
-use crate::http::diagnose::Severity;
 use crate::http::response::{content_type, is_event_stream, read_short_body};
 use crate::http::Http;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
@@ -49,33 +49,6 @@ const LISTEN_IDLE_BOUND: Duration = Duration::from_secs(300);
 const MAX_SESSION_REPLAYS: u32 = 2;
 /// The start of the ids of the bridge's own requests (followed by a per-process random part).
 const BRIDGE_ID_PREFIX: &str = "mcp-secure-remote:";
-
-/// A failed exchange, ready to become the JSON-RPC error of the request that caused it.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub code: i64,
-    pub message: String,
-    pub severity: Severity,
-    /// The HTTP status, when the server answered with one.
-    pub status: Option<u16>,
-    /// A complete error frame built from the server's error body (keeps its code/message/data).
-    pub frame: Option<Vec<u8>>,
-    /// The server no longer knows the session this request carried (404, or TypeScript's 400).
-    pub session_gone: bool,
-}
-
-impl Failure {
-    pub fn new(code: i64, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            severity: Severity::Transient,
-            status: None,
-            frame: None,
-            session_gone: false,
-        }
-    }
-}
 
 #[derive(Clone)]
 enum Mode {
@@ -168,7 +141,7 @@ impl Remote {
     /// (once; later calls return at once). With `sse-first`, a 400/404/405 answer switches to
     /// Streamable HTTP instead. Runs on the thread that sends the first message, never the
     /// dispatcher's.
-    pub fn prepare(self: &Arc<Self>) -> Result<(), Failure> {
+    pub fn prepare(self: &Arc<Self>) -> Result<(), TransportError> {
         let mut prepared = lock(&self.prepared);
         if *prepared {
             return Ok(());
@@ -178,7 +151,7 @@ impl Remote {
         Ok(())
     }
 
-    fn open_legacy_first(self: &Arc<Self>) -> Result<(), Failure> {
+    fn open_legacy_first(self: &Arc<Self>) -> Result<(), TransportError> {
         if !matches!(self.state().mode, Mode::Undecided) {
             return Ok(());
         }
@@ -191,11 +164,11 @@ impl Remote {
                 self.state().mode = Mode::Legacy(link);
                 Ok(())
             }
-            Err(f)
-                if self.config.transport == TransportStrategy::SseFirst
-                    && matches!(f.status, Some(400 | 404 | 405)) =>
-            {
-                log::debug!("legacy SSE refused ({}); using Streamable HTTP", f.message);
+            Err(f) if self.config.transport == TransportStrategy::SseFirst && f.may_fall_back() => {
+                log::debug!(
+                    "legacy SSE refused ({}); using Streamable HTTP",
+                    f.message()
+                );
                 self.state().mode = Mode::Streamable;
                 Ok(())
             }
@@ -205,7 +178,7 @@ impl Remote {
 
     /// Send a client request and see it answered: the server's response, or one error frame.
     /// Runs on a worker thread; returns the failure (already answered) for the caller's policy.
-    pub fn request(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Option<Failure> {
+    pub fn request(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Option<TransportError> {
         self.request_then(frame, info, &|| {})
     }
 
@@ -217,7 +190,7 @@ impl Remote {
         frame: Vec<u8>,
         info: &FrameInfo,
         answered: &dyn Fn(),
-    ) -> Option<Failure> {
+    ) -> Option<TransportError> {
         let id = info.id.clone()?;
         let outcome = self
             .prepare()
@@ -232,9 +205,9 @@ impl Remote {
                 None
             }
             Err(failure) => {
-                match &failure.frame {
-                    Some(f) => self.sink.fail_with(&id, f.clone()),
-                    None => self.sink.fail(&id, failure.code, &failure.message),
+                match failure.server_frame() {
+                    Some(_) => self.sink.fail_with(&id, failure.answer(&id)),
+                    None => self.sink.fail(&id, failure.code(), failure.message()),
                 }
                 Some(failure)
             }
@@ -247,7 +220,7 @@ impl Remote {
         info: &FrameInfo,
         id: &Id,
         answered: &dyn Fn(),
-    ) -> Result<(), Failure> {
+    ) -> Result<(), TransportError> {
         let is_initialize = info.method.as_deref() == Some("initialize");
         let modern = modern::is_modern_request(info);
         if modern {
@@ -270,12 +243,10 @@ impl Remote {
                     Sent::FallBack(why) => {
                         log::info!("{why}: trying the legacy HTTP+SSE transport");
                         // If the fallback fails too, the POST's answer is the more telling error.
-                        let link = self.connect_legacy().map_err(|legacy| Failure {
-                            message: format!(
-                                "{why}, and the legacy HTTP+SSE fallback failed too ({})",
-                                legacy.message
-                            ),
-                            ..legacy
+                        let link = self.connect_legacy().map_err(|legacy| {
+                            legacy.with_context(|m| {
+                                format!("{why}, and the legacy HTTP+SSE fallback failed too ({m})")
+                            })
                         })?;
                         self.state().mode = Mode::Legacy(Arc::clone(&link));
                         link.post(&self.exchange, frame, Some(id))
@@ -286,7 +257,7 @@ impl Remote {
     }
 
     /// Send a notification or a response (to a server request) and wait until it is accepted.
-    pub fn send(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Result<(), Failure> {
+    pub fn send(self: &Arc<Self>, frame: Vec<u8>, info: &FrameInfo) -> Result<(), TransportError> {
         self.prepare()?;
         let mode = self.state().mode.clone();
         let generation = self.state().session.generation;
@@ -296,7 +267,7 @@ impl Remote {
             }
             _ => self.post_accepted(&frame, info),
         };
-        if matches!(&result, Err(f) if f.session_gone) && !self.stop.is_closing() {
+        if matches!(&result, Err(f) if f.session_gone()) && !self.stop.is_closing() {
             log::info!("the server lost the session; starting a new one");
             self.reinitialize(generation)?;
             // The replay already sent notifications/initialized.
@@ -311,7 +282,7 @@ impl Remote {
     }
 
     /// POST a notification/response over Streamable HTTP: expect 202 (any 2xx is accepted).
-    fn post_accepted(&self, frame: &[u8], info: &FrameInfo) -> Result<(), Failure> {
+    fn post_accepted(&self, frame: &[u8], info: &FrameInfo) -> Result<(), TransportError> {
         let headers = self.post_headers(info, frame);
         let sent_session = headers.iter().any(|(k, _)| k == "Mcp-Session-Id");
         let resp = self.post(frame, &headers, Some(ACCEPT_TIMEOUT))?;
@@ -323,16 +294,14 @@ impl Remote {
             return Ok(());
         }
         let frame = jsonrpc::error_from_http(&Id::Num(0), status, ct.as_deref(), &body);
-        Err(Failure {
+        Err(TransportError::Http {
             status: Some(status),
+            message: format!(
+                "server refused the message with HTTP {status}: {}",
+                excerpt(&frame)
+            ),
+            frame: None,
             session_gone: sent_session && is_session_gone(status, &body),
-            ..Failure::new(
-                jsonrpc::HTTP_ERROR,
-                format!(
-                    "server refused the message with HTTP {status}: {}",
-                    excerpt(&frame)
-                ),
-            )
         })
     }
 
@@ -344,7 +313,7 @@ impl Remote {
         id: &Id,
         may_fall_back: bool,
         answered: &dyn Fn(),
-    ) -> Result<Sent, Failure> {
+    ) -> Result<Sent, TransportError> {
         let headers = self.post_headers(info, frame);
         let sent_session = headers.iter().any(|(k, _)| k == "Mcp-Session-Id");
         let resp = self.post(frame, &headers, None)?;
@@ -354,9 +323,8 @@ impl Remote {
             self.adopt_session(&resp);
         }
         match status {
-            202 => Err(Failure::new(
-                jsonrpc::BAD_SERVER_RESPONSE,
-                "server accepted the request (HTTP 202) but sent no response",
+            202 => Err(TransportError::BadResponse(
+                "server accepted the request (HTTP 202) but sent no response".into(),
             )),
             200..=299 if ct.starts_with("text/event-stream") => {
                 let mut stream = EventStream::new(resp.into_body().into_reader(), &self.limits);
@@ -377,15 +345,9 @@ impl Remote {
                     .split_once(": ")
                     .map_or("", |(_, rest)| rest)
                     .to_string();
-                Err(Failure {
-                    status: Some(status),
-                    ..Failure::new(
-                        jsonrpc::BAD_SERVER_RESPONSE,
-                        format!(
+                Err(TransportError::BadResponse(format!(
                             "server answered HTTP {status} with content type '{ct}' instead of JSON or an event stream: {shown}"
-                        ),
-                    )
-                })
+                        )))
             }
             _ => {
                 let body = read_short_body(resp);
@@ -393,10 +355,9 @@ impl Remote {
                 if let Some(why) = proxy_certificate_complaint(&body, &self.config) {
                     // nginx & co. answer a missing or bad client certificate with an HTML 400:
                     // a setup error, not a reason to try another transport.
-                    return Err(Failure {
-                        status: Some(status),
-                        severity: Severity::Setup,
-                        ..Failure::new(jsonrpc::HTTP_ERROR, why)
+                    return Err(TransportError::CertificateRefused {
+                        status,
+                        message: why,
                     });
                 }
                 if may_fall_back && matches!(status, 400 | 404 | 405) && !is_modern_error(&body) {
@@ -405,28 +366,26 @@ impl Remote {
                         http_error_message(status, &frame)
                     )));
                 }
-                Err(Failure {
+                Err(TransportError::Http {
                     status: Some(status),
-                    session_gone: sent_session && is_session_gone(status, &body),
+                    message: (http_error_message(status, &frame)),
                     frame: Some(frame.clone()),
-                    ..Failure::new(jsonrpc::HTTP_ERROR, http_error_message(status, &frame))
+                    session_gone: sent_session && is_session_gone(status, &body),
                 })
             }
         }
     }
 
-    fn deliver_json(&self, resp: Response<Body>, id: &Id) -> Result<(), Failure> {
+    fn deliver_json(&self, resp: Response<Body>, id: &Id) -> Result<(), TransportError> {
         let message = read_message(resp.into_body().into_reader(), &self.limits)
-            .map_err(|e| Failure::new(jsonrpc::BAD_SERVER_RESPONSE, e.to_string()))?;
+            .map_err(|e| TransportError::BadResponse(e.to_string()))?;
         match self.deliver(message) {
             Some(info) if info.kind == Kind::Response && info.id.as_ref() == Some(id) => Ok(()),
-            Some(_) => Err(Failure::new(
-                jsonrpc::BAD_SERVER_RESPONSE,
-                "server's JSON reply does not answer this request",
+            Some(_) => Err(TransportError::BadResponse(
+                "server's JSON reply does not answer this request".into(),
             )),
-            None => Err(Failure::new(
-                jsonrpc::BAD_SERVER_RESPONSE,
-                "server's JSON reply is not JSON-RPC",
+            None => Err(TransportError::BadResponse(
+                "server's JSON reply is not JSON-RPC".into(),
             )),
         }
     }
@@ -469,7 +428,7 @@ impl Remote {
     }
 
     /// Open the legacy HTTP+SSE link: its messages come back here, its lost requests fail.
-    pub(super) fn connect_legacy(self: &Arc<Self>) -> Result<Arc<LegacyLink>, Failure> {
+    pub(super) fn connect_legacy(self: &Arc<Self>) -> Result<Arc<LegacyLink>, TransportError> {
         let remote = Arc::downgrade(self);
         let sink = Arc::clone(&self.sink);
         let handlers = LinkHandlers {
@@ -567,7 +526,7 @@ impl Remote {
         body: &[u8],
         headers: &[(String, String)],
         recv_timeout: Option<Duration>,
-    ) -> Result<Response<Body>, Failure> {
+    ) -> Result<Response<Body>, TransportError> {
         let url = self.state().endpoint.clone();
         let waits = Waits {
             response: recv_timeout,
@@ -598,7 +557,7 @@ impl Remote {
             .once(Method::DELETE, &url, &headers, (), waits)
         {
             Ok(resp) => log::debug!("session closed (HTTP {})", resp.status().as_u16()),
-            Err(f) => log::debug!("could not close the session: {}", f.message),
+            Err(f) => log::debug!("could not close the session: {}", f.message()),
         }
     }
 

@@ -12,7 +12,7 @@ impl Remote {
         info: &FrameInfo,
         id: &Id,
         answered: &dyn Fn(),
-    ) -> Result<(), Failure> {
+    ) -> Result<(), TransportError> {
         if info.method.as_deref() == Some("tools/list") {
             self.tool_headers.expect_list(id);
         }
@@ -37,7 +37,7 @@ impl Remote {
                 );
                 match self.refresh_tools(frame) {
                     Ok(()) => result = send(),
-                    Err(e) => log::warn!("cannot refresh tools/list: {}", e.message),
+                    Err(e) => log::warn!("cannot refresh tools/list: {}", e.message()),
                 }
             }
         }
@@ -51,7 +51,7 @@ impl Remote {
 
     /// Re-read every page of `tools/list` (with the `_meta` of the call that failed) so that
     /// the `Mcp-Param-*` headers follow the server's current schemas.
-    pub(super) fn refresh_tools(self: &Arc<Self>, call_frame: &[u8]) -> Result<(), Failure> {
+    pub(super) fn refresh_tools(self: &Arc<Self>, call_frame: &[u8]) -> Result<(), TransportError> {
         let meta = serde_json::from_slice::<serde_json::Value>(call_frame)
             .ok()
             .and_then(|v| v.pointer("/params/_meta").cloned())
@@ -67,8 +67,8 @@ impl Remote {
             }
             let request = serde_json::json!({"jsonrpc": "2.0", "id": id_value, "method": "tools/list", "params": params});
             let frame = serde_json::to_vec(&request).unwrap_or_default();
-            let info = jsonrpc::classify(&frame)
-                .map_err(|e| Failure::new(jsonrpc::INTERNAL_ERROR, e.to_string()))?;
+            let info =
+                jsonrpc::classify(&frame).map_err(|e| TransportError::Local(e.to_string()))?;
             self.tool_headers.expect_list(&id);
             let reply = self.internal_request(&frame, &info, &id)?;
             cursor = serde_json::from_slice::<serde_json::Value>(&reply)
@@ -87,9 +87,8 @@ impl Remote {
 }
 
 /// The server's answer was a 2026-07-28 HeaderMismatch (-32020).
-pub(super) fn is_header_mismatch(f: &Failure) -> bool {
-    f.frame
-        .as_deref()
+pub(super) fn is_header_mismatch(f: &TransportError) -> bool {
+    f.server_frame()
         .and_then(|frame| jsonrpc::classify(frame).ok())
         .and_then(|i| i.error_code)
         == Some(jsonrpc::HEADER_MISMATCH)

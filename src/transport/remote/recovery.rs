@@ -16,20 +16,20 @@ impl Remote {
         id: &Id,
         may_fall_back: bool,
         answered: &dyn Fn(),
-    ) -> Result<Sent, Failure> {
+    ) -> Result<Sent, TransportError> {
         let mut replays = 0;
         loop {
             let generation = self.state().session.generation;
             match self.post_request(frame, info, id, may_fall_back, answered) {
                 Err(f)
-                    if f.session_gone
+                    if f.session_gone()
                         && replays < MAX_SESSION_REPLAYS
                         && !self.stop.is_closing() =>
                 {
                     replays += 1;
                     log::info!(
                         "the server lost the session ({}); starting a new one",
-                        f.message
+                        f.message()
                     );
                     self.reinitialize(generation)?;
                 }
@@ -40,7 +40,10 @@ impl Remote {
 
     /// Start a new session by replaying the client's initialize (with a bridge-owned id) and
     /// `notifications/initialized`, unless another request already did since `seen_generation`.
-    pub(super) fn reinitialize(self: &Arc<Self>, seen_generation: u64) -> Result<(), Failure> {
+    pub(super) fn reinitialize(
+        self: &Arc<Self>,
+        seen_generation: u64,
+    ) -> Result<(), TransportError> {
         if self.stop.is_closing() {
             // The client has gone (stdin closed): nothing new is started for it.
             return Err(shutting_down());
@@ -54,24 +57,16 @@ impl Remote {
             state.session.lost(seen_generation)
         };
         let original = original.ok_or_else(|| {
-            Failure::new(
-                jsonrpc::SESSION_LOST,
-                "the server lost the session before it was initialized",
+            TransportError::SessionLost(
+                "the server lost the session before it was initialized".into(),
             )
         })?;
         let replay_id = self.internal_id("reinit");
         let frame = with_id(&original, &replay_id).ok_or_else(|| {
-            Failure::new(
-                jsonrpc::SESSION_LOST,
-                "cannot replay the client's initialize",
-            )
+            TransportError::SessionLost("cannot replay the client's initialize".into())
         })?;
-        let info = jsonrpc::classify(&frame).map_err(|e| {
-            Failure::new(
-                jsonrpc::SESSION_LOST,
-                format!("cannot replay initialize: {e}"),
-            )
-        })?;
+        let info = jsonrpc::classify(&frame)
+            .map_err(|e| TransportError::SessionLost(format!("cannot replay initialize: {e}")))?;
         let previous_identity = self.state().session.server_identity.clone();
         self.state().session.initialize_id = Some(replay_id.clone());
         let reply = self.internal_request(&frame, &info, &replay_id)?;
@@ -80,13 +75,10 @@ impl Remote {
             .and_then(|i| i.error_code)
             .is_some()
         {
-            return Err(Failure::new(
-                jsonrpc::SESSION_LOST,
-                format!(
-                    "the server refused the replayed initialize: {}",
-                    excerpt(&reply)
-                ),
-            ));
+            return Err(TransportError::SessionLost(format!(
+                "the server refused the replayed initialize: {}",
+                excerpt(&reply)
+            )));
         }
         let initialized = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
         if let Ok(info) = jsonrpc::classify(initialized) {
@@ -124,7 +116,7 @@ impl Remote {
                 .map_err(|e| e.to_string())
                 .and_then(|info| {
                     self.internal_request(&frame, &info, &id)
-                        .map_err(|f| f.message)
+                        .map_err(|f| f.message().to_string())
                 })
                 .and_then(|reply| {
                     match jsonrpc::classify(&reply).ok().and_then(|i| i.error_code) {
@@ -196,7 +188,7 @@ impl Remote {
         frame: &[u8],
         info: &FrameInfo,
         id: &Id,
-    ) -> Result<Vec<u8>, Failure> {
+    ) -> Result<Vec<u8>, TransportError> {
         let (tx, rx) = mpsc::channel();
         lock(&self.internal).insert(id.clone(), tx);
         let sent = self.post_request(frame, info, id, false, &|| {});
@@ -204,10 +196,7 @@ impl Remote {
         lock(&self.internal).remove(id);
         sent?;
         reply.map_err(|_| {
-            Failure::new(
-                jsonrpc::SESSION_LOST,
-                "no response to the bridge's own request",
-            )
+            TransportError::SessionLost("no response to the bridge's own request".into())
         })
     }
 
@@ -217,7 +206,7 @@ impl Remote {
         self: &Arc<Self>,
         link: Arc<LegacyLink>,
         is_initialize: bool,
-    ) -> Result<Arc<LegacyLink>, Failure> {
+    ) -> Result<Arc<LegacyLink>, TransportError> {
         if link.is_alive() {
             return Ok(link);
         }
@@ -234,10 +223,7 @@ impl Remote {
         if let (false, Some(original)) = (is_initialize, original) {
             let replay_id = self.internal_id("reinit-sse");
             let frame = with_id(&original, &replay_id).ok_or_else(|| {
-                Failure::new(
-                    jsonrpc::SESSION_LOST,
-                    "cannot replay the client's initialize",
-                )
+                TransportError::SessionLost("cannot replay the client's initialize".into())
             })?;
             let (tx, rx) = mpsc::channel();
             lock(&self.internal).insert(replay_id.clone(), tx);
@@ -246,9 +232,8 @@ impl Remote {
             lock(&self.internal).remove(&replay_id);
             sent?;
             reply.map_err(|_| {
-                Failure::new(
-                    jsonrpc::SESSION_LOST,
-                    "the server did not answer the replayed initialize",
+                TransportError::SessionLost(
+                    "the server did not answer the replayed initialize".into(),
                 )
             })?;
             fresh.post(

@@ -10,7 +10,7 @@ impl Remote {
         stream: &mut EventStream<R>,
         id: &Id,
         answered: &dyn Fn(),
-    ) -> Result<Sent, Failure> {
+    ) -> Result<Sent, TransportError> {
         // Peek the first event: `endpoint` means a legacy server answered our POST.
         loop {
             match stream.next_event() {
@@ -53,7 +53,7 @@ impl Remote {
         id: &Id,
         modern: bool,
         answered: &dyn Fn(),
-    ) -> Result<(), Failure> {
+    ) -> Result<(), TransportError> {
         let deliver = |message: Message| self.deliver(message);
         let stopped = || self.stop.is_stopped();
         let mut outcome = pump(stream, Some(id), &deliver, &stopped);
@@ -79,20 +79,18 @@ impl Remote {
                     // A cancel closes the stream, which a read may see as a clean end (ureq's
                     // shutdown wakes it with EOF): never resume a cancelled request.
                     if cancel::current_is_cancelled() {
-                        return Err(Failure::new(
-                            jsonrpc::STREAM_ENDED,
-                            "the client cancelled the request",
+                        return Err(TransportError::StreamEnded(
+                            "the client cancelled the request".into(),
                         ));
                     }
                     if let StreamEnd::Refused(why) = end {
-                        return Err(Failure::new(jsonrpc::BAD_SERVER_RESPONSE, why));
+                        return Err(TransportError::BadResponse(why));
                     }
                     let resumable = !modern && last_event_id.is_some() && resumes < MAX_RESUMES;
                     let Some(last_id) = last_event_id.filter(|_| resumable) else {
-                        return Err(Failure::new(
-                            jsonrpc::STREAM_ENDED,
-                            format!("response stream ended before the response ({end})"),
-                        ));
+                        return Err(TransportError::StreamEnded(format!(
+                            "response stream ended before the response ({end})"
+                        )));
                     };
                     resumes += 1;
                     let wait = retry.unwrap_or_else(|| backoff(resumes));
@@ -103,13 +101,7 @@ impl Remote {
                     let resp = self.get_stream(Some(&last_id), None)?;
                     let status = resp.status().as_u16();
                     if status != 200 {
-                        return Err(Failure {
-                            status: Some(status),
-                            ..Failure::new(
-                                jsonrpc::STREAM_ENDED,
-                                format!("response stream ended before the response, and resuming it failed with HTTP {status}"),
-                            )
-                        });
+                        return Err(TransportError::StreamEnded(format!("response stream ended before the response, and resuming it failed with HTTP {status}")));
                     }
                     let mut resumed =
                         EventStream::new(resp.into_body().into_reader(), &self.limits);
@@ -140,7 +132,7 @@ impl Remote {
         &self,
         last_event_id: Option<&str>,
         idle_bound: Option<Duration>,
-    ) -> Result<Response<Body>, Failure> {
+    ) -> Result<Response<Body>, TransportError> {
         let mut headers = vec![("Accept".to_string(), "text/event-stream".to_string())];
         headers.extend(self.session_headers());
         if let Some(id) = last_event_id {
@@ -201,7 +193,7 @@ impl Remote {
                     if failures == 0 {
                         log::warn!(
                             "listening stream lost: {}; reconnecting in the background",
-                            f.message
+                            f.message()
                         );
                     }
                     failures += 1;
@@ -223,7 +215,7 @@ impl Remote {
                 if self.state().session.id.is_some() && is_session_gone(status, &body) {
                     log::info!("the server lost the session (HTTP {status} on the listening stream); starting a new one");
                     if let Err(f) = self.reinitialize(generation) {
-                        log::warn!("cannot start a new session: {}", f.message);
+                        log::warn!("cannot start a new session: {}", f.message());
                         return;
                     }
                     continue;
