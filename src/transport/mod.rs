@@ -4,7 +4,9 @@
 //! The pieces, in the order a request meets them:
 //! - [`remote::Remote`]: the front. Chooses the transport (`--transport`, with the client's own
 //!   `initialize` as the probe), keeps the [`session::Session`], and maps every failure to the
-//!   JSON-RPC error of the request that caused it ([`TransportError`]).
+//!   JSON-RPC error of the request that caused it.
+//! - [`error::TransportError`]: why an exchange failed; the one place that says whether to try
+//!   the other transport, whether it is a setup error, and which JSON-RPC error it becomes.
 //! - [`session::Session`]: the handshake-era session as pure state (id, negotiated version, the
 //!   initialize to replay, subscriptions and log level to restore). No I/O; unit-tested.
 //! - Streamable HTTP lives in `remote` itself (POST a message, read its JSON or SSE answer,
