@@ -218,12 +218,14 @@ fn wait_for_endpoint(
             Ok(Ok(endpoint)) => return Ok(endpoint),
             Ok(Err(why)) => return Err(TransportError::StreamEnded(why)),
             Err(RecvTimeoutError::Timeout) if Instant::now() < deadline && !stop.is_stopped() => {}
-            Err(_) => return Err(TransportError::Connection {
-                message: format!(
+            Err(_) => {
+                return Err(TransportError::Connection {
+                    message: format!(
                     "the server at {sse_url} sent no `endpoint` event: is this a legacy SSE URL?"
                 ),
-                setup: false,
-            }),
+                    setup: false,
+                })
+            }
         }
     }
 }
