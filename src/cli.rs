@@ -8,7 +8,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Config, Secret, TlsOptions, TlsVersion, TransportStrategy, Url};
+use crate::config::{
+    ClientIdentity, Config, Pkcs11Identity, Secret, TlsOptions, TlsVersion, TokenCertSource,
+    TransportStrategy, Url,
+};
+use crate::tls::{ObjectType, Pkcs11Uri};
 
 /// Which binary is parsing: the test client accepts a few extra flags (`--json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +70,7 @@ pub const ENV_KEY: &str = "MCP_REMOTE_TLS_KEY";
 pub const ENV_CA: &str = "MCP_REMOTE_TLS_CA";
 pub const ENV_PFX: &str = "MCP_REMOTE_TLS_PFX";
 pub const ENV_PASSPHRASE: &str = "MCP_REMOTE_TLS_PASSPHRASE";
+pub const ENV_PKCS11_MODULE: &str = "MCP_REMOTE_TLS_PKCS11_MODULE";
 pub const ENV_SERVERNAME: &str = "MCP_REMOTE_TLS_SERVERNAME";
 pub const ENV_MIN_VERSION: &str = "MCP_REMOTE_TLS_MIN_VERSION";
 pub const ENV_INSECURE: &str = "MCP_REMOTE_TLS_INSECURE";
@@ -87,6 +92,7 @@ struct Flags {
     ca: Option<PathBuf>,
     pfx: Option<PathBuf>,
     passphrase: Option<String>,
+    pkcs11_module: Option<PathBuf>,
     servername: Option<String>,
     min_version: Option<String>,
     insecure: bool,
@@ -144,6 +150,9 @@ where
             Long("tls-pfx") => flags.pfx = Some(path_value(&mut parser, "--tls-pfx")?),
             Long("tls-passphrase") => {
                 flags.passphrase = Some(string_value(&mut parser, "--tls-passphrase")?)
+            }
+            Long("tls-pkcs11-module") => {
+                flags.pkcs11_module = Some(path_value(&mut parser, "--tls-pkcs11-module")?)
             }
             Long("tls-servername") => {
                 flags.servername = Some(string_value(&mut parser, "--tls-servername")?)
@@ -239,15 +248,23 @@ where
             })?,
         };
 
+    let mut warnings = Vec::new();
+    let identity = client_identity(
+        IdentityFlags {
+            cert: f.cert.or_else(|| var_path(ENV_CERT)),
+            key: f.key.or_else(|| var_path(ENV_KEY)),
+            pfx: f.pfx.or_else(|| var_path(ENV_PFX)),
+            passphrase: f
+                .passphrase
+                .or_else(|| var(ENV_PASSPHRASE))
+                .map(Secret::new),
+            module: f.pkcs11_module.or_else(|| var_path(ENV_PKCS11_MODULE)),
+        },
+        &mut warnings,
+    )?;
     let tls = TlsOptions {
-        cert: f.cert.or_else(|| var_path(ENV_CERT)),
-        key: f.key.or_else(|| var_path(ENV_KEY)),
+        identity,
         ca: f.ca.or_else(|| var_path(ENV_CA)),
-        pfx: f.pfx.or_else(|| var_path(ENV_PFX)),
-        passphrase: f
-            .passphrase
-            .or_else(|| var(ENV_PASSPHRASE))
-            .map(Secret::new),
         servername: match (f.servername, var(ENV_SERVERNAME)) {
             (Some(name), _) => Some(validate_servername(&name, "--tls-servername")?),
             (None, Some(name)) => Some(validate_servername(&name, ENV_SERVERNAME)?),
@@ -256,9 +273,7 @@ where
         min_version,
         insecure_skip_verify: insecure,
     };
-    check_tls_rules(&tls)?;
 
-    let mut warnings = Vec::new();
     if !url.is_https() {
         if !f.allow_http {
             return Err(usage(format!(
@@ -303,22 +318,104 @@ where
     })
 }
 
-fn check_tls_rules(tls: &TlsOptions) -> Result<(), UsageError> {
-    if tls.pfx.is_some() && (tls.cert.is_some() || tls.key.is_some()) {
+/// The identity flags after their environment fallbacks, before the rules that combine them.
+struct IdentityFlags {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    pfx: Option<PathBuf>,
+    passphrase: Option<Secret>,
+    module: Option<PathBuf>,
+}
+
+/// The one [`ClientIdentity`] the flags describe, or the usage error that says why they do not
+/// fit together. `pkcs11:` values of `--tls-key`/`--tls-cert` are parsed here (RFC 7512).
+fn client_identity(
+    flags: IdentityFlags,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ClientIdentity>, UsageError> {
+    let IdentityFlags {
+        cert,
+        key,
+        pfx,
+        passphrase,
+        module,
+    } = flags;
+    let as_uri = |value: &Option<PathBuf>| {
+        value
+            .as_ref()
+            .and_then(|v| v.to_str())
+            .filter(|v| crate::tls::is_pkcs11_uri(v))
+            .map(str::to_string)
+    };
+    let key_uri = as_uri(&key);
+    let cert_uri = as_uri(&cert);
+    if pfx.is_some() && (cert.is_some() || key.is_some()) {
         return Err(usage(
             "--tls-pfx cannot be combined with --tls-cert/--tls-key (or their MCP_REMOTE_TLS_* variables): \
              use either a PKCS#12 bundle or a PEM certificate and key",
         ));
     }
-    match (&tls.cert, &tls.key) {
-        (Some(_), None) => Err(usage(
+    if module.is_some() && key_uri.is_none() {
+        warnings.push(
+            "--tls-pkcs11-module (or MCP_REMOTE_TLS_PKCS11_MODULE) is ignored: it is only used \
+             with --tls-key pkcs11:…"
+                .to_string(),
+        );
+    }
+    if let Some(text) = key_uri {
+        let uri = parse_uri("--tls-key", &text)?;
+        if uri.object_type.is_some_and(|t| t != ObjectType::Private) {
+            return Err(usage(format!(
+                "--tls-key {uri} names a type that is not a private key: use type=private \
+                 or leave type out"
+            )));
+        }
+        let cert = match (cert_uri, cert) {
+            (Some(text), _) => {
+                let cert = parse_uri("--tls-cert", &text)?;
+                if cert.object_type.is_some_and(|t| t != ObjectType::Cert) {
+                    return Err(usage(format!(
+                        "--tls-cert {cert} names a type that is not a certificate: use type=cert \
+                         or leave type out"
+                    )));
+                }
+                TokenCertSource::Token(Box::new(cert))
+            }
+            (None, Some(path)) => TokenCertSource::File(path),
+            (None, None) => TokenCertSource::BesideKey,
+        };
+        return Ok(Some(ClientIdentity::Pkcs11(Box::new(Pkcs11Identity {
+            key: uri,
+            cert,
+            module,
+            pin: passphrase,
+        }))));
+    }
+    if cert_uri.is_some() {
+        return Err(usage(
+            "--tls-cert pkcs11:… needs the key on a token too: give --tls-key pkcs11:… \
+             (a certificate on a token with a key file is not supported)",
+        ));
+    }
+    match (cert, key, pfx) {
+        (_, _, Some(bundle)) => Ok(Some(ClientIdentity::Pkcs12 { bundle, passphrase })),
+        (Some(cert), Some(key), None) => Ok(Some(ClientIdentity::PemFiles {
+            cert,
+            key,
+            passphrase,
+        })),
+        (Some(_), None, None) => Err(usage(
             "--tls-cert needs --tls-key (or MCP_REMOTE_TLS_KEY): the certificate and its private key go together",
         )),
-        (None, Some(_)) => Err(usage(
+        (None, Some(_), None) => Err(usage(
             "--tls-key needs --tls-cert (or MCP_REMOTE_TLS_CERT): the private key and its certificate go together",
         )),
-        _ => Ok(()),
+        (None, None, None) => Ok(None),
     }
+}
+
+fn parse_uri(flag: &str, text: &str) -> Result<Pkcs11Uri, UsageError> {
+    Pkcs11Uri::parse(text).map_err(|e| usage(format!("{flag}: {e}")))
 }
 
 fn parse_tls_version(s: &str, source: &str) -> Result<TlsVersion, UsageError> {
