@@ -663,16 +663,22 @@ General:
   -h, --help                       Print this help and exit
 
 mTLS / TLS:                                                  Environment fallback:
-  --tls-cert <path>                PEM client certificate     MCP_REMOTE_TLS_CERT
+  --tls-cert <path|pkcs11:URI>     PEM client certificate     MCP_REMOTE_TLS_CERT
                                    (leaf, then intermediates)
-  --tls-key <path>                 PEM private key for it     MCP_REMOTE_TLS_KEY
+                                   or a token object
+  --tls-key <path|pkcs11:URI>      PEM private key for it,    MCP_REMOTE_TLS_KEY
+                                   or an RFC 7512 URI of a
+                                   key on a PKCS#11 token
+  --tls-pkcs11-module <path>       The token's PKCS#11        MCP_REMOTE_TLS_PKCS11_MODULE
+                                   module (.so/.dylib/.dll)
   --tls-ca <path>                  PEM CA bundle that         MCP_REMOTE_TLS_CA
                                    verifies the server
                                    (replaces the OS roots)
   --tls-pfx <path>                 PKCS#12 (.p12/.pfx) with   MCP_REMOTE_TLS_PFX
                                    certificate and key
   --tls-passphrase <value>         Passphrase of the key or   MCP_REMOTE_TLS_PASSPHRASE
-                                   PKCS#12 (prefer the variable)
+                                   PKCS#12, or the token's
+                                   PIN (prefer the variable)
   --tls-servername <name>          Name for SNI and server    MCP_REMOTE_TLS_SERVERNAME
                                    certificate check
                                    [default: URL host]
@@ -683,6 +689,7 @@ mTLS / TLS:                                                  Environment fallbac
 
 Rules:
   --tls-cert and --tls-key go together; --tls-pfx excludes both.
+  With --tls-key pkcs11:…, --tls-cert may be left out (the certificate beside the key is used).
   A flag overrides its environment variable.
   Exit codes: 0 success, 1 runtime error, 2 usage error.
 ",
