@@ -8,7 +8,7 @@ MUSL_DIR    := target/$(MUSL_TARGET)/release
 SHELL       := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help build release test fuzz lint fixtures musl scratch-test bench demo interop clean
+.PHONY: help build release test fuzz lint fixtures musl scratch-test bench bench-pkcs11 demo interop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-13s %s\n", $$1, $$2 }'
@@ -56,6 +56,9 @@ scratch-test: musl ## Run the static binary in an empty root (no libc, no /etc/s
 bench: ## Bridge vs direct HTTPS client on loopback: latency, concurrency, 5 MB, RSS, exit (examples/bench.rs)
 	$(CARGO) build --release --bins
 	$(CARGO) run --release --example bench
+
+bench-pkcs11: ## Handshake time: client key on a SoftHSM2 token vs in a file (needs softhsm2, opensc)
+	$(CARGO) run --release --example pkcs11_bench
 
 demo: ## Local endpoint that demands client certificates, the test client, one tools/call through the bridge
 	bash scripts/demo.sh

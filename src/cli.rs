@@ -816,6 +816,115 @@ mod tests {
     }
 
     #[test]
+    fn each_identity_source_is_one_variant() {
+        let identity = |args: &[&str]| {
+            let mut all = vec!["https://h/"];
+            all.extend_from_slice(args);
+            run(&all).map(|inv| inv.config.tls.identity)
+        };
+        assert_eq!(identity(&[]).unwrap(), None);
+        assert!(matches!(
+            identity(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap(),
+            Some(ClientIdentity::PemFiles { .. })
+        ));
+        assert!(matches!(
+            identity(&["--tls-pfx", "a.p12"]).unwrap(),
+            Some(ClientIdentity::Pkcs12 { .. })
+        ));
+        let token = |args: &[&str]| match identity(args).unwrap() {
+            Some(ClientIdentity::Pkcs11(token)) => *token,
+            other => panic!("{other:?}"),
+        };
+        let t = token(&[
+            "--tls-key",
+            "pkcs11:token=mcp;object=client",
+            "--tls-pkcs11-module",
+            "/m.so",
+            "--tls-passphrase",
+            "1234",
+        ]);
+        assert_eq!(t.cert, TokenCertSource::BesideKey);
+        assert_eq!(t.module, Some(PathBuf::from("/m.so")));
+        assert_eq!(t.pin.as_ref().map(Secret::expose), Some("1234"));
+        let t = token(&["--tls-key", "pkcs11:object=k", "--tls-cert", "c.pem"]);
+        assert_eq!(t.cert, TokenCertSource::File(PathBuf::from("c.pem")));
+        let t = token(&[
+            "--tls-key",
+            "pkcs11:object=k",
+            "--tls-cert",
+            "pkcs11:object=c",
+        ]);
+        assert!(matches!(t.cert, TokenCertSource::Token(_)));
+        // The module from the environment.
+        let env = |n: &str| (n == ENV_PKCS11_MODULE).then(|| "/env.so".to_string());
+        let inv = run_env(&["https://h/", "--tls-key", "pkcs11:object=k"], &env).unwrap();
+        match inv.config.tls.identity {
+            Some(ClientIdentity::Pkcs11(t)) => assert_eq!(t.module, Some("/env.so".into())),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn impossible_identity_combinations_are_usage_errors() {
+        for (args, says) in [
+            (
+                &["--tls-cert", "pkcs11:object=c", "--tls-key", "k.pem"][..],
+                "needs the key on a token",
+            ),
+            (
+                &["--tls-cert", "pkcs11:object=c"][..],
+                "needs the key on a token",
+            ),
+            (
+                &["--tls-key", "pkcs11:object=k;type=cert"][..],
+                "type=private",
+            ),
+            (
+                &[
+                    "--tls-key",
+                    "pkcs11:object=k",
+                    "--tls-cert",
+                    "pkcs11:object=c;type=private",
+                ][..],
+                "type=cert",
+            ),
+            (
+                &["--tls-key", "pkcs11:objekt=k"][..],
+                "--tls-key: unknown attribute 'objekt'",
+            ),
+            (
+                &["--tls-pfx", "a.p12", "--tls-key", "pkcs11:object=k"][..],
+                "--tls-pfx cannot be combined",
+            ),
+            (&["--tls-key", "k.pem"][..], "--tls-key needs --tls-cert"),
+        ] {
+            let mut all = vec!["https://h/"];
+            all.extend_from_slice(args);
+            let err = run(&all).unwrap_err();
+            assert!(err.0.contains(says), "{args:?}: {err}");
+        }
+        let inv = run(&["https://h/", "--tls-pkcs11-module", "/m.so"]).unwrap();
+        assert!(inv.warnings.iter().any(|w| w.contains("is ignored")));
+    }
+
+    #[test]
+    fn pin_values_never_in_debug_output() {
+        let inv = run(&[
+            "https://h/",
+            "--tls-key",
+            "pkcs11:object=k?pin-value=9876",
+            "--tls-passphrase",
+            "s3cret-pin",
+        ])
+        .unwrap();
+        let shown = format!("{:?}", inv.config);
+        assert!(
+            !shown.contains("9876") && !shown.contains("s3cret-pin"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn passphrase_never_in_debug_output() {
         let inv = run(&[
             "https://h/",
