@@ -594,3 +594,31 @@ fn a_rotated_certificate_file_beside_a_token_key_is_used_for_new_connections() {
         "{cns:?}"
     );
 }
+
+#[test]
+fn the_bridge_stops_with_the_token_error_before_any_connection() {
+    let hsm = SoftHsm::new("bridge-error");
+    let srv = TestServer::start(ServerOptions::default());
+    let mut flags = hsm.key_flags("client-rsa");
+    let pin = flags.iter().position(|f| f == PIN).unwrap();
+    flags[pin] = "0000".to_string();
+    let mut b = bridge(&hsm, &srv.url("/mcp"), flags);
+    let status = b.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(1), "{}", b.stderr());
+    assert!(
+        b.stderr()
+            .contains("error: wrong PIN for PKCS#11 token 'mcp'"),
+        "{}",
+        b.stderr()
+    );
+    assert!(
+        !b.stderr().contains("0000"),
+        "the PIN is never logged: {}",
+        b.stderr()
+    );
+    assert_eq!(
+        srv.handshakes(),
+        0,
+        "nothing was sent before the pre-flight"
+    );
+}

@@ -114,7 +114,7 @@ pub(crate) fn open(identity: &Pkcs11Identity) -> Result<TokenIdentity, Pkcs11Err
                 )?;
                 Some(read_cert(session, cert, &token_label)?)
             }
-            TokenCertSource::Token(cert_uri) => Some(cert_from_uri(&pool, cert_uri, &token_label)?),
+            TokenCertSource::Token(cert_uri) => Some(cert_from_uri(&pool, cert_uri)?),
         };
         Ok::<_, Pkcs11Error>((label, chain))
     })();
@@ -320,7 +320,6 @@ fn read_cert(
 fn cert_from_uri(
     pool: &TokenPool,
     cert_uri: &Pkcs11Uri,
-    key_token: &str,
 ) -> Result<Vec<CertificateDer<'static>>, Pkcs11Error> {
     let ctx = pool.ctx();
     let (slot, label) = if cert_uri.token.is_none() && cert_uri.serial.is_none() {
@@ -331,18 +330,18 @@ fn cert_from_uri(
     let session = ctx
         .open_ro_session(slot)
         .map_err(|e| token::call(e, &label))?;
-    let object = token::find_one(
+    let found = token::find_one(
         &session,
         ObjectClass::CERTIFICATE,
         cert_uri.object.as_deref(),
         cert_uri.id.as_deref(),
         "certificate",
-        if label.is_empty() { key_token } else { &label },
+        &label,
         cert_uri,
-    )?;
-    let chain = read_cert(&session, object, &label);
+    )
+    .and_then(|object| read_cert(&session, object, &label));
     let _ = session.close();
-    chain
+    found
 }
 
 /// The key kind and the public key (the SPKI's bit string: RSAPublicKey DER or the EC point).

@@ -34,7 +34,7 @@ impl ObjectType {
 }
 
 /// A parsed `pkcs11:` URI. Every selector is optional: an absent one matches anything.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Pkcs11Uri {
     /// The URI as given, with a `pin-value` replaced by `<redacted>`: what messages show.
     shown: String,
@@ -210,7 +210,14 @@ impl fmt::Display for Pkcs11Uri {
     }
 }
 
-/// `01:a2`-style bytes, as pkcs11-tool prints ids.
+/// `--debug` shows the URI as given (without a `pin-value`), not every empty selector.
+impl fmt::Debug for Pkcs11Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Pkcs11Uri").field(&self.shown).finish()
+    }
+}
+
+/// `01a2`-style bytes, as pkcs11-tool prints ids.
 pub fn hex(bytes: &[u8]) -> String {
     bytes
         .iter()
