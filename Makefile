@@ -35,14 +35,16 @@ fuzz: ## Long property-based fuzzing of the SSE parser and the stdin framer (mak
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --no-default-features -- -D warnings
 
 fixtures: ## Generate the test certificates and keys in fixtures/ (needs the openssl CLI)
 	scripts/make-fixtures.sh
 
 # The binaries are static (musl, no libc at run time) so they can ship in a FROM-scratch image.
 # Needs `rustup target add x86_64-unknown-linux-musl` and a musl C compiler for ring (`musl-tools`).
+# Without the pkcs11 feature: a static binary has no dynamic loader to load a PKCS#11 module with.
 musl: ## Static musl release build of every binary; prints their sizes and `file` output
-	$(CARGO) build --release --bins --target $(MUSL_TARGET)
+	$(CARGO) build --release --bins --target $(MUSL_TARGET) --no-default-features
 	@for bin in $(MUSL_DIR)/*; do \
 	  [ -f "$$bin" ] && [ -x "$$bin" ] || continue; \
 	  printf '%-55s %9s bytes\n' "$$bin" "$$(stat -c %s "$$bin")"; \

@@ -3,6 +3,8 @@
 //! RSA and ECDSA keys, TLS 1.2 and 1.3, 50 concurrent handshakes, every pre-flight error, a token
 //! removed while the bridge runs, and certificate rotation beside a token key.
 
+#![cfg(feature = "pkcs11")]
+
 mod support;
 
 use std::process::{Command, Output};

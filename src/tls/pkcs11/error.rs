@@ -6,6 +6,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+#[cfg(feature = "pkcs11")]
 use cryptoki::error::{Error as CkError, RvError};
 
 const PIN_HINT: &str =
@@ -19,6 +20,8 @@ pub enum Pkcs11Error {
     },
     /// A static musl binary has no dynamic loader, so it cannot load any module.
     StaticBuild,
+    /// Built without the `pkcs11` cargo feature (the static release is).
+    NotBuilt,
     /// The module file does not exist or cannot be read.
     ModuleNotFound {
         path: PathBuf,
@@ -111,6 +114,12 @@ impl fmt::Display for Pkcs11Error {
                 "this mcp-secure-remote is a static build, which cannot load a PKCS#11 module (no \
                  dynamic loader); use the dynamically linked build (cargo install, or the \
                  x86_64-unknown-linux-gnu release) for keys on a token"
+            ),
+            Self::NotBuilt => write!(
+                f,
+                "this mcp-secure-remote was built without PKCS#11 support (the static release \
+                 cannot load a module: it has no dynamic loader); use the dynamically linked \
+                 build (cargo install, or the x86_64-unknown-linux-gnu release) for keys on a token"
             ),
             Self::ModuleNotFound { path, source } => write!(
                 f,
@@ -235,6 +244,7 @@ fn quoted_list(items: &[String]) -> String {
         .join(", ")
 }
 
+#[cfg(feature = "pkcs11")]
 /// Whether the error means the token (or the module's view of it) is gone, so that the next use
 /// must start the module again rather than reuse sessions and handles.
 pub fn is_token_gone(e: &CkError) -> bool {
@@ -257,6 +267,7 @@ pub fn is_token_gone(e: &CkError) -> bool {
     )
 }
 
+#[cfg(feature = "pkcs11")]
 /// The function and `CKR_` name of a cryptoki error, e.g. `("C_Sign", "CKR_DEVICE_ERROR")`.
 pub fn describe(e: &CkError) -> (String, String) {
     match e {
@@ -265,6 +276,7 @@ pub fn describe(e: &CkError) -> (String, String) {
     }
 }
 
+#[cfg(feature = "pkcs11")]
 /// The `CKR_…` name of a return value: `PinIncorrect` → `CKR_PIN_INCORRECT`.
 pub fn rv_name(rv: RvError) -> String {
     // RvError's variant names are the CKR_ names in CamelCase; its Display is a paragraph.
@@ -279,7 +291,7 @@ pub fn rv_name(rv: RvError) -> String {
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "pkcs11"))]
 mod tests {
     use super::*;
 

@@ -8,57 +8,7 @@ use cryptoki::types::Ulong;
 use ring::digest;
 use rustls::SignatureScheme;
 
-/// What the certificate says the key is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
-    Rsa { bits: usize },
-    EcP256,
-    EcP384,
-}
-
-impl KeyKind {
-    /// `RSA 2048`, `ECDSA P-256`: for the test client's report.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Rsa { bits } => format!("RSA {bits}"),
-            Self::EcP256 => "ECDSA P-256".to_string(),
-            Self::EcP384 => "ECDSA P-384".to_string(),
-        }
-    }
-
-    /// Every scheme rustls may ask for with this kind of key, strongest first within a family.
-    pub fn candidate_schemes(&self) -> &'static [SignatureScheme] {
-        match self {
-            Self::Rsa { .. } => &[
-                SignatureScheme::RSA_PSS_SHA512,
-                SignatureScheme::RSA_PSS_SHA384,
-                SignatureScheme::RSA_PSS_SHA256,
-                SignatureScheme::RSA_PKCS1_SHA512,
-                SignatureScheme::RSA_PKCS1_SHA384,
-                SignatureScheme::RSA_PKCS1_SHA256,
-            ],
-            // TLS 1.3 ties each curve to one hash; offering only that pair keeps 1.2 and 1.3 alike.
-            Self::EcP256 => &[SignatureScheme::ECDSA_NISTP256_SHA256],
-            Self::EcP384 => &[SignatureScheme::ECDSA_NISTP384_SHA384],
-        }
-    }
-
-    pub fn algorithm(&self) -> rustls::SignatureAlgorithm {
-        match self {
-            Self::Rsa { .. } => rustls::SignatureAlgorithm::RSA,
-            Self::EcP256 | Self::EcP384 => rustls::SignatureAlgorithm::ECDSA,
-        }
-    }
-
-    /// The bytes of one coordinate (ECDSA signatures from tokens are `r || s`).
-    fn field_len(&self) -> usize {
-        match self {
-            Self::EcP256 => 32,
-            Self::EcP384 => 48,
-            Self::Rsa { .. } => 0,
-        }
-    }
-}
+use super::KeyKind;
 
 /// The token mechanism behind a scheme: the PKCS#11 names, for the report and the mechanism check.
 pub fn mechanism_type(scheme: SignatureScheme) -> MechanismType {
@@ -170,7 +120,7 @@ pub fn finish(kind: KeyKind, signature: Vec<u8>) -> Option<Vec<u8>> {
     match kind {
         KeyKind::Rsa { .. } => Some(signature),
         KeyKind::EcP256 | KeyKind::EcP384 => {
-            let n = kind.field_len();
+            let n = field_len(kind);
             if signature.len() != 2 * n {
                 return None;
             }
@@ -183,6 +133,15 @@ pub fn finish(kind: KeyKind, signature: Vec<u8>) -> Option<Vec<u8>> {
             out.extend(s);
             Some(out)
         }
+    }
+}
+
+/// The bytes of one coordinate (ECDSA signatures from tokens are `r || s`).
+fn field_len(kind: KeyKind) -> usize {
+    match kind {
+        KeyKind::EcP256 => 32,
+        KeyKind::EcP384 => 48,
+        KeyKind::Rsa { .. } => 0,
     }
 }
 
