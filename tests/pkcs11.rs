@@ -200,8 +200,10 @@ fn bridge_sessions_with_token_keys_over_tls_1_2_and_1_3() {
 }
 
 #[test]
-fn the_certificate_can_be_a_file_or_named_by_its_own_uri() {
+fn the_certificate_can_be_a_file_or_named_by_its_own_uri_without_a_public_key_object() {
     let hsm = SoftHsm::new("cert-sources");
+    // Like many cards: the private key and the certificate, no public-key object.
+    hsm.pkcs11_tool(&["--delete-object", "--type", "pubkey", "--id", "02"]);
     let srv = TestServer::start(ServerOptions::default());
     let url = srv.url("/mcp");
     let file = with(
