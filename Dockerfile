@@ -16,12 +16,13 @@ WORKDIR /src
 COPY . .
 # Native build for the image's platform (amd64 or arm64). The [profile.release] of Cargo.toml applies
 # (size-optimised, stripped). The cache mounts keep crates and build output between builds.
+# --no-default-features: no PKCS#11 (a static binary cannot load a module).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     set -eu; \
     triple="$(uname -m)-unknown-linux-musl"; \
     rustup target add "$triple"; \
-    cargo build --release --locked --bins --target "$triple"; \
+    cargo build --release --locked --bins --no-default-features --target "$triple"; \
     mkdir /out; \
     find "target/$triple/release" -maxdepth 1 -type f -perm -u+x -exec cp {} /out/ \; ; \
     ls -l /out

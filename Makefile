@@ -8,7 +8,7 @@ MUSL_DIR    := target/$(MUSL_TARGET)/release
 SHELL       := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help build release test fuzz lint fixtures musl scratch-test bench demo interop clean
+.PHONY: help build release test fuzz lint fixtures musl scratch-test bench bench-pkcs11 demo interop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-13s %s\n", $$1, $$2 }'
@@ -35,14 +35,16 @@ fuzz: ## Long property-based fuzzing of the SSE parser and the stdin framer (mak
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --no-default-features -- -D warnings
 
 fixtures: ## Generate the test certificates and keys in fixtures/ (needs the openssl CLI)
 	scripts/make-fixtures.sh
 
 # The binaries are static (musl, no libc at run time) so they can ship in a FROM-scratch image.
 # Needs `rustup target add x86_64-unknown-linux-musl` and a musl C compiler for ring (`musl-tools`).
+# Without the pkcs11 feature: a static binary has no dynamic loader to load a PKCS#11 module with.
 musl: ## Static musl release build of every binary; prints their sizes and `file` output
-	$(CARGO) build --release --bins --target $(MUSL_TARGET)
+	$(CARGO) build --release --bins --target $(MUSL_TARGET) --no-default-features
 	@for bin in $(MUSL_DIR)/*; do \
 	  [ -f "$$bin" ] && [ -x "$$bin" ] || continue; \
 	  printf '%-55s %9s bytes\n' "$$bin" "$$(stat -c %s "$$bin")"; \
@@ -56,6 +58,9 @@ scratch-test: musl ## Run the static binary in an empty root (no libc, no /etc/s
 bench: ## Bridge vs direct HTTPS client on loopback: latency, concurrency, 5 MB, RSS, exit (examples/bench.rs)
 	$(CARGO) build --release --bins
 	$(CARGO) run --release --example bench
+
+bench-pkcs11: ## Handshake time: client key on a SoftHSM2 token vs in a file (needs softhsm2, opensc)
+	$(CARGO) run --release --example pkcs11_bench
 
 demo: ## Local endpoint that demands client certificates, the test client, one tools/call through the bridge
 	bash scripts/demo.sh

@@ -19,7 +19,7 @@ EXPECTED=(
   client-rsa.crt client-rsa.key client-rsa.pkcs1.key client-rsa.enc.key
   client-rsa.legacy-enc.key client-rsa.des3-enc.key client-rsa.v1-3des-enc.key
   client-ec.crt client-ec.key client-ec.pkcs8.key client-ec.legacy-enc.key
-  client-ec384.crt client-ec384.key client-ed25519.crt client-ed25519.key
+  client-ec384.crt client-ec384.key client-ec384.pkcs8.key client-ed25519.crt client-ed25519.key
   client.p12 client-legacy.p12 client-nopass.p12
   intermediate-ca.crt intermediate-ca.key client-chain.crt client-chain.key
   rogue-ca.crt rogue-ca.key rogue-client.crt rogue-client.key rogue-server.crt rogue-server.key
@@ -140,7 +140,6 @@ issue client-ec.key client-ec.crt mcp-test-client-ec client ca.crt ca.key
 openssl ec -in client-ec.key -aes256 -passout "pass:$PASS" -out client-ec.legacy-enc.key 2>/dev/null
 ec_key client-ec384.pkcs8.key P-384
 openssl ec -in client-ec384.pkcs8.key -out client-ec384.key 2>/dev/null
-rm -f client-ec384.pkcs8.key
 issue client-ec384.key client-ec384.crt mcp-test-client-ec384 client ca.crt ca.key
 openssl genpkey -algorithm ED25519 -out client-ed25519.key
 issue client-ed25519.key client-ed25519.crt mcp-test-client-ed25519 client_ed25519 ca.crt ca.key

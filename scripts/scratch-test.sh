@@ -139,6 +139,15 @@ grep -q 'no usable system root certificates found' "$work/err" \
 grep -q 'built in (webpki-roots)' "$work/err" || fail "the debug log does not say the built-in roots were used"
 if grep -q 'fixture-pass' "$work/err"; then fail "the passphrase appears in the debug log"; fi
 
+step "a key on a PKCS#11 token: the static build says it cannot load a module"
+code=0
+in_root /mcp-secure-remote "https://127.0.0.1:$closed_port/mcp" --tls-key 'pkcs11:token=mcp;object=client' \
+  --tls-pkcs11-module /libsofthsm2.so < /dev/null > "$work/out" 2> "$work/err" || code=$?
+cat "$work/err"
+[ "$code" = 1 ] || fail "exit code $code with a pkcs11: key, expected 1"
+grep -q 'built without PKCS#11 support' "$work/err" \
+  || fail "expected the one-line 'built without PKCS#11 support' error"
+
 # ---- a real MCP session against a local mTLS endpoint ----
 if [ "$endpoint" = auto ]; then
   if [ -f "$repo/examples/mtls_endpoint.rs" ]; then

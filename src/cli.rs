@@ -8,8 +8,12 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Config, Secret, TlsOptions, TlsVersion, TransportStrategy, Url};
+use crate::config::{
+    ClientIdentity, Config, Pkcs11Identity, Secret, TlsOptions, TlsVersion, TokenCertSource,
+    TransportStrategy, Url,
+};
 use crate::http::is_tchar;
+use crate::tls::{ObjectType, Pkcs11Uri};
 
 /// Which binary is parsing: the test client accepts a few extra flags (`--json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +71,7 @@ pub const ENV_KEY: &str = "MCP_REMOTE_TLS_KEY";
 pub const ENV_CA: &str = "MCP_REMOTE_TLS_CA";
 pub const ENV_PFX: &str = "MCP_REMOTE_TLS_PFX";
 pub const ENV_PASSPHRASE: &str = "MCP_REMOTE_TLS_PASSPHRASE";
+pub const ENV_PKCS11_MODULE: &str = "MCP_REMOTE_TLS_PKCS11_MODULE";
 pub const ENV_SERVERNAME: &str = "MCP_REMOTE_TLS_SERVERNAME";
 pub const ENV_MIN_VERSION: &str = "MCP_REMOTE_TLS_MIN_VERSION";
 pub const ENV_INSECURE: &str = "MCP_REMOTE_TLS_INSECURE";
@@ -99,6 +104,7 @@ struct Flags {
     ca: Option<PathBuf>,
     pfx: Option<PathBuf>,
     passphrase: Option<String>,
+    pkcs11_module: Option<PathBuf>,
     servername: Option<String>,
     min_version: Option<String>,
     insecure: bool,
@@ -162,6 +168,9 @@ where
             Long("tls-pfx") => flags.pfx = Some(path_value(&mut parser, "--tls-pfx")?),
             Long("tls-passphrase") => {
                 flags.passphrase = Some(string_value(&mut parser, "--tls-passphrase")?)
+            }
+            Long("tls-pkcs11-module") => {
+                flags.pkcs11_module = Some(path_value(&mut parser, "--tls-pkcs11-module")?)
             }
             Long("tls-servername") => {
                 flags.servername = Some(string_value(&mut parser, "--tls-servername")?)
@@ -257,15 +266,23 @@ where
             })?,
         };
 
+    let mut warnings = Vec::new();
+    let identity = client_identity(
+        IdentityFlags {
+            cert: f.cert.or_else(|| var_path(ENV_CERT)),
+            key: f.key.or_else(|| var_path(ENV_KEY)),
+            pfx: f.pfx.or_else(|| var_path(ENV_PFX)),
+            passphrase: f
+                .passphrase
+                .or_else(|| var(ENV_PASSPHRASE))
+                .map(Secret::new),
+            module: f.pkcs11_module.or_else(|| var_path(ENV_PKCS11_MODULE)),
+        },
+        &mut warnings,
+    )?;
     let tls = TlsOptions {
-        cert: f.cert.or_else(|| var_path(ENV_CERT)),
-        key: f.key.or_else(|| var_path(ENV_KEY)),
+        identity,
         ca: f.ca.or_else(|| var_path(ENV_CA)),
-        pfx: f.pfx.or_else(|| var_path(ENV_PFX)),
-        passphrase: f
-            .passphrase
-            .or_else(|| var(ENV_PASSPHRASE))
-            .map(Secret::new),
         servername: match (f.servername, var(ENV_SERVERNAME)) {
             (Some(name), _) => Some(validate_servername(&name, "--tls-servername")?),
             (None, Some(name)) => Some(validate_servername(&name, ENV_SERVERNAME)?),
@@ -274,9 +291,7 @@ where
         min_version,
         insecure_skip_verify: insecure,
     };
-    check_tls_rules(&tls)?;
 
-    let mut warnings = Vec::new();
     if !url.is_https() {
         if !f.allow_http {
             return Err(usage(format!(
@@ -388,22 +403,104 @@ pub fn parse_size(text: &str) -> Option<usize> {
     usize::try_from(bytes).ok()
 }
 
-fn check_tls_rules(tls: &TlsOptions) -> Result<(), UsageError> {
-    if tls.pfx.is_some() && (tls.cert.is_some() || tls.key.is_some()) {
+/// The identity flags after their environment fallbacks, before the rules that combine them.
+struct IdentityFlags {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    pfx: Option<PathBuf>,
+    passphrase: Option<Secret>,
+    module: Option<PathBuf>,
+}
+
+/// The one [`ClientIdentity`] the flags describe, or the usage error that says why they do not
+/// fit together. `pkcs11:` values of `--tls-key`/`--tls-cert` are parsed here (RFC 7512).
+fn client_identity(
+    flags: IdentityFlags,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ClientIdentity>, UsageError> {
+    let IdentityFlags {
+        cert,
+        key,
+        pfx,
+        passphrase,
+        module,
+    } = flags;
+    let as_uri = |value: &Option<PathBuf>| {
+        value
+            .as_ref()
+            .and_then(|v| v.to_str())
+            .filter(|v| crate::tls::is_pkcs11_uri(v))
+            .map(str::to_string)
+    };
+    let key_uri = as_uri(&key);
+    let cert_uri = as_uri(&cert);
+    if pfx.is_some() && (cert.is_some() || key.is_some()) {
         return Err(usage(
             "--tls-pfx cannot be combined with --tls-cert/--tls-key (or their MCP_REMOTE_TLS_* variables): \
              use either a PKCS#12 bundle or a PEM certificate and key",
         ));
     }
-    match (&tls.cert, &tls.key) {
-        (Some(_), None) => Err(usage(
+    if module.is_some() && key_uri.is_none() {
+        warnings.push(
+            "--tls-pkcs11-module (or MCP_REMOTE_TLS_PKCS11_MODULE) is ignored: it is only used \
+             with --tls-key pkcs11:…"
+                .to_string(),
+        );
+    }
+    if let Some(text) = key_uri {
+        let uri = parse_uri("--tls-key", &text)?;
+        if uri.object_type.is_some_and(|t| t != ObjectType::Private) {
+            return Err(usage(format!(
+                "--tls-key {uri} names a type that is not a private key: use type=private \
+                 or leave type out"
+            )));
+        }
+        let cert = match (cert_uri, cert) {
+            (Some(text), _) => {
+                let cert = parse_uri("--tls-cert", &text)?;
+                if cert.object_type.is_some_and(|t| t != ObjectType::Cert) {
+                    return Err(usage(format!(
+                        "--tls-cert {cert} names a type that is not a certificate: use type=cert \
+                         or leave type out"
+                    )));
+                }
+                TokenCertSource::Token(Box::new(cert))
+            }
+            (None, Some(path)) => TokenCertSource::File(path),
+            (None, None) => TokenCertSource::BesideKey,
+        };
+        return Ok(Some(ClientIdentity::Pkcs11(Box::new(Pkcs11Identity {
+            key: uri,
+            cert,
+            module,
+            pin: passphrase,
+        }))));
+    }
+    if cert_uri.is_some() {
+        return Err(usage(
+            "--tls-cert pkcs11:… needs the key on a token too: give --tls-key pkcs11:… \
+             (a certificate on a token with a key file is not supported)",
+        ));
+    }
+    match (cert, key, pfx) {
+        (_, _, Some(bundle)) => Ok(Some(ClientIdentity::Pkcs12 { bundle, passphrase })),
+        (Some(cert), Some(key), None) => Ok(Some(ClientIdentity::PemFiles {
+            cert,
+            key,
+            passphrase,
+        })),
+        (Some(_), None, None) => Err(usage(
             "--tls-cert needs --tls-key (or MCP_REMOTE_TLS_KEY): the certificate and its private key go together",
         )),
-        (None, Some(_)) => Err(usage(
+        (None, Some(_), None) => Err(usage(
             "--tls-key needs --tls-cert (or MCP_REMOTE_TLS_CERT): the private key and its certificate go together",
         )),
-        _ => Ok(()),
+        (None, None, None) => Ok(None),
     }
+}
+
+fn parse_uri(flag: &str, text: &str) -> Result<Pkcs11Uri, UsageError> {
+    Pkcs11Uri::parse(text).map_err(|e| usage(format!("{flag}: {e}")))
 }
 
 fn parse_tls_version(s: &str, source: &str) -> Result<TlsVersion, UsageError> {
@@ -651,16 +748,22 @@ General:
   -h, --help                       Print this help and exit
 
 mTLS / TLS:                                                  Environment fallback:
-  --tls-cert <path>                PEM client certificate     MCP_REMOTE_TLS_CERT
+  --tls-cert <path|pkcs11:URI>     PEM client certificate     MCP_REMOTE_TLS_CERT
                                    (leaf, then intermediates)
-  --tls-key <path>                 PEM private key for it     MCP_REMOTE_TLS_KEY
+                                   or a token object
+  --tls-key <path|pkcs11:URI>      PEM private key for it,    MCP_REMOTE_TLS_KEY
+                                   or an RFC 7512 URI of a
+                                   key on a PKCS#11 token
+  --tls-pkcs11-module <path>       The token's PKCS#11        MCP_REMOTE_TLS_PKCS11_MODULE
+                                   module (.so/.dylib/.dll)
   --tls-ca <path>                  PEM CA bundle that         MCP_REMOTE_TLS_CA
                                    verifies the server
                                    (replaces the OS roots)
   --tls-pfx <path>                 PKCS#12 (.p12/.pfx) with   MCP_REMOTE_TLS_PFX
                                    certificate and key
   --tls-passphrase <value>         Passphrase of the key or   MCP_REMOTE_TLS_PASSPHRASE
-                                   PKCS#12 (prefer the variable)
+                                   PKCS#12, or the token's
+                                   PIN (prefer the variable)
   --tls-servername <name>          Name for SNI and server    MCP_REMOTE_TLS_SERVERNAME
                                    certificate check
                                    [default: URL host]
@@ -671,6 +774,7 @@ mTLS / TLS:                                                  Environment fallbac
 
 Rules:
   --tls-cert and --tls-key go together; --tls-pfx excludes both.
+  With --tls-key pkcs11:…, --tls-cert may be left out (the certificate beside the key is used).
   A flag overrides its environment variable.
   Exit codes: 0 success, 1 runtime error, 2 usage error.
 ",
@@ -815,6 +919,115 @@ mod tests {
         let inv = run_env(&["https://h/", "--tls-ca", "/flag/ca.pem"], &env).unwrap();
         assert_eq!(inv.config.tls.ca.unwrap(), PathBuf::from("/flag/ca.pem"));
         assert_eq!(inv.config.tls.servername.as_deref(), Some("env.example"));
+    }
+
+    #[test]
+    fn each_identity_source_is_one_variant() {
+        let identity = |args: &[&str]| {
+            let mut all = vec!["https://h/"];
+            all.extend_from_slice(args);
+            run(&all).map(|inv| inv.config.tls.identity)
+        };
+        assert_eq!(identity(&[]).unwrap(), None);
+        assert!(matches!(
+            identity(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap(),
+            Some(ClientIdentity::PemFiles { .. })
+        ));
+        assert!(matches!(
+            identity(&["--tls-pfx", "a.p12"]).unwrap(),
+            Some(ClientIdentity::Pkcs12 { .. })
+        ));
+        let token = |args: &[&str]| match identity(args).unwrap() {
+            Some(ClientIdentity::Pkcs11(token)) => *token,
+            other => panic!("{other:?}"),
+        };
+        let t = token(&[
+            "--tls-key",
+            "pkcs11:token=mcp;object=client",
+            "--tls-pkcs11-module",
+            "/m.so",
+            "--tls-passphrase",
+            "1234",
+        ]);
+        assert_eq!(t.cert, TokenCertSource::BesideKey);
+        assert_eq!(t.module, Some(PathBuf::from("/m.so")));
+        assert_eq!(t.pin.as_ref().map(Secret::expose), Some("1234"));
+        let t = token(&["--tls-key", "pkcs11:object=k", "--tls-cert", "c.pem"]);
+        assert_eq!(t.cert, TokenCertSource::File(PathBuf::from("c.pem")));
+        let t = token(&[
+            "--tls-key",
+            "pkcs11:object=k",
+            "--tls-cert",
+            "pkcs11:object=c",
+        ]);
+        assert!(matches!(t.cert, TokenCertSource::Token(_)));
+        // The module from the environment.
+        let env = |n: &str| (n == ENV_PKCS11_MODULE).then(|| "/env.so".to_string());
+        let inv = run_env(&["https://h/", "--tls-key", "pkcs11:object=k"], &env).unwrap();
+        match inv.config.tls.identity {
+            Some(ClientIdentity::Pkcs11(t)) => assert_eq!(t.module, Some("/env.so".into())),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn impossible_identity_combinations_are_usage_errors() {
+        for (args, says) in [
+            (
+                &["--tls-cert", "pkcs11:object=c", "--tls-key", "k.pem"][..],
+                "needs the key on a token",
+            ),
+            (
+                &["--tls-cert", "pkcs11:object=c"][..],
+                "needs the key on a token",
+            ),
+            (
+                &["--tls-key", "pkcs11:object=k;type=cert"][..],
+                "type=private",
+            ),
+            (
+                &[
+                    "--tls-key",
+                    "pkcs11:object=k",
+                    "--tls-cert",
+                    "pkcs11:object=c;type=private",
+                ][..],
+                "type=cert",
+            ),
+            (
+                &["--tls-key", "pkcs11:objekt=k"][..],
+                "--tls-key: unknown attribute 'objekt'",
+            ),
+            (
+                &["--tls-pfx", "a.p12", "--tls-key", "pkcs11:object=k"][..],
+                "--tls-pfx cannot be combined",
+            ),
+            (&["--tls-key", "k.pem"][..], "--tls-key needs --tls-cert"),
+        ] {
+            let mut all = vec!["https://h/"];
+            all.extend_from_slice(args);
+            let err = run(&all).unwrap_err();
+            assert!(err.0.contains(says), "{args:?}: {err}");
+        }
+        let inv = run(&["https://h/", "--tls-pkcs11-module", "/m.so"]).unwrap();
+        assert!(inv.warnings.iter().any(|w| w.contains("is ignored")));
+    }
+
+    #[test]
+    fn pin_values_never_in_debug_output() {
+        let inv = run(&[
+            "https://h/",
+            "--tls-key",
+            "pkcs11:object=k?pin-value=9876",
+            "--tls-passphrase",
+            "s3cret-pin",
+        ])
+        .unwrap();
+        let shown = format!("{:?}", inv.config);
+        assert!(
+            !shown.contains("9876") && !shown.contains("s3cret-pin"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -154,13 +154,14 @@ impl TlsVersion {
     }
 }
 
-/// A secret string (passphrase). Its `Debug` never shows the value, so it cannot leak into logs.
+/// A secret string (passphrase, PIN). Its `Debug` never shows the value, so it cannot leak into
+/// logs, and its bytes are wiped when it is dropped.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(zeroize::Zeroizing<String>);
 
 impl Secret {
     pub fn new(s: String) -> Self {
-        Self(s)
+        Self(zeroize::Zeroizing::new(s))
     }
     pub fn expose(&self) -> &str {
         &self.0
@@ -173,20 +174,74 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where the client certificate and its private key come from: one variant per source, each
+/// holding exactly what that source needs, so that "a certificate without a key" or "a PKCS#12
+/// bundle and a key file" cannot be expressed. The next source (a keychain, a certificate store)
+/// is one more variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientIdentity {
+    /// `--tls-cert` + `--tls-key`: PEM certificate chain and PEM private key (PKCS#1, PKCS#8, SEC1,
+    /// encrypted PKCS#8, or legacy encrypted PEM).
+    PemFiles {
+        cert: PathBuf,
+        key: PathBuf,
+        passphrase: Option<Secret>,
+    },
+    /// `--tls-pfx`: a PKCS#12 bundle with the certificate chain and the key.
+    Pkcs12 {
+        bundle: PathBuf,
+        passphrase: Option<Secret>,
+    },
+    /// `--tls-key pkcs11:…`: the key stays on a PKCS#11 token (smart card, YubiKey, HSM, TPM).
+    Pkcs11(Box<Pkcs11Identity>),
+}
+
+/// A private key on a PKCS#11 token and where its certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkcs11Identity {
+    /// The RFC 7512 URI of the private key (`pkcs11:token=…;object=…`).
+    pub key: crate::tls::Pkcs11Uri,
+    pub cert: TokenCertSource,
+    /// The vendor module from `--tls-pkcs11-module` / `MCP_REMOTE_TLS_PKCS11_MODULE`; the URI's
+    /// `module-path` is used when this is `None`.
+    pub module: Option<PathBuf>,
+    /// The user PIN from `--tls-passphrase` / `MCP_REMOTE_TLS_PASSPHRASE`; the URI's `pin-source`
+    /// or `pin-value` is used when this is `None`.
+    pub pin: Option<Secret>,
+}
+
+/// The certificate that goes with a token key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCertSource {
+    /// `--tls-cert` omitted: the certificate object on the token with the key's `id` (or label).
+    BesideKey,
+    /// `--tls-cert pkcs11:…`: a certificate object named by its own URI.
+    Token(Box<crate::tls::Pkcs11Uri>),
+    /// `--tls-cert FILE`: a PEM chain on disk (rotated like any other file).
+    File(PathBuf),
+}
+
+impl ClientIdentity {
+    /// The files whose change means the identity should be loaded again (certificate rotation).
+    pub fn files(&self) -> Vec<PathBuf> {
+        match self {
+            Self::PemFiles { cert, key, .. } => vec![cert.clone(), key.clone()],
+            Self::Pkcs12 { bundle, .. } => vec![bundle.clone()],
+            Self::Pkcs11(token) => match &token.cert {
+                TokenCertSource::File(cert) => vec![cert.clone()],
+                TokenCertSource::BesideKey | TokenCertSource::Token(_) => Vec::new(),
+            },
+        }
+    }
+}
+
 /// TLS settings from `--tls-*` flags or their `MCP_REMOTE_TLS_*` env fallbacks.
-/// The parser guarantees: cert and key come together; pfx excludes cert/key.
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions {
-    /// PEM client certificate chain (leaf first).
-    pub cert: Option<PathBuf>,
-    /// PEM private key (PKCS#1, PKCS#8, SEC1, encrypted PKCS#8, or legacy encrypted PEM).
-    pub key: Option<PathBuf>,
+    /// The client certificate and key; `None`: no client certificate is offered.
+    pub identity: Option<ClientIdentity>,
     /// PEM CA bundle that replaces the default roots.
     pub ca: Option<PathBuf>,
-    /// PKCS#12 bundle holding the client certificate and key.
-    pub pfx: Option<PathBuf>,
-    /// Passphrase for an encrypted key or the PKCS#12 bundle.
-    pub passphrase: Option<Secret>,
     /// Name sent as SNI and checked against the server certificate instead of the URL host.
     pub servername: Option<String>,
     pub min_version: Option<TlsVersion>,
@@ -195,9 +250,9 @@ pub struct TlsOptions {
 }
 
 impl TlsOptions {
-    /// Whether a client identity (cert+key or pfx) was configured.
+    /// Whether a client identity was configured.
     pub fn has_identity(&self) -> bool {
-        self.cert.is_some() || self.pfx.is_some()
+        self.identity.is_some()
     }
 }
 

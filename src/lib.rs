@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod http;
+pub mod hygiene;
 pub mod jsonrpc;
 pub mod logging;
 pub mod modern;

@@ -9,6 +9,12 @@ use crate::tls::{self, ClientTls};
 
 /// TLS configuration and agent for `config`; the error is the one-line message to log.
 pub fn connect_setup(config: &Config) -> Result<(ClientTls, Http), String> {
+    // Before any key is read: a dump of this process must not hold it.
+    let hardening = crate::hygiene::harden();
+    match hardening {
+        crate::hygiene::Hardening::Failed(_) => log::warn!("{hardening}"),
+        _ => log::debug!("{hardening}"),
+    }
     let client_tls = tls::client_config(&config.tls).map_err(|e| e.to_string())?;
     let http = http::build(config, &client_tls).map_err(|e| e.to_string())?;
     Ok((client_tls, http))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use mcp_secure_remote::config::{Secret, TlsOptions, TlsVersion};
+use mcp_secure_remote::config::{ClientIdentity, Secret, TlsOptions, TlsVersion};
 use mcp_secure_remote::tls::{client_config, crypto_provider, CertInfo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -124,19 +124,23 @@ fn exchange(opts: &TlsOptions, addr: SocketAddr, server_name: &str) -> Result<()
 
 fn pem_identity(cert: &str, key: &str, pass: Option<&str>) -> TlsOptions {
     TlsOptions {
-        cert: Some(fixture(cert)),
-        key: Some(fixture(key)),
+        identity: Some(ClientIdentity::PemFiles {
+            cert: fixture(cert),
+            key: fixture(key),
+            passphrase: pass.map(|p| Secret::new(p.to_string())),
+        }),
         ca: Some(fixture("ca.crt")),
-        passphrase: pass.map(|p| Secret::new(p.to_string())),
         ..TlsOptions::default()
     }
 }
 
 fn pfx_identity(pfx: &str, pass: Option<&str>) -> TlsOptions {
     TlsOptions {
-        pfx: Some(fixture(pfx)),
+        identity: Some(ClientIdentity::Pkcs12 {
+            bundle: fixture(pfx),
+            passphrase: pass.map(|p| Secret::new(p.to_string())),
+        }),
         ca: Some(fixture("ca.crt")),
-        passphrase: pass.map(|p| Secret::new(p.to_string())),
         ..TlsOptions::default()
     }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use mcp_secure_remote::config::{Secret, TlsOptions, TlsVersion};
+use mcp_secure_remote::config::{ClientIdentity, Secret, TlsOptions, TlsVersion};
 use mcp_secure_remote::tls::{self, client_config, client_config_at, ClientTls, TlsError};
 
 const PASS: &str = "fixture-pass";
@@ -25,19 +25,23 @@ fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
 
 fn pem_opts(cert: &str, key: &str, pass: Option<&str>) -> TlsOptions {
     TlsOptions {
-        cert: Some(fixture(cert)),
-        key: Some(fixture(key)),
+        identity: Some(ClientIdentity::PemFiles {
+            cert: fixture(cert),
+            key: fixture(key),
+            passphrase: pass.map(|p| Secret::new(p.to_string())),
+        }),
         ca: Some(fixture("ca.crt")),
-        passphrase: pass.map(|p| Secret::new(p.to_string())),
         ..TlsOptions::default()
     }
 }
 
 fn pfx_opts(pfx: &str, pass: Option<&str>) -> TlsOptions {
     TlsOptions {
-        pfx: Some(fixture(pfx)),
+        identity: Some(ClientIdentity::Pkcs12 {
+            bundle: fixture(pfx),
+            passphrase: pass.map(|p| Secret::new(p.to_string())),
+        }),
         ca: Some(fixture("ca.crt")),
-        passphrase: pass.map(|p| Secret::new(p.to_string())),
         ..TlsOptions::default()
     }
 }
@@ -318,23 +322,32 @@ fn unreadable_files_name_flag_path_and_os_error() {
         (
             "--tls-cert",
             TlsOptions {
-                cert: Some(missing.clone()),
-                key: Some(fixture("client-rsa.key")),
+                identity: Some(ClientIdentity::PemFiles {
+                    cert: missing.clone(),
+                    key: fixture("client-rsa.key"),
+                    passphrase: None,
+                }),
                 ..TlsOptions::default()
             },
         ),
         (
             "--tls-key",
             TlsOptions {
-                cert: Some(fixture("client-rsa.crt")),
-                key: Some(missing.clone()),
+                identity: Some(ClientIdentity::PemFiles {
+                    cert: fixture("client-rsa.crt"),
+                    key: missing.clone(),
+                    passphrase: None,
+                }),
                 ..TlsOptions::default()
             },
         ),
         (
             "--tls-pfx",
             TlsOptions {
-                pfx: Some(missing.clone()),
+                identity: Some(ClientIdentity::Pkcs12 {
+                    bundle: missing.clone(),
+                    passphrase: None,
+                }),
                 ..TlsOptions::default()
             },
         ),
@@ -393,8 +406,11 @@ fn truncated_pem_is_reported_as_bad_pem() {
     let text = std::fs::read_to_string(fixture("client-rsa.crt")).unwrap();
     let truncated = temp_file("truncated.crt", &text.as_bytes()[..text.len() / 2]);
     let opts = TlsOptions {
-        cert: Some(truncated.clone()),
-        key: Some(fixture("client-rsa.key")),
+        identity: Some(ClientIdentity::PemFiles {
+            cert: truncated.clone(),
+            key: fixture("client-rsa.key"),
+            passphrase: None,
+        }),
         ..TlsOptions::default()
     };
     let (err, message) = error_of(&opts);

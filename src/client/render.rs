@@ -128,6 +128,9 @@ fn tls(out: &mut String, tls: &Tls) {
             None => "none presented".into(),
         },
     ));
+    if let Some(key) = &handshake.client_key {
+        rows.push(("  key".into(), key.description.clone()));
+    }
     table(out, &rows);
 }
 

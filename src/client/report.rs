@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, TransportStrategy};
 use crate::http::connector::HandshakeFacts;
-use crate::tls::{format_utc, CertInfo, ClientTls};
+use crate::tls::{format_utc, CertInfo, ClientKey, ClientTls};
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +56,41 @@ pub struct Handshake {
     pub verified_by: String,
     /// The certificate this client presented, if any.
     pub client_certificate: Option<Certificate>,
+    /// Where the private key of that certificate is (file, PKCS#12 bundle, PKCS#11 token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<Key>,
+}
+
+/// The client's private key: where it is and what it is.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Key {
+    /// `file`, `pkcs12` or `pkcs11`.
+    pub source: String,
+    /// The file, or the PKCS#11 token's label.
+    pub location: String,
+    /// The key object's label on a token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// `RSA 2048`, `ECDSA P-256`.
+    pub algorithm: String,
+    /// A token key's signature schemes offered in handshakes, each with its PKCS#11 mechanism.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mechanisms: Vec<String>,
+    /// The one-line form the text report shows.
+    pub description: String,
+}
+
+impl From<&ClientKey> for Key {
+    fn from(key: &ClientKey) -> Self {
+        Key {
+            source: key.source.to_string(),
+            location: key.location.clone(),
+            object: key.object.clone(),
+            algorithm: key.algorithm.clone(),
+            mechanisms: key.mechanisms.clone(),
+            description: key.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -110,6 +145,7 @@ impl Tls {
             server_chain_length: facts.server_chain.len(),
             verified_by,
             client_certificate: client.identity.as_ref().map(Certificate::from),
+            client_key: client.key.as_ref().map(Key::from),
         }))
     }
 }

@@ -87,12 +87,15 @@ impl Rotation {
     }
 }
 
+/// The identity's files (a token key has none of its own; its certificate file counts) and the CA.
 fn watched_files(opts: &TlsOptions) -> Vec<PathBuf> {
-    [&opts.cert, &opts.key, &opts.pfx, &opts.ca]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect()
+    let mut files = opts
+        .identity
+        .as_ref()
+        .map(|identity| identity.files())
+        .unwrap_or_default();
+    files.extend(opts.ca.clone());
+    files
 }
 
 fn stamp(path: &PathBuf) -> Stamp {

@@ -86,6 +86,8 @@ pub enum TlsError {
     IncompleteIdentity { missing: &'static str },
     /// rustls refused the configuration (should not happen with validated options).
     Rustls(rustls::Error),
+    /// A key (or certificate) on a PKCS#11 token could not be used.
+    Pkcs11(super::Pkcs11Error),
 }
 
 impl fmt::Display for TlsError {
@@ -206,6 +208,7 @@ impl fmt::Display for TlsError {
                 "--tls-cert and --tls-key go together: {missing} is missing"
             ),
             Self::Rustls(e) => write!(f, "TLS configuration rejected by rustls: {e}"),
+            Self::Pkcs11(e) => write!(f, "{e}"),
         }
     }
 }
@@ -215,6 +218,7 @@ impl std::error::Error for TlsError {
         match self {
             Self::ReadFile { source, .. } => Some(source),
             Self::Rustls(e) => Some(e),
+            Self::Pkcs11(e) => Some(e),
             _ => None,
         }
     }

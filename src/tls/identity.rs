@@ -1,27 +1,61 @@
-//! The client identity (certificate chain + private key) from `--tls-cert`/`--tls-key` or
-//! `--tls-pfx`, checked before any connection: the key must belong to the leaf certificate and the
-//! leaf must be valid now (a warning when it expires within 14 days).
+//! The client identity (certificate chain + private key), one loader per [`ClientIdentity`]
+//! source, checked before any connection: the key must belong to the leaf certificate and the
+//! leaf must be valid now (a warning when it expires within 14 days). Whatever the source, the
+//! result is a rustls `CertifiedKey`: a file key is parsed by ring, a token key signs on the token.
+//!
+//! Decrypted key bytes are wiped as soon as ring holds the key (`zeroize`).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use rustls::crypto::CryptoProvider;
-use rustls::sign::CertifiedKey;
+use rustls::sign::{CertifiedKey, SigningKey};
 use rustls_pki_types::pem::{self as pki_pem, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use zeroize::Zeroizing;
 
 use super::certinfo::{format_utc, CertInfo, Validity};
 use super::keyfile::{self, describe_pem_error};
+use super::pkcs11::{self, KeyKind};
 use super::{input, pkcs12, TlsError};
-use crate::config::TlsOptions;
+use crate::config::{ClientIdentity, Pkcs11Identity, TokenCertSource};
 
-/// A checked identity, ready for `with_client_auth_cert`.
+/// A checked identity, ready for the client configuration.
 pub(crate) struct Identity {
-    pub chain: Vec<CertificateDer<'static>>,
-    pub key: PrivateKeyDer<'static>,
+    pub certified: Arc<CertifiedKey>,
     pub info: CertInfo,
+    pub key: ClientKey,
     /// Human-readable warnings (near expiry).
     pub warnings: Vec<String>,
+}
+
+/// Where the private key is and what it is, for the test client's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey {
+    /// `file`, `pkcs12` or `pkcs11`.
+    pub source: &'static str,
+    /// The file, or the PKCS#11 token's label.
+    pub location: String,
+    /// The key object's label on a token.
+    pub object: Option<String>,
+    /// `RSA 2048`, `ECDSA P-256`, `Ed25519`.
+    pub algorithm: String,
+    /// For a token key: the schemes offered, each with the mechanism that makes it.
+    pub mechanisms: Vec<String>,
+}
+
+impl std::fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.source, &self.object) {
+            ("pkcs11", Some(object)) => write!(
+                f,
+                "PKCS#11 token '{}', object '{object}' ({})",
+                self.location, self.algorithm
+            ),
+            ("pkcs12", _) => write!(f, "PKCS#12 bundle {} ({})", self.location, self.algorithm),
+            _ => write!(f, "file {} ({})", self.location, self.algorithm),
+        }
+    }
 }
 
 /// Where the certificate and key came from, for messages.
@@ -32,49 +66,43 @@ struct Origin<'a> {
     key_path: &'a Path,
 }
 
-/// Loads and checks the configured identity; `None` when none is configured.
-pub(crate) fn load(
-    opts: &TlsOptions,
-    provider: &CryptoProvider,
-    now: SystemTime,
-) -> Result<Option<Identity>, TlsError> {
-    let passphrase = opts.passphrase.as_ref();
-    let (chain, key, origin) = match (&opts.pfx, &opts.cert, &opts.key) {
-        (Some(pfx), _, _) => {
-            let bundle = pkcs12::load(pfx, passphrase)?;
-            let origin = Origin {
-                cert_flag: "--tls-pfx",
-                cert_path: pfx,
-                key_flag: "--tls-pfx",
-                key_path: pfx,
-            };
-            (bundle.chain, bundle.key, origin)
-        }
-        (None, Some(cert), Some(key)) => {
-            let chain = load_chain("--tls-cert", cert)?;
-            let key_der = keyfile::load("--tls-key", key, passphrase)?;
+/// Loads and checks the configured identity.
+pub(crate) fn load(identity: &ClientIdentity, now: SystemTime) -> Result<Identity, TlsError> {
+    let (chain, signing_key, key, origin) = match identity {
+        ClientIdentity::PemFiles {
+            cert,
+            key,
+            passphrase,
+        } => {
             let origin = Origin {
                 cert_flag: "--tls-cert",
                 cert_path: cert,
                 key_flag: "--tls-key",
                 key_path: key,
             };
-            (chain, key_der, origin)
+            let chain = load_chain("--tls-cert", cert)?;
+            let der = Zeroizing::new(keyfile::load("--tls-key", key, passphrase.as_ref())?);
+            let signing_key = file_key(&der, &origin)?;
+            check_key_matches(&chain, &signing_key, &origin)?;
+            let info = file_key_info("file", key, &chain, &signing_key);
+            (chain, signing_key, info, origin)
         }
-        (None, Some(_), None) => {
-            return Err(TlsError::IncompleteIdentity {
-                missing: "--tls-key",
-            })
+        ClientIdentity::Pkcs12 { bundle, passphrase } => {
+            let origin = Origin {
+                cert_flag: "--tls-pfx",
+                cert_path: bundle,
+                key_flag: "--tls-pfx",
+                key_path: bundle,
+            };
+            let loaded = pkcs12::load(bundle, passphrase.as_ref())?;
+            let der = Zeroizing::new(loaded.key);
+            let signing_key = file_key(&der, &origin)?;
+            check_key_matches(&loaded.chain, &signing_key, &origin)?;
+            let info = file_key_info("pkcs12", bundle, &loaded.chain, &signing_key);
+            (loaded.chain, signing_key, info, origin)
         }
-        (None, None, Some(_)) => {
-            return Err(TlsError::IncompleteIdentity {
-                missing: "--tls-cert",
-            })
-        }
-        (None, None, None) => return Ok(None),
+        ClientIdentity::Pkcs11(token) => load_token(token)?,
     };
-
-    check_key_matches(&chain, &key, &origin, provider)?;
     let leaf = chain.first().ok_or_else(|| TlsError::NoCertificate {
         flag: origin.cert_flag,
         path: origin.cert_path.to_path_buf(),
@@ -84,12 +112,114 @@ pub(crate) fn load(
         detail: e.to_string(),
     })?;
     let warnings = check_validity(&info, &origin, now)?;
-    Ok(Some(Identity {
-        chain,
-        key,
+    Ok(Identity {
+        certified: Arc::new(CertifiedKey::new(chain, signing_key)),
         info,
+        key,
         warnings,
-    }))
+    })
+}
+
+type Loaded<'a> = (
+    Vec<CertificateDer<'static>>,
+    Arc<dyn SigningKey>,
+    ClientKey,
+    Origin<'a>,
+);
+
+/// A key on a PKCS#11 token, with its certificate from the token or from `--tls-cert FILE`.
+fn load_token(token: &Pkcs11Identity) -> Result<Loaded<'_>, TlsError> {
+    let opened = pkcs11::open(token).map_err(TlsError::Pkcs11)?;
+    // Messages about the certificate name where it came from: the file, or the URI.
+    let key_path = Path::new(token.key.shown());
+    let (chain, origin) = match (&token.cert, opened.chain_from_token.clone()) {
+        (TokenCertSource::File(path), _) => (
+            load_chain("--tls-cert", path)?,
+            Origin {
+                cert_flag: "--tls-cert",
+                cert_path: path,
+                key_flag: "--tls-key",
+                key_path,
+            },
+        ),
+        (TokenCertSource::Token(uri), Some(chain)) => (
+            chain,
+            Origin {
+                cert_flag: "--tls-cert",
+                cert_path: Path::new(uri.shown()),
+                key_flag: "--tls-key",
+                key_path,
+            },
+        ),
+        (_, chain) => (
+            chain.unwrap_or_default(),
+            Origin {
+                cert_flag: "--tls-key",
+                cert_path: key_path,
+                key_flag: "--tls-key",
+                key_path,
+            },
+        ),
+    };
+    let leaf = chain.first().ok_or_else(|| TlsError::NoCertificate {
+        flag: origin.cert_flag,
+        path: origin.cert_path.to_path_buf(),
+    })?;
+    let (signing_key, facts) = opened.signing_key(leaf).map_err(|e| match e {
+        pkcs11::Pkcs11Error::KeyMismatch { object, token, .. } => {
+            TlsError::Pkcs11(pkcs11::Pkcs11Error::KeyMismatch {
+                object,
+                token,
+                cert: input::describe(origin.cert_flag, origin.cert_path),
+            })
+        }
+        other => TlsError::Pkcs11(other),
+    })?;
+    let key = ClientKey {
+        source: "pkcs11",
+        location: facts.token,
+        object: Some(facts.object),
+        algorithm: facts.kind.describe(),
+        mechanisms: facts.mechanisms,
+    };
+    Ok((chain, signing_key, key, origin))
+}
+
+/// ring's signing key for a decrypted key file. ring parses from a borrowed buffer, so the only
+/// copy of the decrypted bytes is the caller's, wiped when it drops.
+fn file_key(
+    der: &PrivateKeyDer<'static>,
+    origin: &Origin<'_>,
+) -> Result<Arc<dyn SigningKey>, TlsError> {
+    rustls::crypto::ring::sign::any_supported_type(der).map_err(|e| TlsError::UnsupportedKey {
+        flag: origin.key_flag,
+        path: origin.key_path.to_path_buf(),
+        detail: e.to_string(),
+    })
+}
+
+fn file_key_info(
+    source: &'static str,
+    path: &Path,
+    chain: &[CertificateDer<'static>],
+    key: &Arc<dyn SigningKey>,
+) -> ClientKey {
+    let algorithm = chain
+        .first()
+        .and_then(|leaf| pkcs11::certificate_key(leaf).ok())
+        .map(|(kind, _)| KeyKind::describe(&kind))
+        .unwrap_or_else(|| match key.algorithm() {
+            rustls::SignatureAlgorithm::ED25519 => "Ed25519".to_string(),
+            rustls::SignatureAlgorithm::ED448 => "Ed448".to_string(),
+            _ => "unknown".to_string(),
+        });
+    ClientKey {
+        source,
+        location: path.display().to_string(),
+        object: None,
+        algorithm,
+        mechanisms: Vec::new(),
+    }
 }
 
 /// All certificates of a PEM file, leaf first.
@@ -117,23 +247,14 @@ fn load_chain(flag: &'static str, path: &Path) -> Result<Vec<CertificateDer<'sta
     Ok(chain)
 }
 
-/// Whether the provider can sign with the key and the key belongs to the leaf. rustls would refuse a
-/// mismatch too, but only as `InconsistentKeys(KeyMismatch)`; this says which files are involved.
+/// Whether the key belongs to the leaf. rustls would refuse a mismatch too, but only as
+/// `InconsistentKeys(KeyMismatch)`; this says which files are involved.
 fn check_key_matches(
     chain: &[CertificateDer<'static>],
-    key: &PrivateKeyDer<'static>,
+    signing_key: &Arc<dyn SigningKey>,
     origin: &Origin<'_>,
-    provider: &CryptoProvider,
 ) -> Result<(), TlsError> {
-    let signing_key = provider
-        .key_provider
-        .load_private_key(key.clone_key())
-        .map_err(|e| TlsError::UnsupportedKey {
-            flag: origin.key_flag,
-            path: origin.key_path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-    match CertifiedKey::new(chain.to_vec(), signing_key).keys_match() {
+    match CertifiedKey::new(chain.to_vec(), Arc::clone(signing_key)).keys_match() {
         // `Unknown`: the key cannot tell its public half; rustls accepts that, so do we.
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(()),
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {

@@ -23,7 +23,8 @@ pub(crate) fn load(
     path: &Path,
     passphrase: Option<&Secret>,
 ) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = input::read(flag, path)?;
+    // A plain key file's bytes are the key: wiped once parsed.
+    let bytes = zeroize::Zeroizing::new(input::read(flag, path)?);
     parse(flag, path, &bytes, passphrase)
 }
 

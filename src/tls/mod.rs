@@ -12,6 +12,7 @@ mod input;
 mod keyfile;
 mod legacy_pem;
 mod pem;
+mod pkcs11;
 mod pkcs12;
 mod trust;
 mod verify;
@@ -24,6 +25,10 @@ use rustls::{ClientConfig, SupportedProtocolVersion};
 
 pub use certinfo::{format_utc, CertInfo, Validity, EXPIRY_WARNING_WINDOW};
 pub use error::TlsError;
+pub use identity::ClientKey;
+pub use pkcs11::{is_pkcs11_uri, KeyKind, ObjectType, Pkcs11Error, Pkcs11Uri, UriError};
+#[cfg(feature = "pkcs11")]
+pub use pkcs11::{MAX_SESSIONS, RETRY_INTERVAL, SESSION_WAIT};
 
 use crate::config::{TlsOptions, TlsVersion};
 
@@ -37,6 +42,8 @@ pub struct ClientTls {
     pub config: Arc<ClientConfig>,
     /// Summary of the client certificate presented (None when no identity configured).
     pub identity: Option<CertInfo>,
+    /// Where the private key is (file, PKCS#12 bundle, PKCS#11 token) and what it is.
+    pub key: Option<ClientKey>,
     /// Human-readable list of warnings produced (also logged with log::warn!): near expiry, skip-verify.
     pub warnings: Vec<String>,
 }
@@ -53,7 +60,10 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
     let mut warnings = Vec::new();
 
     // Identity first: its errors (files, passphrase) are the likeliest and the most specific.
-    let identity = identity::load(opts, &provider, now)?;
+    let identity = match &opts.identity {
+        Some(source) => Some(identity::load(source, now)?),
+        None => None,
+    };
 
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(protocol_versions(opts.min_version))?;
@@ -72,14 +82,19 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
         builder.with_root_certificates(trust::root_store(opts.ca.as_deref())?)
     };
 
-    let (mut config, identity_info) = match identity {
+    let (mut config, identity_info, key_info) = match identity {
         Some(identity) => {
             log::debug!("client certificate: {}", identity.info);
+            log::debug!("client key: {}", identity.key);
+            for mechanism in &identity.key.mechanisms {
+                log::debug!("client key offers {mechanism}");
+            }
             warnings.extend(identity.warnings);
-            let config = builder.with_client_auth_cert(identity.chain, identity.key)?;
-            (config, Some(identity.info))
+            let resolver = rustls::sign::SingleCertAndKey::from(identity.certified);
+            let config = builder.with_client_cert_resolver(Arc::new(resolver));
+            (config, Some(identity.info), Some(identity.key))
         }
-        None => (builder.with_no_client_auth(), None),
+        None => (builder.with_no_client_auth(), None, None),
     };
     // ureq speaks HTTP/1.1 only; saying so keeps an h2-preferring server from choosing h2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -90,6 +105,7 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
     Ok(ClientTls {
         config: Arc::new(config),
         identity: identity_info,
+        key: key_info,
         warnings,
     })
 }

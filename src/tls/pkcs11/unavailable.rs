@@ -1,0 +1,29 @@
+//! A build without the `pkcs11` feature (the static musl release, which has no dynamic loader to
+//! load a module with): a `pkcs11:` key is still parsed and reported, and refused with one clear
+//! line at start-up.
+
+use std::sync::Arc;
+
+use rustls::sign::SigningKey;
+use rustls_pki_types::CertificateDer;
+
+use super::{Pkcs11Error, TokenKeyInfo};
+use crate::config::Pkcs11Identity;
+
+/// Never built: [`open`] always fails.
+pub(crate) struct TokenIdentity {
+    pub chain_from_token: Option<Vec<CertificateDer<'static>>>,
+}
+
+pub(crate) fn open(_identity: &Pkcs11Identity) -> Result<TokenIdentity, Pkcs11Error> {
+    Err(Pkcs11Error::NotBuilt)
+}
+
+impl TokenIdentity {
+    pub fn signing_key(
+        &self,
+        _leaf: &CertificateDer<'_>,
+    ) -> Result<(Arc<dyn SigningKey>, TokenKeyInfo), Pkcs11Error> {
+        Err(Pkcs11Error::NotBuilt)
+    }
+}
