@@ -249,3 +249,63 @@ fn subscriptions_listen_streams_notifications_and_ends_at_shutdown() {
     assert!(b.wait_exit(Duration::from_secs(5)).unwrap().success());
     assert!(t.elapsed() < Duration::from_secs(2));
 }
+
+/// A resource URI far longer than any header may be.
+fn long_uri() -> String {
+    format!("test://{}", "u".repeat(20_000))
+}
+
+#[test]
+fn a_handshake_era_session_gets_no_2026_headers_and_a_long_uri_never_fails_the_request() {
+    let srv = TestServer::start(ServerOptions::default());
+    let mut b = Bridge::start(&srv.url("/mcp"), &[]);
+    b.initialize();
+    let uri = long_uri();
+    let resp = b.call(json!(5), "resources/read", json!({ "uri": uri }));
+    // The server's own answer (an unknown resource), not a bridge transport error.
+    assert!(
+        resp["error"]["code"] != json!(-32000) && resp["error"]["code"] != json!(-32001),
+        "{resp}"
+    );
+    let read = srv
+        .requests()
+        .into_iter()
+        .find(|r| r.rpc_method().as_deref() == Some("resources/read"))
+        .expect("the request reached the server");
+    assert_eq!(
+        read.header("mcp-name"),
+        None,
+        "no Mcp-Name in a 2025 session"
+    );
+    assert_eq!(
+        read.header("mcp-method"),
+        None,
+        "no Mcp-Method in a 2025 session"
+    );
+}
+
+#[test]
+fn a_modern_value_too_long_for_a_header_is_left_out_and_the_request_still_goes() {
+    let srv = modern_server();
+    let mut b = Bridge::start(&srv.url("/mcp"), &[]);
+    let uri = long_uri();
+    let resp = call(
+        &mut b,
+        modern(json!(1), "resources/read", json!({ "uri": uri })),
+    );
+    assert!(
+        resp["error"]["code"] != json!(-32000) && resp["error"]["code"] != json!(-32001),
+        "{resp}"
+    );
+    let read = srv
+        .requests()
+        .into_iter()
+        .find(|r| r.rpc_method().as_deref() == Some("resources/read"))
+        .expect("the request reached the server");
+    assert_eq!(read.header("mcp-method"), Some("resources/read"));
+    assert_eq!(
+        read.header("mcp-name"),
+        None,
+        "left out: 20 kB does not fit"
+    );
+}

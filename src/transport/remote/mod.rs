@@ -47,6 +47,10 @@ const MAX_RESUMES: u32 = 10;
 const LISTEN_IDLE_BOUND: Duration = Duration::from_secs(300);
 /// Session replays per request before its failure is reported.
 const MAX_SESSION_REPLAYS: u32 = 2;
+/// The longest value mirrored into an `Mcp-Name`/`Mcp-Param-*` header. Proxies commonly refuse
+/// header lines over 8 KiB (nginx's default `large_client_header_buffers`), and the whole head
+/// must fit ureq's 16 KiB output buffer.
+const MAX_MIRRORED_VALUE: usize = 4096;
 /// The start of the ids of the bridge's own requests (followed by a per-process random part).
 const BRIDGE_ID_PREFIX: &str = "mcp-secure-remote:";
 
@@ -502,15 +506,32 @@ impl Remote {
             Some(version) => headers.push(("MCP-Protocol-Version".into(), version.to_string())),
             None => headers.extend(self.session_headers()),
         }
-        headers.extend(
-            modern::standard_headers(info)
+        // The 2026-07-28 mirrored headers belong to that era: a modern message, or one sent
+        // before any handshake-era session negotiated its version. In a 2025 session they are
+        // noise at best, and a 20 kB resource URI in `Mcp-Name` broke the request.
+        let modern = modern::is_modern_request(info);
+        if modern || self.state().session.protocol_version.is_none() {
+            let mut mirrored: Vec<(String, String)> = modern::standard_headers(info)
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), v)),
-        );
-        if modern::is_modern_request(info) && info.method.as_deref() == Some("tools/call") {
-            if let Some(tool) = &info.name {
-                headers.extend(self.tool_headers.param_headers(tool, frame));
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            if modern && info.method.as_deref() == Some("tools/call") {
+                if let Some(tool) = &info.name {
+                    mirrored.extend(self.tool_headers.param_headers(tool, frame));
+                }
             }
+            headers.extend(mirrored.into_iter().filter(|(name, value)| {
+                // A value too long for a header is left out: the body carries it anyway, and a
+                // request whose body is fine is never refused by the bridge for a header.
+                let fits = value.len() <= MAX_MIRRORED_VALUE;
+                if !fits {
+                    log::debug!(
+                        "{name} left out: its value is {} bytes (more than {MAX_MIRRORED_VALUE})",
+                        value.len()
+                    );
+                }
+                fits
+            }));
         }
         headers
     }
