@@ -12,6 +12,7 @@ use ureq::http::Method;
 use super::pump::{pump, EventStream, Pumped};
 use super::remote::{Failure, Remote};
 use crate::config::Url;
+use crate::http::encoding::decoded_body;
 use crate::http::response::{content_type, is_event_stream, read_short_body};
 use crate::jsonrpc::{self, Id};
 
@@ -49,7 +50,7 @@ impl LegacyLink {
                 )
             });
         }
-        let mut stream = EventStream::new(resp.into_body().into_reader());
+        let mut stream = EventStream::new(decoded_body(resp));
         let (tx, rx) = mpsc::channel();
         let reader_remote = Arc::clone(remote);
         let link_slot: Arc<std::sync::OnceLock<Arc<LegacyLink>>> = Arc::default();

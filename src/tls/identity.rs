@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use rustls::crypto::CryptoProvider;
-use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::{self as pki_pem, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -15,7 +14,7 @@ use super::keyfile::{self, describe_pem_error};
 use super::{input, pkcs12, TlsError};
 use crate::config::TlsOptions;
 
-/// A checked identity, ready for `with_client_auth_cert`.
+/// A checked identity, ready to be presented (see `client_config_at`).
 pub(crate) struct Identity {
     pub chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
@@ -133,10 +132,21 @@ fn check_key_matches(
             path: origin.key_path.to_path_buf(),
             detail: e.to_string(),
         })?;
-    match CertifiedKey::new(chain.to_vec(), signing_key).keys_match() {
-        // `Unknown`: the key cannot tell its public half; rustls accepts that, so do we.
-        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(()),
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+    // Compared with x509-cert rather than rustls' `keys_match`, whose webpki parser refuses X.509
+    // v1/v2 certificates: this check must never be stricter than the servers that take them.
+    let leaf = chain.first().ok_or_else(|| TlsError::NoCertificate {
+        flag: origin.cert_flag,
+        path: origin.cert_path.to_path_buf(),
+    })?;
+    let cert_spki = CertInfo::public_key_info(leaf).map_err(|e| TlsError::BadCertificate {
+        origin: Some(input::describe(origin.cert_flag, origin.cert_path)),
+        detail: e.to_string(),
+    })?;
+    match signing_key.public_key() {
+        // The key cannot tell its public half; rustls accepts that, so do we.
+        None => Ok(()),
+        Some(key_spki) if key_spki.as_ref() == cert_spki.as_slice() => Ok(()),
+        Some(_) => {
             let key = if origin.key_flag == origin.cert_flag {
                 format!(
                     "the private key in {}",
@@ -150,10 +160,6 @@ fn check_key_matches(
                 cert: input::describe(origin.cert_flag, origin.cert_path),
             })
         }
-        Err(other) => Err(TlsError::BadCertificate {
-            origin: Some(input::describe(origin.cert_flag, origin.cert_path)),
-            detail: other.to_string(),
-        }),
     }
 }
 

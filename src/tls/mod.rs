@@ -19,11 +19,14 @@ mod verify;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, SupportedProtocolVersion};
 
 pub use certinfo::{format_utc, CertInfo, Validity, EXPIRY_WARNING_WINDOW};
 pub use error::TlsError;
+pub use verify::WeakServerKey;
 
 use crate::config::{TlsOptions, TlsVersion};
 
@@ -69,14 +72,27 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
                 provider.clone(),
             )))
     } else {
-        builder.with_root_certificates(trust::root_store(opts.ca.as_deref())?)
+        let roots = Arc::new(trust::root_store(opts.ca.as_deref())?);
+        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+        // `dangerous()` is only the door to a custom verifier: this one is webpki's, unchanged but
+        // for a readable error when the server's key is too weak.
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verify::ExplainingVerifier::new(webpki)))
     };
 
     let (mut config, identity_info) = match identity {
         Some(identity) => {
             log::debug!("client certificate: {}", identity.info);
             warnings.extend(identity.warnings);
-            let config = builder.with_client_auth_cert(identity.chain, identity.key)?;
+            // Not `with_client_auth_cert`: its key check parses the certificate with webpki, which
+            // refuses X.509 v1/v2; `identity::load` has checked the key against it already.
+            let key = provider.key_provider.load_private_key(identity.key)?;
+            let certified = CertifiedKey::new(identity.chain, key);
+            let config =
+                builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
             (config, Some(identity.info))
         }
         None => (builder.with_no_client_auth(), None),

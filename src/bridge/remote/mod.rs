@@ -27,7 +27,10 @@ use super::tool_headers::ToolHeaders;
 use crate::config::{Config, TransportStrategy, Url};
 use crate::http::cancel::{self, CancelHandle};
 use crate::http::diagnose::{diagnose, Severity};
-use crate::http::response::{content_type, is_event_stream, read_short_body};
+use crate::http::encoding::{decoded_body, read_limited};
+use crate::http::response::{
+    content_type, error_frame, is_event_stream, read_short_body, www_authenticate,
+};
 use crate::http::Http;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
 use crate::modern;
@@ -333,7 +336,7 @@ impl Remote {
                 "server accepted the request (HTTP 202) but sent no response",
             )),
             200..=299 if ct.starts_with("text/event-stream") => {
-                let mut stream = EventStream::new(resp.into_body().into_reader());
+                let mut stream = EventStream::new(decoded_body(resp));
                 if may_fall_back {
                     // A legacy server may answer the POST with its SSE stream: first event `endpoint`.
                     return self.pump_first_checking_legacy(&mut stream, id, answered);
@@ -362,8 +365,9 @@ impl Remote {
                 })
             }
             _ => {
+                let challenge = www_authenticate(&resp);
                 let body = read_short_body(resp);
-                let frame = jsonrpc::error_from_http(id, status, Some(&ct), &body);
+                let frame = error_frame(id, status, Some(&ct), challenge.as_deref(), &body);
                 if let Some(why) = proxy_certificate_complaint(&body, &self.config) {
                     // nginx & co. answer a missing or bad client certificate with an HTML 400:
                     // a setup error, not a reason to try another transport.
@@ -390,17 +394,12 @@ impl Remote {
     }
 
     fn deliver_json(&self, resp: Response<Body>, id: &Id) -> Result<(), Failure> {
-        let body = resp
-            .into_body()
-            .with_config()
-            .limit(MAX_MESSAGE as u64)
-            .read_to_vec()
-            .map_err(|e| {
-                Failure::new(
-                    jsonrpc::BAD_SERVER_RESPONSE,
-                    format!("cannot read the server's JSON response: {e}"),
-                )
-            })?;
+        let body = read_limited(decoded_body(resp), MAX_MESSAGE as u64).map_err(|e| {
+            Failure::new(
+                jsonrpc::BAD_SERVER_RESPONSE,
+                format!("cannot read the server's JSON response: {e}"),
+            )
+        })?;
         match self.deliver(body) {
             Some(info) if info.kind == Kind::Response && info.id.as_ref() == Some(id) => Ok(()),
             Some(_) => Err(Failure::new(

@@ -102,7 +102,7 @@ impl Remote {
                             )
                         });
                     }
-                    let mut resumed = EventStream::new(resp.into_body().into_reader());
+                    let mut resumed = EventStream::new(decoded_body(resp));
                     outcome = pump(&mut resumed, Some(id), &deliver, &stopped);
                     // Keep the original id when the resumed stream carried no new one.
                     if let Pumped::Ended {
@@ -222,7 +222,7 @@ impl Remote {
                 log::debug!("server offers no listening stream (HTTP {status})");
                 return;
             }
-            let mut stream = EventStream::new(resp.into_body().into_reader());
+            let mut stream = EventStream::new(decoded_body(resp));
             match pump(&mut stream, None, &deliver, &stopped) {
                 Pumped::Stopped | Pumped::Answered => return,
                 Pumped::Ended {
