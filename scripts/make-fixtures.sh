@@ -26,17 +26,28 @@ EXPECTED=(
   client-expired.crt client-expired.key client-mismatch.key
 )
 
+# Certificates met in the field, issued by the test CA above. Added later than the set above, so
+# they are made on their own (with the committed CA) when missing, without churning the others.
+FIELD=(
+  client-v1.crt client-v1.key
+  server-rsa1024.crt server-rsa1024.key server-sha1.crt server-sha1.key
+  server-clientauth.crt server-clientauth.key server-ca-leaf.crt server-ca-leaf.key
+)
+
 force="${FORCE:-0}"
 [[ "${1:-}" == "--force" ]] && force=1
 
-if [[ "$force" != 1 ]]; then
-  missing=0
-  for f in "${EXPECTED[@]}"; do [[ -s "$OUT/$f" ]] || missing=1; done
-  if [[ "$missing" == 0 ]]; then
-    echo "fixtures/ is complete; nothing to do (use --force to regenerate)"
-    exit 0
-  fi
+core_missing=0
+field_missing=0
+for f in "${EXPECTED[@]}"; do [[ -s "$OUT/$f" ]] || core_missing=1; done
+for f in "${FIELD[@]}"; do [[ -s "$OUT/$f" ]] || field_missing=1; done
+if [[ "$force" != 1 && "$core_missing" == 0 && "$field_missing" == 0 ]]; then
+  echo "fixtures/ is complete; nothing to do (use --force to regenerate)"
+  exit 0
 fi
+# Only the field set is missing: keep the committed CA and everything it issued.
+field_only=0
+[[ "$force" != 1 && "$core_missing" == 0 ]] && field_only=1
 
 case "$(openssl version)" in
   "OpenSSL 3."*) ;;
@@ -92,6 +103,22 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+
+[server_clientauth]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+
+[server_ca_leaf]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, digitalSignature, keyEncipherment, keyCertSign
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 EOF
 
 rsa_key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null; }
@@ -111,9 +138,43 @@ issue() {
   rm -f req.csr
 }
 
+# issue_field: the FIELD certificates, issued by ca.crt/ca.key in the working directory.
+issue_field() {
+  # X.509 v1, as `openssl x509 -req` without an extensions file makes it (the original README's recipe).
+  ec_key client-v1.key P-256
+  openssl req -new -key client-v1.key -subj "/O=mcp-secure-remote tests/CN=mcp-test-client-v1" -out req.csr
+  openssl x509 -req -sha256 -in req.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" \
+    -days "$DAYS" -out client-v1.crt 2>/dev/null
+  rm -f req.csr
+  # A 1024-bit RSA server key (rustls refuses to verify its signatures).
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out server-rsa1024.key 2>/dev/null
+  issue server-rsa1024.key server-rsa1024.crt localhost server ca.crt ca.key
+  # A server certificate signed with SHA-1.
+  ec_key server-sha1.key P-256
+  openssl req -new -key server-sha1.key -subj "/O=mcp-secure-remote tests/CN=localhost" -out req.csr
+  openssl x509 -req -sha1 -in req.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" \
+    -days "$DAYS" -extfile ext.cnf -extensions server -out server-sha1.crt 2>/dev/null
+  rm -f req.csr
+  # A server certificate whose extended key usage is clientAuth only, and a CA certificate as leaf.
+  ec_key server-clientauth.key P-256
+  issue server-clientauth.key server-clientauth.crt localhost server_clientauth ca.crt ca.key
+  ec_key server-ca-leaf.key P-256
+  issue server-ca-leaf.key server-ca-leaf.crt localhost server_ca_leaf ca.crt ca.key
+}
+
+if [[ "$field_only" == 1 ]]; then
+  cp "$OUT/ca.crt" "$OUT/ca.key" .
+  issue_field
+  for f in "${FIELD[@]}"; do cp "$f" "$OUT/$f"; done
+  chmod 644 "$OUT"/*
+  echo "wrote ${#FIELD[@]} files to $OUT"
+  exit 0
+fi
+
 # --- CA ---------------------------------------------------------------------------------------
 rsa_key ca.key
 self_signed_ca ca.key ca.crt "mcp-secure-remote test CA"
+issue_field
 
 # --- servers ----------------------------------------------------------------------------------
 ec_key server.key P-256
@@ -198,6 +259,6 @@ openssl x509 -in expired.full.crt -out client-expired.crt
 # --- a valid key that belongs to no certificate -------------------------------------------------
 rsa_key client-mismatch.key
 
-for f in "${EXPECTED[@]}"; do cp "$f" "$OUT/$f"; done
+for f in "${EXPECTED[@]}" "${FIELD[@]}"; do cp "$f" "$OUT/$f"; done
 chmod 644 "$OUT"/*
-echo "wrote ${#EXPECTED[@]} files to $OUT"
+echo "wrote $((${#EXPECTED[@]} + ${#FIELD[@]})) files to $OUT"

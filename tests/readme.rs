@@ -99,3 +99,109 @@ fn readme_starts_with_the_two_commands_that_work_on_a_fresh_clone() {
     let first_screen: String = text.lines().take(40).collect::<Vec<_>>().join("\n");
     assert!(first_screen.contains("make demo") && first_screen.contains("make test"));
 }
+
+/// The diagnoses of field failures, worded exactly as the bridge words them for
+/// `https://mcp.example.com/mcp` with a client identity configured (the binary's own tests,
+/// tests/field_tls.rs and tests/field_http.rs, show it reaching each one against real servers).
+fn field_diagnoses() -> Vec<String> {
+    use mcp_secure_remote::cli::{self, Command, Program};
+    use mcp_secure_remote::http::diagnose::diagnose;
+    use mcp_secure_remote::http::encoding::UnsupportedEncoding;
+    use mcp_secure_remote::http::response::error_frame;
+    use mcp_secure_remote::http::stage::{attach, Stage};
+    use mcp_secure_remote::jsonrpc::Id;
+    use rustls::{AlertDescription, CertificateError, ExtendedKeyPurpose, OtherError};
+    use std::io;
+    use std::sync::Arc;
+
+    let args = [
+        "https://mcp.example.com/mcp",
+        "--tls-cert",
+        "./client.crt",
+        "--tls-key",
+        "./client.key",
+    ];
+    let Ok(Command::Run(invocation)) = cli::parse(args, |_| None, Program::Proxy) else {
+        panic!("the example command line parses");
+    };
+    let config = invocation.config;
+    let io_error = |stage, tls12, e: io::Error| ureq::Error::Io(attach(stage, tls12, e));
+    let tls = |stage, tls12, e: rustls::Error| {
+        io_error(stage, tls12, io::Error::new(io::ErrorKind::InvalidData, e))
+    };
+    let certificate = |e| {
+        tls(
+            Stage::Handshake,
+            false,
+            rustls::Error::InvalidCertificate(e),
+        )
+    };
+    let sha1_with_rsa = vec![
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05, 0x05, 0x00,
+    ];
+    let errors = [
+        tls(
+            Stage::FirstExchange,
+            false,
+            rustls::Error::AlertReceived(AlertDescription::UnknownCA),
+        ),
+        io_error(
+            Stage::FirstExchange,
+            false,
+            io::ErrorKind::BrokenPipe.into(),
+        ),
+        io_error(Stage::Handshake, false, io::ErrorKind::UnexpectedEof.into()),
+        io_error(
+            Stage::Established,
+            false,
+            io::ErrorKind::UnexpectedEof.into(),
+        ),
+        certificate(CertificateError::Other(OtherError(Arc::new(
+            mcp_secure_remote::tls::WeakServerKey { rsa_bits: 1024 },
+        )))),
+        certificate(CertificateError::UnsupportedSignatureAlgorithmContext {
+            signature_algorithm_id: sha1_with_rsa,
+            supported_algorithms: Vec::new(),
+        }),
+        certificate(CertificateError::InvalidPurposeContext {
+            required: ExtendedKeyPurpose::ServerAuth,
+            presented: vec![ExtendedKeyPurpose::ClientAuth],
+        }),
+        certificate(CertificateError::Other(OtherError(Arc::new(
+            webpki::Error::CaUsedAsEndEntity,
+        )))),
+        tls(
+            Stage::FirstExchange,
+            true,
+            rustls::Error::AlertReceived(AlertDescription::HandshakeFailure),
+        ),
+        tls(
+            Stage::Handshake,
+            false,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        ),
+    ];
+    let mut messages: Vec<String> = errors
+        .iter()
+        .map(|e| diagnose(e, &config).message)
+        .collect();
+    let frame = error_frame(&Id::Num(0), 401, None, Some("Bearer realm=\"mcp\""), b"");
+    let frame: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+    messages.push(frame["error"]["message"].as_str().unwrap().to_string());
+    messages.push(UnsupportedEncoding("br".into()).to_string());
+    messages
+}
+
+#[test]
+fn troubleshooting_quotes_the_field_diagnoses_exactly() {
+    let text = readme();
+    let start = text.find("## Troubleshooting").unwrap();
+    let end = text.find("## Development").unwrap();
+    let section = &text[start..end];
+    for message in field_diagnoses() {
+        assert!(
+            section.contains(&format!("**`{message}`**")),
+            "the README's Troubleshooting section does not quote, in bold code, the message:\n{message}"
+        );
+    }
+}

@@ -238,7 +238,12 @@ fn modern_discover_needs_no_session() {
     let result = &response["result"];
     assert_eq!(result["supportedVersions"], json!([MODERN]));
     assert_eq!(result["resultType"], "complete");
-    assert_eq!(result["serverInfo"]["name"], support::server::SERVER_NAME);
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        support::server::SERVER_NAME
+    );
+    assert_eq!(result["ttlMs"], 0);
+    assert_eq!(result["cacheScope"], "private");
     assert!(result["capabilities"]["tools"].is_object());
 }
 
@@ -511,4 +516,191 @@ fn without_modern_mode_a_discover_probe_gets_the_legacy_400() {
     let response = exchange.json();
     assert_eq!(response["id"], Value::Null);
     assert_eq!(response["error"]["code"], -32000);
+}
+
+// --- the 2026-07-28 schema ---------------------------------------------------------------------------
+
+/// The revision's JSON Schema, `schema/2026-07-28/schema.json` of the specification repository
+/// (modelcontextprotocol/modelcontextprotocol at b0f60ba5, 2026-08-22), kept in the tree so that the
+/// check runs offline.
+const SCHEMA: &str = include_str!("schema/2026-07-28/schema.json");
+/// The name the schema is registered under; nothing is fetched from it.
+const SCHEMA_URL: &str = "urn:mcp:schema:2026-07-28";
+
+/// Validates messages against `$defs` entries of the 2026-07-28 schema.
+struct Revision {
+    compiler: boon::Compiler,
+    schemas: boon::Schemas,
+}
+
+impl Revision {
+    fn load() -> Revision {
+        let mut compiler = boon::Compiler::new();
+        compiler
+            .add_resource(SCHEMA_URL, serde_json::from_str(SCHEMA).unwrap())
+            .unwrap();
+        Revision {
+            compiler,
+            schemas: boon::Schemas::new(),
+        }
+    }
+
+    /// Every violation, when `message` is not a valid `definition`.
+    fn violations(&mut self, definition: &str, message: &Value) -> Result<(), String> {
+        let location = format!("{SCHEMA_URL}#/$defs/{definition}");
+        let index = self
+            .compiler
+            .compile(&location, &mut self.schemas)
+            .unwrap_or_else(|e| panic!("{definition} is not in the schema: {e}"));
+        self.schemas
+            .validate(message, index)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    /// Panics with every violation when `message` is not a valid `definition`.
+    fn check(&mut self, definition: &str, message: &Value, what: &str) {
+        if let Err(e) = self.violations(definition, message) {
+            panic!("{what}: not a valid {definition}: {e}\n{message}");
+        }
+    }
+}
+
+#[test]
+fn the_schema_check_itself_rejects_what_the_revision_forbids() {
+    let mut revision = Revision::load();
+    // The discover result this server sent before SEP-2549: no ttlMs, no cacheScope.
+    let old_discover = json!({"jsonrpc": "2.0", "id": 1, "result": {
+        "resultType": "complete",
+        "supportedVersions": [MODERN],
+        "capabilities": {}
+    }});
+    let e = revision
+        .violations("DiscoverResultResponse", &old_discover)
+        .unwrap_err();
+    assert!(e.contains("ttlMs") && e.contains("cacheScope"), "{e}");
+    let mut fixed = old_discover.clone();
+    fixed["result"]["ttlMs"] = json!(60000);
+    fixed["result"]["cacheScope"] = json!("public");
+    revision.check("DiscoverResultResponse", &fixed, "with the SEP-2549 fields");
+}
+
+#[test]
+fn every_modern_result_follows_the_revision_schema() {
+    let server = modern_server();
+    let mut revision = Revision::load();
+    let requests: [(&str, Value, &str); 9] = [
+        ("server/discover", json!({}), "DiscoverResultResponse"),
+        ("tools/list", json!({}), "ListToolsResultResponse"),
+        (
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "hi"}}),
+            "CallToolResultResponse",
+        ),
+        (
+            "tools/call",
+            json!({"name": "fail", "arguments": {}}),
+            "CallToolResultResponse",
+        ),
+        ("resources/list", json!({}), "ListResourcesResultResponse"),
+        (
+            "resources/templates/list",
+            json!({}),
+            "ListResourceTemplatesResultResponse",
+        ),
+        (
+            "resources/read",
+            json!({"uri": "test://hello"}),
+            "ReadResourceResultResponse",
+        ),
+        ("prompts/list", json!({}), "ListPromptsResultResponse"),
+        (
+            "prompts/get",
+            json!({"name": "greet", "arguments": {"name": "Ada"}}),
+            "GetPromptResultResponse",
+        ),
+    ];
+    for (n, (method, params, definition)) in requests.into_iter().enumerate() {
+        let id = 100 + n as i64;
+        let body = modern_request(id, method, params);
+        let (response, before) = post_modern(&server, &body, &[]).response(id);
+        revision.check(definition, &response, method);
+        for notification in before {
+            revision.check("ServerNotification", &notification, method);
+        }
+    }
+}
+
+#[test]
+fn every_modern_error_follows_the_revision_schema() {
+    let server = modern_server();
+    let mut revision = Revision::load();
+
+    let mut body = modern_request(1, "tools/list", json!({}));
+    body["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
+    let mut headers = standard_headers(&body);
+    headers[0].1 = "2099-01-01".into();
+    let response = Exchange::post(&server, &headers, &body).json();
+    revision.check(
+        "UnsupportedProtocolVersionError",
+        &response,
+        "unsupported version",
+    );
+
+    let body = modern_request(2, "tools/call", json!({"name": "echo", "arguments": {}}));
+    let mut headers = standard_headers(&body);
+    headers.retain(|(k, _)| k != "Mcp-Name");
+    let response = Exchange::post(&server, &headers, &body).json();
+    revision.check("HeaderMismatchError", &response, "missing Mcp-Name");
+
+    // Not methods of this revision: ping and logging/setLevel are gone, initialize never was.
+    for (id, method) in [
+        (3, "nope/nothing"),
+        (4, "ping"),
+        (5, "logging/setLevel"),
+        (6, "initialize"),
+    ] {
+        let body = modern_request(id, method, json!({}));
+        let mut exchange = post_modern(&server, &body, &[]);
+        assert_eq!(exchange.status, 404, "{method}");
+        let response = exchange.json();
+        revision.check("JSONRPCErrorResponse", &response, method);
+        revision.check("MethodNotFoundError", &response["error"], method);
+    }
+
+    let mut body = modern_request(7, "tools/list", json!({}));
+    body["params"]["_meta"]
+        .as_object_mut()
+        .unwrap()
+        .remove("io.modelcontextprotocol/clientCapabilities");
+    let response = post_modern(&server, &body, &[]).json();
+    revision.check("JSONRPCErrorResponse", &response, "missing capabilities");
+    revision.check(
+        "InvalidParamsError",
+        &response["error"],
+        "missing capabilities",
+    );
+
+    let body = modern_request(
+        8,
+        "tools/call",
+        json!({"name": "no-such-tool", "arguments": {}}),
+    );
+    let (response, _) = post_modern(&server, &body, &[]).response(8);
+    revision.check("JSONRPCResponse", &response, "unknown tool");
+}
+
+#[test]
+fn modern_subscription_notifications_follow_the_revision_schema() {
+    let server = modern_server();
+    let mut revision = Revision::load();
+    let body = modern_request(
+        12,
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true}}),
+    );
+    let mut exchange = post_modern(&server, &body, &[]);
+    for _ in 0..2 {
+        let event = exchange.next_event().unwrap();
+        revision.check("ServerNotification", &event, "subscriptions/listen");
+    }
 }

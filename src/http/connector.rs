@@ -18,6 +18,7 @@ use ureq::unversioned::transport::{
 };
 
 use super::cancel;
+use super::stage::{self, Accepted, Stage};
 
 /// The current rustls configuration; replaced as a whole when certificates rotate.
 pub type ConfigSlot = Arc<RwLock<Arc<ClientConfig>>>;
@@ -43,6 +44,9 @@ pub struct MtlsConnector {
     servername: Option<(String, ServerName<'static>)>,
     log: HandshakeLog,
     rotation: Option<Arc<super::rotation::Rotation>>,
+    /// The configuration the server has accepted, so that a failure on a fresh connection is not
+    /// blamed on a certificate the server took a moment ago.
+    accepted: Accepted,
 }
 
 impl MtlsConnector {
@@ -57,6 +61,7 @@ impl MtlsConnector {
             servername,
             log,
             rotation,
+            accepted: Accepted::default(),
         }
     }
 
@@ -117,14 +122,16 @@ impl<In: Transport> Connector<In> for MtlsConnector {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         };
-        let mut conn = ClientConnection::new(config, name.clone())
+        let mut conn = ClientConnection::new(Arc::clone(&config), name.clone())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let mut sock = TransportAdapter::new(transport, details.current_time.clone());
         sock.set_timeout(details.timeout);
         while conn.is_handshaking() {
-            conn.complete_io(&mut sock)?;
+            conn.complete_io(&mut sock)
+                .map_err(|e| stage::attach(Stage::Handshake, is_tls12(&conn), e))?;
         }
         self.record(&conn, &name);
+        let tls12 = is_tls12(&conn);
         let buffers = LazyBuffers::new(
             details.config.input_buffer_size(),
             details.config.output_buffer_size(),
@@ -133,6 +140,10 @@ impl<In: Transport> Connector<In> for MtlsConnector {
             buffers,
             stream: StreamOwned::new(conn, sock),
             socket,
+            config,
+            accepted: self.accepted.clone(),
+            received: false,
+            tls12,
         })))
     }
 }
@@ -235,6 +246,10 @@ impl MtlsConnector {
     }
 }
 
+fn is_tls12(conn: &ClientConnection) -> bool {
+    conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_2)
+}
+
 impl MtlsTransport {
     /// A server that rejects our client certificate (TLS 1.3 checks it after the client's side of
     /// the handshake is done) sends an alert and closes; our next write then fails with a broken
@@ -242,15 +257,25 @@ impl MtlsTransport {
     fn explain_write_error(&mut self, e: io::Error) -> io::Error {
         use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
         if !matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted) {
-            return e;
+            return self.staged(e);
         }
         let StreamOwned { conn, sock } = &mut self.stream;
         if conn.read_tls(sock).is_ok() {
             if let Err(tls_error) = conn.process_new_packets() {
-                return io::Error::new(io::ErrorKind::InvalidData, tls_error);
+                return self.staged(io::Error::new(io::ErrorKind::InvalidData, tls_error));
             }
         }
-        e
+        self.staged(e)
+    }
+
+    /// `e` with the stage this connection is in (see `stage.rs`).
+    fn staged(&self, e: io::Error) -> io::Error {
+        let stage = if self.received || self.accepted.includes(&self.config) {
+            Stage::Established
+        } else {
+            Stage::FirstExchange
+        };
+        stage::attach(stage, self.tls12, e)
     }
 }
 
@@ -259,6 +284,12 @@ pub struct MtlsTransport {
     buffers: LazyBuffers,
     stream: StreamOwned<ClientConnection, TransportAdapter>,
     socket: Option<Weak<dyn ShutdownHandle>>,
+    /// The configuration this connection presented, recorded as accepted once data comes back.
+    config: Arc<ClientConfig>,
+    accepted: Accepted,
+    /// Something came back on this connection: the server took the certificate.
+    received: bool,
+    tls12: bool,
 }
 
 impl fmt::Debug for MtlsTransport {
@@ -291,8 +322,15 @@ impl Transport for MtlsTransport {
         use std::io::Read;
         self.stream.get_mut().set_timeout(timeout);
         let input = self.buffers.input_append_buf();
-        let amount = self.stream.read(input)?;
+        let amount = match self.stream.read(input) {
+            Ok(amount) => amount,
+            Err(e) => return Err(self.staged(e).into()),
+        };
         self.buffers.input_appended(amount);
+        if amount > 0 && !self.received {
+            self.received = true;
+            self.accepted.record(&self.config);
+        }
         Ok(amount > 0)
     }
 

@@ -2,13 +2,20 @@
 //!
 //! The MCP client usually hides our stderr, so these lines also travel as JSON-RPC error messages.
 //! They name the cause among the usual suspects (untrusted server, hostname mismatch, client
-//! certificate refused, no TLS version in common, connection refused, timeout).
+//! certificate refused, no TLS version in common, connection refused, timeout), and blame the
+//! client certificate only where it can be the cause (see `stage.rs`).
 
+use std::error::Error as StdError;
 use std::io;
 
-use rustls::{AlertDescription, CertificateError};
+use rustls::{
+    AlertDescription, CertificateError, InvalidMessage, PeerIncompatible, PeerMisbehaved,
+};
 
+use super::stage::{Stage, StagedError};
+use super::tls_words::{alert_name, key_purpose, signature_algorithm};
 use crate::config::{Config, TlsVersion};
+use crate::tls::WeakServerKey;
 
 /// Whether a failure is about the setup (retrying with the same configuration cannot work) or about
 /// the moment (the server may come back).
@@ -35,8 +42,9 @@ impl std::fmt::Display for Diagnosis {
 /// Explain `err`, which happened while talking to `config.url`.
 pub fn diagnose(err: &ureq::Error, config: &Config) -> Diagnosis {
     let target = config.url.authority();
-    if let Some(tls) = find_rustls_error(err) {
-        return diagnose_tls(tls, config);
+    let found = Findings::of(err);
+    if let Some(tls) = found.tls {
+        return diagnose_tls(tls, found.staged, config);
     }
     let transient = |message: String| Diagnosis {
         message,
@@ -55,31 +63,93 @@ pub fn diagnose(err: &ureq::Error, config: &Config) -> Diagnosis {
         ureq::Error::ConnectProxyFailed(why) => transient(format!(
             "the HTTP proxy refused to connect to {target}: {why}"
         )),
-        ureq::Error::Io(e) => diagnose_io(e, config),
+        ureq::Error::Io(e) => diagnose_io(found.io.unwrap_or(e), found.staged, config),
         other => transient(format!("HTTP exchange with {target} failed: {other}")),
     }
 }
 
-fn diagnose_io(e: &io::Error, config: &Config) -> Diagnosis {
-    // Transports nest errors (a TLS write fails inside ureq's adapter): judge the innermost one.
-    let e = innermost_io(e);
+/// What a failed exchange's error chain holds: the stage the TLS transport attached, the rustls
+/// error, and the innermost `io::Error`.
+#[derive(Default)]
+struct Findings<'a> {
+    staged: Option<&'a StagedError>,
+    tls: Option<&'a rustls::Error>,
+    io: Option<&'a io::Error>,
+}
+
+impl<'a> Findings<'a> {
+    /// Walks the nesting (`ureq::Error::Io` → `io::Error` → `StagedError` → `io::Error` →
+    /// `rustls::Error`), a bounded number of levels.
+    fn of(err: &'a ureq::Error) -> Self {
+        let mut found = Findings::default();
+        let ureq::Error::Io(io) = err else {
+            return found;
+        };
+        found.io = Some(io);
+        let mut current: Option<&'a (dyn StdError + 'static)> = io.get_ref().map(|e| e as _);
+        for _ in 0..8 {
+            let Some(e) = current else { break };
+            if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+                found.tls = Some(tls);
+                break;
+            }
+            current = if let Some(staged) = e.downcast_ref::<StagedError>() {
+                found.staged.get_or_insert(staged);
+                found.io = Some(staged.source_io());
+                staged.source_io().get_ref().map(|e| e as _)
+            } else if let Some(io) = e.downcast_ref::<io::Error>() {
+                found.io = Some(io);
+                io.get_ref().map(|e| e as _)
+            } else if let Some(ureq::Error::Io(io)) = e.downcast_ref::<ureq::Error>() {
+                found.io = Some(io);
+                io.get_ref().map(|e| e as _)
+            } else {
+                None
+            };
+        }
+        found
+    }
+}
+
+fn diagnose_io(e: &io::Error, staged: Option<&StagedError>, config: &Config) -> Diagnosis {
     let target = config.url.authority();
     let transient = |message: String| Diagnosis {
         message,
         severity: Severity::Transient,
     };
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => transient(format!(
-            "connection to {target} refused: is the server running?"
-        )),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-            transient(format!("timed out talking to {target}"))
+    let closed = match e.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            return transient(format!(
+                "connection to {target} refused: is the server running?"
+            ))
         }
-        io::ErrorKind::UnexpectedEof
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-            if config.url.is_https() =>
-        {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            return transient(format!("timed out talking to {target}"))
+        }
+        io::ErrorKind::UnexpectedEof => "closed",
+        io::ErrorKind::ConnectionReset => "reset",
+        io::ErrorKind::ConnectionAborted => "aborted",
+        io::ErrorKind::BrokenPipe => "closed",
+        _ => return transient(format!("connection to {target} failed: {e}")),
+    };
+    if !config.url.is_https() {
+        return transient(format!(
+            "connection to {target} {closed} by the server before it answered; the next request \
+             opens a new connection"
+        ));
+    }
+    // No stage: the error came from ureq's HTTP layer, after the TLS transport had delivered data.
+    match staged.map_or(Stage::Established, |s| s.stage) {
+        Stage::Handshake => transient(format!(
+            "connection to {target} {closed} by the server during the TLS handshake, without a TLS \
+             alert: check that {target} is an HTTPS port, and {}",
+            if config.tls.has_identity() {
+                "that the server accepts the client certificate"
+            } else {
+                "whether it requires a client certificate (--tls-cert/--tls-key or --tls-pfx)"
+            }
+        )),
+        Stage::FirstExchange => {
             // uvicorn and others close the connection without an alert when they reject the client
             // certificate (TLS 1.3 verifies it after the client thinks the handshake is done).
             let hint = if config.tls.has_identity() {
@@ -92,12 +162,16 @@ fn diagnose_io(e: &io::Error, config: &Config) -> Diagnosis {
                 "connection to {target} closed by the server after the TLS handshake: {hint}"
             ))
         }
-        _ => transient(format!("connection to {target} failed: {e}")),
+        Stage::Established => transient(format!(
+            "connection to {target} {closed} by the server before it answered (it may have stopped, \
+             restarted or timed the connection out); the next request opens a new connection"
+        )),
     }
 }
 
-fn diagnose_tls(e: &rustls::Error, config: &Config) -> Diagnosis {
+fn diagnose_tls(e: &rustls::Error, staged: Option<&StagedError>, config: &Config) -> Diagnosis {
     let host = config.tls.servername.as_deref().unwrap_or(&config.url.host);
+    let target = config.url.authority();
     let setup = |message: String| Diagnosis {
         message,
         severity: Severity::Setup,
@@ -108,6 +182,7 @@ fn diagnose_tls(e: &rustls::Error, config: &Config) -> Diagnosis {
             "the OS trust store (set --tls-ca to the PEM bundle of your private CA)".to_string()
         }
     };
+    let after_handshake = staged.is_some_and(|s| s.stage != Stage::Handshake);
     match e {
         rustls::Error::InvalidCertificate(cert_err) => match cert_err {
             CertificateError::UnknownIssuer | CertificateError::BadSignature => setup(format!(
@@ -126,28 +201,121 @@ fn diagnose_tls(e: &rustls::Error, config: &Config) -> Diagnosis {
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => setup(format!(
                 "server certificate of {host} is not valid yet: check the clocks of both machines"
             )),
-            other => setup(format!("server certificate of {host} was rejected: {other:?}")),
+            CertificateError::UnsupportedSignatureAlgorithmContext {
+                signature_algorithm_id,
+                ..
+            }
+            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                signature_algorithm_id,
+                ..
+            } => setup(format!(
+                "server certificate of {host} is signed with {}, which is not accepted as secure: \
+                 the server needs a certificate signed with SHA-256 or stronger",
+                signature_algorithm(signature_algorithm_id)
+            )),
+            #[allow(deprecated)]
+            CertificateError::UnsupportedSignatureAlgorithm => setup(format!(
+                "server certificate of {host} is signed with an algorithm that is not accepted as \
+                 secure (SHA-1 or older): the server needs a certificate signed with SHA-256 or stronger"
+            )),
+            CertificateError::InvalidPurpose => setup(format!(
+                "server certificate of {host} is not meant for TLS servers (its extended key usage \
+                 lacks serverAuth): the server needs a server certificate"
+            )),
+            CertificateError::InvalidPurposeContext { presented, .. } => setup(format!(
+                "server certificate of {host} is not meant for TLS servers (its extended key usage \
+                 allows only: {}): the server needs a certificate with serverAuth",
+                presented.iter().map(key_purpose).collect::<Vec<_>>().join(", ")
+            )),
+            CertificateError::Revoked => setup(format!(
+                "server certificate of {host} has been revoked: the server must replace it"
+            )),
+            CertificateError::BadEncoding => setup(format!(
+                "server certificate of {host} is not a well-formed X.509 certificate: the server's \
+                 certificate file is damaged"
+            )),
+            CertificateError::Other(other) => diagnose_other_certificate_error(other, host, setup),
+            other => setup(format!("server certificate of {host} was rejected: {other}")),
         },
-        rustls::Error::AlertReceived(alert) => diagnose_alert(*alert, config),
+        rustls::Error::AlertReceived(alert) => diagnose_alert(*alert, staged, config),
+        rustls::Error::PeerMisbehaved(PeerMisbehaved::TooManyRenegotiationRequests) => {
+            setup(renegotiation_message(host))
+        }
         rustls::Error::PeerIncompatible(why) => setup(format!(
-            "no TLS settings in common with {host}: {why:?}{}",
+            "no TLS settings in common with {host}: {}{}",
+            incompatibility(why),
             min_version_hint(config)
         )),
+        // The first byte of "HTTP/1.1 400 …" is no TLS record type.
+        rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType) if !after_handshake => {
+            setup(format!(
+                "{target} answered in plain HTTP, not TLS: use the server's HTTPS port, or an \
+                 http:// URL with --allow-http if it only serves plain HTTP"
+            ))
+        }
+        other if after_handshake => setup(format!("TLS connection with {host} failed: {other}")),
         other => setup(format!("TLS handshake with {host} failed: {other}")),
     }
 }
 
-fn diagnose_alert(alert: AlertDescription, config: &Config) -> Diagnosis {
+fn diagnose_other_certificate_error(
+    other: &rustls::OtherError,
+    host: &str,
+    setup: impl Fn(String) -> Diagnosis,
+) -> Diagnosis {
+    if let Some(weak) = other.0.downcast_ref::<WeakServerKey>() {
+        return setup(format!(
+            "server certificate of {host} has a {}-bit RSA key, too weak to be verified (at least \
+             2048 bits): the server needs a new key and certificate",
+            weak.rsa_bits
+        ));
+    }
+    match other.0.downcast_ref::<webpki::Error>() {
+        Some(webpki::Error::CaUsedAsEndEntity) => setup(format!(
+            "server certificate of {host} is a CA certificate, not a server certificate: the server \
+             must present a server certificate issued by that CA"
+        )),
+        Some(webpki::Error::EndEntityUsedAsCa) => setup(format!(
+            "the server's certificate chain for {host} uses a server certificate as an issuer: the \
+             server must send its certificate and the CA's intermediates in order"
+        )),
+        _ => setup(format!("server certificate of {host} was rejected: {other}")),
+    }
+}
+
+fn renegotiation_message(host: &str) -> String {
+    format!(
+        "{host} asked to renegotiate TLS 1.2 after the handshake (how IIS and Apache request a client \
+         certificate for some paths), which this bridge does not support: have the server request \
+         the client certificate in the initial handshake (Apache: SSLVerifyClient require for the \
+         whole virtual host), or enable TLS 1.3 on it"
+    )
+}
+
+fn diagnose_alert(
+    alert: AlertDescription,
+    staged: Option<&StagedError>,
+    config: &Config,
+) -> Diagnosis {
     let host = config.tls.servername.as_deref().unwrap_or(&config.url.host);
+    let name = alert_name(alert);
     let setup = |message: String| Diagnosis {
         message,
         severity: Severity::Setup,
     };
+    let after_tls12_handshake = staged.is_some_and(|s| s.tls12 && s.stage != Stage::Handshake);
     match alert {
-        AlertDescription::CertificateRequired => setup(format!(
+        // After a TLS 1.2 handshake only a renegotiation (which rustls declines) can fail a handshake.
+        AlertDescription::HandshakeFailure | AlertDescription::NoRenegotiation
+            if after_tls12_handshake =>
+        {
+            setup(renegotiation_message(host))
+        }
+        AlertDescription::CertificateRequired if !config.tls.has_identity() => setup(format!(
             "remote refused the connection: {host} requires a client certificate; set --tls-cert/--tls-key or --tls-pfx"
         )),
-        AlertDescription::BadCertificate
+        AlertDescription::CertificateRequired
+        | AlertDescription::BadCertificate
         | AlertDescription::UnknownCA
         | AlertDescription::CertificateUnknown
         | AlertDescription::CertificateExpired
@@ -155,17 +323,26 @@ fn diagnose_alert(alert: AlertDescription, config: &Config) -> Diagnosis {
         | AlertDescription::UnsupportedCertificate
         | AlertDescription::AccessDenied => {
             let cause = if !config.tls.has_identity() {
-                "no client certificate was configured; set --tls-cert/--tls-key or --tls-pfx".to_string()
+                "no client certificate was configured; set --tls-cert/--tls-key or --tls-pfx"
             } else {
                 match alert {
-                    AlertDescription::UnknownCA => "it is not signed by a CA the server trusts".to_string(),
-                    AlertDescription::CertificateExpired => "the server says it has expired".to_string(),
-                    AlertDescription::CertificateRevoked => "the server says it was revoked".to_string(),
-                    _ => "check that it is signed by a CA the server trusts and that --tls-cert includes intermediates".to_string(),
+                    AlertDescription::UnknownCA => "it is not signed by a CA the server trusts",
+                    AlertDescription::CertificateExpired => "the server says it has expired",
+                    AlertDescription::CertificateRevoked => "the server says it was revoked",
+                    AlertDescription::CertificateRequired => {
+                        "the server did not take the certificate sent; check that it is signed by a CA the server asks for"
+                    }
+                    AlertDescription::UnsupportedCertificate => {
+                        "the server does not accept its kind of key or its key usage; check with the server's administrator"
+                    }
+                    AlertDescription::AccessDenied => {
+                        "the server knows it but denies it access; check with the server's administrator"
+                    }
+                    _ => "check that it is signed by a CA the server trusts and that --tls-cert includes intermediates",
                 }
             };
             setup(format!(
-                "remote refused the client certificate (TLS alert {alert:?}): {cause}"
+                "remote refused the client certificate (TLS alert {name}): {cause}"
             ))
         }
         AlertDescription::ProtocolVersion => setup(format!(
@@ -173,10 +350,41 @@ fn diagnose_alert(alert: AlertDescription, config: &Config) -> Diagnosis {
             min_version_hint(config)
         )),
         AlertDescription::HandshakeFailure => setup(format!(
-            "TLS handshake with {host} failed (alert HandshakeFailure): no cipher suite or version in common{}",
+            "TLS handshake with {host} failed (TLS alert handshake_failure): {}{}",
+            if config.tls.has_identity() {
+                "the server refused the client certificate, or shares no cipher suite or TLS version with this client"
+            } else {
+                "the server may require a client certificate (set --tls-cert/--tls-key or --tls-pfx), or shares no cipher suite or TLS version with this client"
+            },
             min_version_hint(config)
         )),
-        other => setup(format!("TLS alert {other:?} from {host}")),
+        _ => setup(format!("{host} ended the TLS connection with alert {name}")),
+    }
+}
+
+/// What rustls found incompatible, in words.
+fn incompatibility(why: &PeerIncompatible) -> &'static str {
+    match why {
+        PeerIncompatible::ServerDoesNotSupportTls12Or13
+        | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig
+        | PeerIncompatible::SupportedVersionsExtensionRequired
+        | PeerIncompatible::Tls12NotOffered
+        | PeerIncompatible::Tls12NotOfferedOrEnabled => {
+            "the server offers no TLS version this client allows (TLS 1.2, 1.3)"
+        }
+        PeerIncompatible::NoCipherSuitesInCommon => "no cipher suite in common",
+        PeerIncompatible::NoKxGroupsInCommon | PeerIncompatible::NamedGroupsExtensionRequired => {
+            "no key exchange group in common"
+        }
+        PeerIncompatible::NoSignatureSchemesInCommon
+        | PeerIncompatible::NoCertificateRequestSignatureSchemesInCommon
+        | PeerIncompatible::SignatureAlgorithmsExtensionRequired => {
+            "no signature scheme in common (the client key's type may be one the server does not take)"
+        }
+        PeerIncompatible::ExtendedMasterSecretExtensionRequired => {
+            "the server lacks the extended master secret extension (RFC 7627)"
+        }
+        _ => "the server's TLS settings are outside what this client supports",
     }
 }
 
@@ -195,48 +403,5 @@ fn min_version_hint(config: &Config) -> &'static str {
             " (--tls-min-version TLSv1.3 refuses servers that only speak TLS 1.2)"
         }
         _ => "",
-    }
-}
-
-/// The deepest `io::Error` inside `e` (through `io::Error` and `ureq::Error::Io` wrappers).
-fn innermost_io(e: &io::Error) -> &io::Error {
-    let mut current = e;
-    for _ in 0..8 {
-        let Some(inner) = current.get_ref() else {
-            break;
-        };
-        if let Some(io) = inner.downcast_ref::<io::Error>() {
-            current = io;
-        } else if let Some(ureq::Error::Io(io)) = inner.downcast_ref::<ureq::Error>() {
-            current = io;
-        } else {
-            break;
-        }
-    }
-    current
-}
-
-/// rustls errors reach us wrapped in `io::Error` (from the handshake or a read), possibly inside
-/// ureq's error.
-fn find_rustls_error(err: &ureq::Error) -> Option<&rustls::Error> {
-    match err {
-        ureq::Error::Io(io) => {
-            let mut current = io;
-            for _ in 0..8 {
-                let inner = current.get_ref()?;
-                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                    return Some(tls);
-                }
-                current = match inner.downcast_ref::<io::Error>() {
-                    Some(io) => io,
-                    None => match inner.downcast_ref::<ureq::Error>() {
-                        Some(ureq::Error::Io(io)) => io,
-                        _ => return None,
-                    },
-                };
-            }
-            None
-        }
-        _ => None,
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use x509_cert::der::{DateTime, Decode};
+use x509_cert::der::{DateTime, Decode, Encode};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::Certificate;
@@ -78,6 +78,17 @@ impl CertInfo {
             not_before: UNIX_EPOCH + validity.not_before.to_unix_duration(),
             not_after: UNIX_EPOCH + validity.not_after.to_unix_duration(),
         })
+    }
+
+    /// The DER `SubjectPublicKeyInfo` of a certificate of any X.509 version (v1 and v2 too, which
+    /// webpki refuses but OpenSSL-based servers accept), to check that a key belongs to it.
+    pub(crate) fn public_key_info(der: &[u8]) -> Result<Vec<u8>, CertParseError> {
+        let cert = Certificate::from_der(der)
+            .map_err(|e| CertParseError(format!("not an X.509 certificate: {e}")))?;
+        cert.tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| CertParseError(format!("bad public key: {e}")))
     }
 
     /// Classifies `now` against the validity period. A pure function so that the 14-day warning can

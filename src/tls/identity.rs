@@ -20,7 +20,7 @@ use super::pkcs11::{self, KeyKind};
 use super::{input, pkcs12, TlsError};
 use crate::config::{ClientIdentity, Pkcs11Identity, TokenCertSource};
 
-/// A checked identity, ready for the client configuration.
+/// A checked identity, ready to be presented (see `client_config_at`).
 pub(crate) struct Identity {
     pub certified: Arc<CertifiedKey>,
     pub info: CertInfo,
@@ -254,10 +254,21 @@ fn check_key_matches(
     signing_key: &Arc<dyn SigningKey>,
     origin: &Origin<'_>,
 ) -> Result<(), TlsError> {
-    match CertifiedKey::new(chain.to_vec(), Arc::clone(signing_key)).keys_match() {
-        // `Unknown`: the key cannot tell its public half; rustls accepts that, so do we.
-        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(()),
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+    // Compared with x509-cert rather than rustls' `keys_match`, whose webpki parser refuses X.509
+    // v1/v2 certificates: this check must never be stricter than the servers that take them.
+    let leaf = chain.first().ok_or_else(|| TlsError::NoCertificate {
+        flag: origin.cert_flag,
+        path: origin.cert_path.to_path_buf(),
+    })?;
+    let cert_spki = CertInfo::public_key_info(leaf).map_err(|e| TlsError::BadCertificate {
+        origin: Some(input::describe(origin.cert_flag, origin.cert_path)),
+        detail: e.to_string(),
+    })?;
+    match signing_key.public_key() {
+        // The key cannot tell its public half; rustls accepts that, so do we.
+        None => Ok(()),
+        Some(key_spki) if key_spki.as_ref() == cert_spki.as_slice() => Ok(()),
+        Some(_) => {
             let key = if origin.key_flag == origin.cert_flag {
                 format!(
                     "the private key in {}",
@@ -271,10 +282,6 @@ fn check_key_matches(
                 cert: input::describe(origin.cert_flag, origin.cert_path),
             })
         }
-        Err(other) => Err(TlsError::BadCertificate {
-            origin: Some(input::describe(origin.cert_flag, origin.cert_path)),
-            detail: other.to_string(),
-        }),
     }
 }
 

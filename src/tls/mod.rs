@@ -20,7 +20,9 @@ mod verify;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
+use rustls::sign::SingleCertAndKey;
 use rustls::{ClientConfig, SupportedProtocolVersion};
 
 pub use certinfo::{format_utc, CertInfo, Validity, EXPIRY_WARNING_WINDOW};
@@ -29,6 +31,7 @@ pub use identity::ClientKey;
 pub use pkcs11::{is_pkcs11_uri, KeyKind, ObjectType, Pkcs11Error, Pkcs11Uri, UriError};
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::{MAX_SESSIONS, RETRY_INTERVAL, SESSION_WAIT};
+pub use verify::WeakServerKey;
 
 use crate::config::{TlsOptions, TlsVersion};
 
@@ -79,7 +82,15 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
                 provider.clone(),
             )))
     } else {
-        builder.with_root_certificates(trust::root_store(opts.ca.as_deref())?)
+        let roots = Arc::new(trust::root_store(opts.ca.as_deref())?);
+        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+        // `dangerous()` is only the door to a custom verifier: this one is webpki's, unchanged but
+        // for a readable error when the server's key is too weak.
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verify::ExplainingVerifier::new(webpki)))
     };
 
     let (mut config, identity_info, key_info) = match identity {
@@ -90,7 +101,9 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
                 log::debug!("client key offers {mechanism}");
             }
             warnings.extend(identity.warnings);
-            let resolver = rustls::sign::SingleCertAndKey::from(identity.certified);
+            // Not `with_client_auth_cert`: its key check parses the certificate with webpki, which
+            // refuses X.509 v1/v2; `identity::load` has checked the key against it already.
+            let resolver = SingleCertAndKey::from(identity.certified);
             let config = builder.with_client_cert_resolver(Arc::new(resolver));
             (config, Some(identity.info), Some(identity.key))
         }

@@ -20,6 +20,7 @@ use super::events::{pump, EventStream, Limits, Message, Pumped};
 use super::exchange::{Exchange, Waits};
 use super::stop::Stop;
 use crate::config::Url;
+use crate::http::encoding::decoded_body;
 use crate::http::response::{content_type, is_event_stream, read_short_body};
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
 
@@ -71,7 +72,7 @@ impl LegacyLink {
                 session_gone: false,
             });
         }
-        let mut stream = EventStream::new(resp.into_body().into_reader(), limits);
+        let mut stream = EventStream::new(decoded_body(resp), limits);
         let (endpoint_tx, endpoint_rx) = mpsc::channel();
         let link_slot: Arc<std::sync::OnceLock<Arc<LegacyLink>>> = Arc::default();
         let reader_slot = Arc::clone(&link_slot);

@@ -14,7 +14,7 @@ pub(super) enum PostFault {
     CloseAfterPriming,
 }
 
-/// Takes the first queued fault that applies to this POST. `Status`, `DropConnection` and
+/// Takes the first queued fault that applies to this POST. `Status`, `Answer`, `DropConnection` and
 /// `CloseAfterPriming` apply to POSTs carrying a JSON-RPC request; `StatusFor` to the POST whose
 /// message (request or notification) has that method. `CloseAfterPriming` only applies when the
 /// transport can prime a stream (`can_prime`, i.e. Streamable HTTP).
@@ -25,7 +25,7 @@ pub(super) fn take(state: &State, incoming: &Incoming, can_prime: bool) -> Optio
         _ => (false, None),
     };
     let fault = state.take_fault(|f| match f {
-        Fault::Status { .. } | Fault::DropConnection => is_request,
+        Fault::Status { .. } | Fault::Answer { .. } | Fault::DropConnection => is_request,
         Fault::CloseAfterPriming => is_request && can_prime,
         Fault::StatusFor { method: m, .. } => Some(*m) == method,
         Fault::ExpireSessions
@@ -47,6 +47,17 @@ pub(super) fn take(state: &State, incoming: &Incoming, can_prime: bool) -> Optio
             body,
             ..
         } => PostFault::Respond(Response::with_body(status, content_type, body)),
+        Fault::Answer {
+            status,
+            headers,
+            body,
+        } => {
+            let mut response = Response::empty(status);
+            for (name, value) in headers {
+                response = response.header(name, &value);
+            }
+            PostFault::Respond(response.body(body))
+        }
         Fault::DropConnection => PostFault::Drop,
         Fault::CloseAfterPriming
         | Fault::ExpireSessions

@@ -185,6 +185,14 @@ pub enum Fault {
     /// (and `retry:`), which then ends. The request is still served: its response (and any progress)
     /// is delivered once to a GET with `Last-Event-ID: <priming id>`.
     CloseAfterPriming,
+    /// The next POST carrying a JSON-RPC request gets exactly this answer: status, headers
+    /// (`WWW-Authenticate`, `Content-Encoding`, …) and raw body bytes, as a misconfigured proxy or
+    /// an OAuth-protected server would send it.
+    Answer {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    },
     /// The next POST carrying a request: the connection is cut without any response.
     DropConnection,
     /// Forget all Streamable HTTP sessions now (their GET streams end); the next request with a

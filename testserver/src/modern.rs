@@ -56,9 +56,41 @@ fn server_info() -> Value {
     json!({"name": mcp::SERVER_NAME, "version": env!("CARGO_PKG_VERSION")})
 }
 
-/// Adds what every modern result carries: `resultType` and the server's info in `_meta`.
-fn complete(mut result: Value) -> Value {
+/// The methods of the revision this server serves besides `server/discover` and
+/// `subscriptions/listen` (2026-07-28 dropped `ping` and `logging/setLevel`; `initialize` is
+/// the handshake era's).
+const MODERN_METHODS: [&str; 7] = [
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "prompts/list",
+    "prompts/get",
+];
+
+/// Results that carry caching hints (SEP-2549: `ttlMs` and `cacheScope` are required on them).
+const CACHEABLE: [&str; 6] = [
+    "server/discover",
+    "tools/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "prompts/list",
+];
+
+/// `ttlMs` of cacheable results: 0, immediately stale, because tests change the tool list at will.
+const CACHE_TTL_MS: u64 = 0;
+
+/// Adds what every modern result of `method` carries: `resultType`, the server's info in
+/// `_meta`, and for cacheable results `ttlMs` and `cacheScope` (private: nothing is shared
+/// between authorisation contexts).
+fn complete(method: &str, mut result: Value) -> Value {
     if let Some(obj) = result.as_object_mut() {
+        if CACHEABLE.contains(&method) {
+            obj.entry("ttlMs").or_insert_with(|| json!(CACHE_TTL_MS));
+            obj.entry("cacheScope").or_insert_with(|| json!("private"));
+        }
         obj.entry("resultType").or_insert_with(|| json!("complete"));
         let meta = obj
             .entry("_meta")
@@ -70,17 +102,20 @@ fn complete(mut result: Value) -> Value {
     result
 }
 
+/// The server's identity travels in `_meta` (added by `complete`), as the revision has it.
 fn discover_result() -> Value {
-    complete(json!({
-        "supportedVersions": MODERN_VERSIONS,
-        "capabilities": {
-            "tools": {"listChanged": true},
-            "resources": {},
-            "prompts": {}
-        },
-        "serverInfo": server_info(),
-        "instructions": "Test server for mcp-secure-remote (2026-07-28 mode)."
-    }))
+    complete(
+        "server/discover",
+        json!({
+            "supportedVersions": MODERN_VERSIONS,
+            "capabilities": {
+                "tools": {"listChanged": true},
+                "resources": {},
+                "prompts": {}
+            },
+            "instructions": "Test server for mcp-secure-remote (2026-07-28 mode)."
+        }),
+    )
 }
 
 /// Serves a POST whose body declares `version` in `params._meta`.
@@ -146,7 +181,7 @@ pub(super) fn post(
             reply(http, req, Response::json(200, &body))
         }
         "subscriptions/listen" => listen(state, http, &id, &params),
-        m if m == "initialize" || !mcp::METHODS.contains(&m) => {
+        m if !MODERN_METHODS.contains(&m) => {
             let response = error_response(404, &id, -32601, "Method not found", None);
             reply(http, req, response)
         }
@@ -210,7 +245,7 @@ fn serve(
         outlet,
         request_id: id,
     };
-    mcp::handle_modern(&mut call, method, params).map(complete)
+    mcp::handle_modern(&mut call, method, params).map(|result| complete(method, result))
 }
 
 /// `subscriptions/listen`: acknowledges, sends one `notifications/tools/list_changed`, then holds

@@ -32,7 +32,10 @@ use super::stop::Stop;
 use super::tool_headers::ToolHeaders;
 use crate::config::{Config, TransportStrategy, Url};
 use crate::http::cancel;
-use crate::http::response::{content_type, is_event_stream, read_short_body};
+use crate::http::encoding::decoded_body;
+use crate::http::response::{
+    content_type, error_frame, is_event_stream, read_short_body, www_authenticate,
+};
 use crate::http::Http;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
 use crate::modern;
@@ -331,7 +334,7 @@ impl Remote {
                 "server accepted the request (HTTP 202) but sent no response".into(),
             )),
             200..=299 if ct.starts_with("text/event-stream") => {
-                let mut stream = EventStream::new(resp.into_body().into_reader(), &self.limits);
+                let mut stream = EventStream::new(decoded_body(resp), &self.limits);
                 if may_fall_back {
                     // A legacy server may answer the POST with its SSE stream: first event `endpoint`.
                     return self.pump_first_checking_legacy(&mut stream, id, answered);
@@ -354,8 +357,9 @@ impl Remote {
                         )))
             }
             _ => {
+                let challenge = www_authenticate(&resp);
                 let body = read_short_body(resp);
-                let frame = jsonrpc::error_from_http(id, status, Some(&ct), &body);
+                let frame = error_frame(id, status, Some(&ct), challenge.as_deref(), &body);
                 if let Some(why) = proxy_certificate_complaint(&body, &self.config) {
                     // nginx & co. answer a missing or bad client certificate with an HTML 400:
                     // a setup error, not a reason to try another transport.
@@ -381,7 +385,7 @@ impl Remote {
     }
 
     fn deliver_json(&self, resp: Response<Body>, id: &Id) -> Result<(), TransportError> {
-        let message = read_message(resp.into_body().into_reader(), &self.limits)
+        let message = read_message(decoded_body(resp), &self.limits)
             .map_err(|e| TransportError::BadResponse(e.to_string()))?;
         match self.deliver(message) {
             Some(info) if info.kind == Kind::Response && info.id.as_ref() == Some(id) => Ok(()),

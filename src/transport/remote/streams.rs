@@ -103,8 +103,7 @@ impl Remote {
                     if status != 200 {
                         return Err(TransportError::StreamEnded(format!("response stream ended before the response, and resuming it failed with HTTP {status}")));
                     }
-                    let mut resumed =
-                        EventStream::new(resp.into_body().into_reader(), &self.limits);
+                    let mut resumed = EventStream::new(decoded_body(resp), &self.limits);
                     outcome = pump(&mut resumed, Some(id), &deliver, &stopped);
                     // Keep the original id when the resumed stream carried no new one.
                     if let Pumped::Ended {
@@ -223,7 +222,7 @@ impl Remote {
                 log::debug!("server offers no listening stream (HTTP {status})");
                 return;
             }
-            let mut stream = EventStream::new(resp.into_body().into_reader(), &self.limits);
+            let mut stream = EventStream::new(decoded_body(resp), &self.limits);
             match pump(&mut stream, None, &deliver, &stopped) {
                 Pumped::Stopped | Pumped::Answered => return,
                 Pumped::Ended {
