@@ -9,7 +9,8 @@ DIR="$ROOT/.packaging"
 mkdir -p "$DIR"
 
 # maturin 1.16: `bindings = "bin"` wheels with both binaries; uv: the installer and `uvx` users run.
-PY_TOOLS=("maturin==1.16.0" "uv==0.13.9")
+# ziglang: the linker maturin --zig uses for wheels of the cross targets `make dist` built.
+PY_TOOLS=("maturin==1.16.0" "uv==0.13.9" "ziglang==0.15.2")
 NPM_TOOLS=("@anthropic-ai/mcpb@2.1.2")
 
 log() { printf '[packaging/install] %s\n' "$*" >&2; }
