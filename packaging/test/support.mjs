@@ -223,14 +223,16 @@ export function exeOf(pid) {
 }
 
 /**
- * Starts `command`, initializes, sends SIGTERM to the top process and checks that the top process
- * and everything below it (the real binary) are gone. Returns the top process's exit status.
+ * Starts `command`, initializes, sends SIGTERM to the top process and waits until the top process
+ * and everything below it (the real binary) are gone; returns the top process's exit status and
+ * what is still running (`left`).
  */
 export async function terminate(command, args, binaryName, options = {}) {
   const bridge = new Bridge(command, args, options);
   try {
     await bridge.initialize();
-    const below = descendants(bridge.child.pid);
+    // The top process itself is the binary when nothing launches it.
+    const below = [bridge.child.pid, ...descendants(bridge.child.pid)];
     const binary = below.filter((pid) => path.basename(exeOf(pid)).startsWith(binaryName));
     if (binary.length === 0) {
       throw new Error(`no ${binaryName} process below ${command}: ${below.map(exeOf).join(", ")}`);
