@@ -77,3 +77,22 @@ test("a usage error reaches the agent as exit code 2 through uvx", async (t) => 
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /--no-such-flag/);
 });
+
+test("the sdist builds from source (what a platform without a wheel gets) and runs", async (t) => {
+  const { SDIST } = process.env;
+  assert.ok(SDIST, "set SDIST");
+  const out = tempDir(t, "sdist-wheel");
+  // Online for the build backend (maturin, pinned in pyproject.toml); cargo reuses the dependencies
+  // already compiled in this checkout's target/ directory.
+  const env = { ...uvEnv(t), UV_OFFLINE: "0", CARGO_TARGET_DIR: path.join(path.dirname(BINARIES), "../..") };
+  let r = await run(UV, ["build", "--quiet", "--wheel", "--out-dir", out, SDIST], { env, timeout: 900_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const venv = path.join(out, "venv");
+  r = await run(UV, ["venv", "--quiet", venv], { env });
+  assert.equal(r.code, 0, r.stderr);
+  r = await run(UV, ["pip", "install", "--quiet", "--offline", "--python", path.join(venv, "bin/python"), "--find-links", out, "mcp-secure-remote"], { env });
+  assert.equal(r.code, 0, r.stderr);
+  r = await run(path.join(venv, "bin/mcp-secure-remote"), ["--version"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(VERSION.replaceAll(".", "\\.")));
+});
