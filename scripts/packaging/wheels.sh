@@ -8,6 +8,20 @@ cd "$ROOT"
 MATURIN="$ROOT/.packaging/venv/bin/maturin"
 # maturin --zig finds zig through the venv's python (the pinned ziglang package).
 export PATH="$ROOT/.packaging/venv/bin:$PATH"
+# maturin's progress is long: show the lines naming what it built, or everything when it fails.
+quiet() {
+  local log
+  log=$(mktemp)
+  if ! "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "wheels: $* failed" >&2
+    return 1
+  fi
+  grep -E '^(📦|⚠️)' "$log" || true
+  rm -f "$log"
+}
+
 mkdir -p dist
 rm -f dist/mcp_secure_remote-*.whl dist/mcp_secure_remote-*.tar.gz
 
@@ -21,15 +35,14 @@ for triple in $(built_triples); do
   # maturin runs cargo on the same target/ directory: for binaries that are up to date cargo only
   # re-links or does nothing. The wheel must hold the bytes that `make dist` archived, so compare.
   before=$(cd "$(release_dir "$triple")" && sha256sum "${BINARIES[@]/%/$(exe_suffix "$triple")}")
-  "$MATURIN" "${args[@]}" 2>&1 | grep -E '^(📦|⚠️|💥|error|warning: )' || true
+  quiet "$MATURIN" "${args[@]}"
   after=$(cd "$(release_dir "$triple")" && sha256sum "${BINARIES[@]/%/$(exe_suffix "$triple")}")
   if [ "$before" != "$after" ]; then
     echo "wheels: maturin rebuilt target/$triple/release with different bytes; run make dist again" >&2
     exit 1
   fi
 done
-"$MATURIN" sdist --out dist 2>&1 | grep -E '^(📦|💥|error)' || true
-echo
+quiet "$MATURIN" sdist --out dist
 
 # Each wheel's binaries are the release build's, byte for byte.
 python3 - "$ROOT" dist/mcp_secure_remote-"$VERSION"-*.whl <<'PY'
