@@ -213,8 +213,8 @@ export function alive(pid) {
   }
 }
 
-/** The executable of a process (to find the real binary below a launcher). */
-export function exeOf(pid) {
+/** The program a process runs, as started (argv[0]), to find the real binary below a launcher. */
+export function programOf(pid) {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0];
   } catch {
@@ -233,15 +233,15 @@ export async function terminate(command, args, binaryName, options = {}) {
     await bridge.initialize();
     // The top process itself is the binary when nothing launches it.
     const below = [bridge.child.pid, ...descendants(bridge.child.pid)];
-    const binary = below.filter((pid) => path.basename(exeOf(pid)).startsWith(binaryName));
+    const binary = below.filter((pid) => path.basename(programOf(pid)).startsWith(binaryName));
     if (binary.length === 0) {
-      throw new Error(`no ${binaryName} process below ${command}: ${below.map(exeOf).join(", ")}`);
+      throw new Error(`no ${binaryName} process below ${command}: ${below.map(programOf).join(", ")}`);
     }
     bridge.child.kill("SIGTERM");
     const exit = await bridge.waitExit();
     const deadline = Date.now() + WAIT_MS;
     while (below.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const left = below.filter(alive).map((pid) => `${pid} ${exeOf(pid)}`);
+    const left = below.filter(alive).map((pid) => `${pid} ${programOf(pid)}`);
     return { ...exit, left, stderr: bridge.stderr };
   } finally {
     bridge.child.kill("SIGKILL");

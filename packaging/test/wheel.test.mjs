@@ -46,7 +46,7 @@ test("uvx --from <wheel> mcp-secure-remote: initialize, tools/call over mTLS, ex
   const url = await startEndpoint(t);
   const out = await session(UVX, ["--from", WHEEL, "mcp-secure-remote", url, ...TLS], { env: uvEnv(t) });
   assert.equal(out.code, 0, out.stderr);
-  assert.equal(out.init.serverInfo.name !== undefined, true);
+  assert.ok(out.init.serverInfo, "initialize result without serverInfo");
 });
 
 test("uvx --from <wheel> mcp-secure-remote-client checks the endpoint, and diagnoses a refused client", async (t) => {
