@@ -30,7 +30,8 @@ for triple in $(built_triples); do
   case "$triple" in
     x86_64-unknown-linux-musl) args+=(--compatibility manylinux_2_17 musllinux_1_2) ;;
     *-linux-musl) args+=(--zig --compatibility manylinux_2_17 musllinux_1_2) ;;
-    *-apple-darwin) args+=(--zig) ;;
+    # On a Mac (the release workflow) maturin links natively; elsewhere zig needs Apple's SDK.
+    *-apple-darwin) [ "$(uname -s)" = Darwin ] || args+=(--zig) ;;
   esac
   # maturin runs cargo on the same target/ directory: for binaries that are up to date cargo only
   # re-links or does nothing. The wheel must hold the bytes that `make dist` archived, so compare.
