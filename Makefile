@@ -9,6 +9,7 @@ SHELL       := bash
 
 .DEFAULT_GOAL := help
 .PHONY: help build release test fuzz lint fixtures musl scratch-test bench bench-pkcs11 demo interop clean
+.PHONY: packaging-tools wheels crate mcpb npm wheels-check mcpb-check npm-check release-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-13s %s\n", $$1, $$2 }'
@@ -67,6 +68,52 @@ demo: ## Local endpoint that demands client certificates, the test client, one t
 
 interop: ## The bridge against the reference MCP servers, clients and conformance suite (installs into .interop/)
 	bash scripts/interop.sh
+
+# --- Release artifacts (issue 14). Each takes the binaries in target/<triple>/release/: `make musl`
+# builds the x86_64 Linux ones, `make dist` every target this machine can build; a target that is not
+# built is skipped with the reason. Pinned tools (maturin, uv, ziglang, mcpb) go into .packaging/.
+PACKAGING_TEST = node --test --test-reporter=spec
+ENDPOINT       = target/release/examples/mtls_endpoint
+
+packaging-tools:
+	@bash scripts/packaging/install.sh
+
+$(ENDPOINT): FORCE
+	$(CARGO) build --release --quiet --example mtls_endpoint
+
+FORCE:
+
+wheels: musl packaging-tools ## PyPI wheels (maturin, both binaries) per built target + the sdist, into dist/
+	bash scripts/packaging/wheels.sh
+
+crate: ## crates.io package into dist/: cargo publish --dry-run, include list, no private keys
+	bash scripts/packaging/crate.sh
+
+mcpb: musl packaging-tools ## Claude Desktop bundle dist/mcp-secure-remote-<version>.mcpb (mcpb validate + pack)
+	bash scripts/packaging/mcpb.sh
+
+npm: musl ## npm tarballs in dist/npm/: the npx launcher and one package per built platform
+	bash scripts/packaging/npm.sh
+
+wheels-check: wheels $(ENDPOINT) ## Install the Linux wheel with uv; real mTLS sessions through uvx; sdist builds
+	WHEEL=$$(ls dist/mcp_secure_remote-*-py3-none-*linux*_x86_64*.whl) UV=$(CURDIR)/.packaging/venv/bin/uv \
+	  SDIST=$$(ls dist/mcp_secure_remote-*.tar.gz) BINARIES=target/$(MUSL_TARGET)/release \
+	  $(PACKAGING_TEST) packaging/test/wheel.test.mjs
+
+mcpb-check: mcpb $(ENDPOINT) ## Run the unpacked bundle as Claude Desktop would (PEM, PKCS#12, empty fields)
+	MCPB_BUNDLE=$$(ls dist/mcp-secure-remote-*.mcpb) MCPB_HOME=$(CURDIR)/.packaging \
+	  $(PACKAGING_TEST) packaging/test/mcpb.test.mjs
+
+npm-check: npm $(ENDPOINT) ## npx --package with the tarballs: sessions, signals, exit codes, missing platform
+	NPM_TARBALLS=$(CURDIR)/dist/npm $(PACKAGING_TEST) packaging/test/npm.test.mjs
+
+# The one command before publishing (uploads are not part of it). The lead wires `make dist` (issue 13)
+# in front, so that every cross target's binaries are fresh when the artifacts take them.
+release-check: wheels-check crate mcpb-check npm-check ## Build every artifact above into dist/, verify each
+	python3 scripts/packaging/no-keys.py dist/*.whl dist/*.tar.gz dist/*.crate dist/*.mcpb dist/npm/*.tgz
+	@echo "release-check: artifacts in dist/:"
+	@find dist -type f \( -name '*.whl' -o -name '*.tar.gz' -o -name '*.zip' -o -name '*.crate' -o -name '*.mcpb' -o -name '*.tgz' \) \
+	  -printf '%10s  %p\n' | sort -k2
 
 clean: ## Remove build output
 	$(CARGO) clean

@@ -205,3 +205,28 @@ fn troubleshooting_quotes_the_field_diagnoses_exactly() {
         );
     }
 }
+
+#[test]
+fn every_agent_config_shows_the_uvx_form_and_the_plain_binary_path() {
+    let text = readme();
+    let start = text.find("## AI agent / IDE integration").unwrap();
+    let end = text.find("### Generic MCP client").unwrap();
+    let agents: Vec<&str> = text[start..end].split("\n### ").skip(1).collect();
+    assert!(
+        agents.len() >= 7,
+        "expected the agent sections, found {}",
+        agents.len()
+    );
+    for agent in agents {
+        let name = agent.lines().next().unwrap_or_default();
+        assert!(
+            agent.contains("\"uvx\"") || agent.contains("-- uvx mcp-secure-remote"),
+            "{name}: no uvx form (existing `uvx mcp-secure-remote` configs must keep working)"
+        );
+        assert!(
+            agent.contains("/usr/local/bin/mcp-secure-remote"),
+            "{name}: no plain binary path"
+        );
+    }
+    assert!(text.contains("\n## Docker\n"), "the Docker section is gone");
+}

@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+require("../lib/launch.js").launch("mcp-secure-remote");

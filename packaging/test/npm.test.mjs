@@ -1,0 +1,107 @@
+// The npm packages as `npx -y mcp-secure-remote` users get them, from the `npm pack` tarballs: npm
+// installs the launcher and the one platform package that matches, and the launcher runs the binary,
+// forwarding signals and exit codes. Env: NPM_TARBALLS (dist/npm).
+import assert from "node:assert/strict";
+import { readdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+
+import { PEM, VERSION, run, session, startEndpoint, tempDir, terminate } from "./support.mjs";
+
+const { NPM_TARBALLS } = process.env;
+assert.ok(NPM_TARBALLS, "set NPM_TARBALLS (make release-check does)");
+const PLATFORM = `${process.platform}-${process.arch}`;
+const tarball = (name) => path.join(NPM_TARBALLS, `${name}-${VERSION}.tgz`);
+const LAUNCHER = tarball("mcp-secure-remote");
+const BINARIES = tarball(`mcp-secure-remote-${PLATFORM}`);
+const TLS = ["--tls-cert", PEM.cert, "--tls-key", PEM.key, "--tls-ca", PEM.ca];
+
+test("the tarballs are the launcher and one package per built platform, nothing else", () => {
+  const names = readdirSync(NPM_TARBALLS).sort();
+  assert.ok(names.includes(path.basename(LAUNCHER)) && names.includes(path.basename(BINARIES)), names.join(", "));
+  for (const name of names) assert.match(name, /^mcp-secure-remote(-(linux|win32|darwin)-(x64|arm64))?-\d+\.\d+\.\d+\.tgz$/);
+});
+
+/** npm with its cache (and so npx's install directory) in a temporary directory. */
+function npmEnv(t) {
+  return {
+    ...process.env,
+    npm_config_cache: path.join(tempDir(t, "npm"), "cache"),
+    npm_config_update_notifier: "false",
+    npm_config_fund: "false",
+    npm_config_audit: "false",
+    npm_config_loglevel: "error",
+  };
+}
+
+/** `npx -y --package <launcher.tgz> --package <platform.tgz> -- <bin> …`, as a config would run it. */
+function npx(bin, args) {
+  return ["npx", ["--yes", "--package", LAUNCHER, "--package", BINARIES, "--", bin, ...args]];
+}
+
+test("npx mcp-secure-remote: initialize, tools/call over mTLS, exit 0 on stdin EOF", async (t) => {
+  const url = await startEndpoint(t);
+  const [cmd, args] = npx("mcp-secure-remote", [url, ...TLS]);
+  const out = await session(cmd, args, { env: npmEnv(t) });
+  assert.equal(out.code, 0, out.stderr);
+});
+
+test("npx mcp-secure-remote-client: exit 0 on success, 1 for a refused client, 2 for a usage error", async (t) => {
+  const url = await startEndpoint(t);
+  const env = npmEnv(t);
+  const ok = await run(...npx("mcp-secure-remote-client", [url, ...TLS]), { env });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /echo/);
+  const refused = await run(...npx("mcp-secure-remote-client", [url, "--tls-ca", PEM.ca]), { env });
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stdout + refused.stderr, /client certificate/);
+  const usage = await run(...npx("mcp-secure-remote", ["--no-such-flag"]), { env });
+  assert.equal(usage.code, 2, usage.stderr);
+  assert.match(usage.stderr, /--no-such-flag/);
+});
+
+test("SIGTERM to npx ends the launcher and the bridge: nothing keeps running", async (t) => {
+  const url = await startEndpoint(t);
+  const [cmd, args] = npx("mcp-secure-remote", [url, ...TLS]);
+  const out = await terminate(cmd, args, "mcp-secure-remote", { env: npmEnv(t) });
+  assert.deepEqual(out.left, [], `still running after SIGTERM to npx:\n${out.left.join("\n")}`);
+});
+
+/** The packages installed with npm into a temporary prefix (for running the launcher directly). */
+async function installed(t, tarballs, flags = []) {
+  const prefix = tempDir(t, "npm-prefix");
+  const r = await run("npm", ["install", "--prefix", prefix, "--no-save", ...flags, ...tarballs], { env: npmEnv(t) });
+  assert.equal(r.code, 0, r.stderr);
+  return path.join(prefix, "node_modules/mcp-secure-remote/bin/mcp-secure-remote.js");
+}
+
+test("SIGTERM to the launcher reaches the bridge, and the launcher exits as the bridge did", async (t) => {
+  const url = await startEndpoint(t);
+  const launcher = await installed(t, [LAUNCHER, BINARIES]);
+  const out = await terminate("node", [launcher, url, ...TLS], "mcp-secure-remote");
+  assert.deepEqual(out.left, []);
+  // The bridge ends a session on SIGTERM as on stdin EOF; the launcher passes its status on.
+  const direct = await terminate(path.join(path.dirname(launcher), "../../@mcp-secure-remote", PLATFORM, "bin/mcp-secure-remote"), [url, ...TLS], "mcp-secure-remote");
+  assert.deepEqual([out.code, out.signal], [direct.code, direct.signal]);
+  assert.ok(out.code !== null || out.signal !== null);
+});
+
+test("without the platform package (optional dependencies omitted) the launcher says what to do", async (t) => {
+  const launcher = await installed(t, [LAUNCHER], ["--omit=optional"]);
+  const r = await run("node", [launcher, "--version"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`@mcp-secure-remote/${PLATFORM}, the package with the binary for ${PLATFORM}, is not installed`));
+  assert.match(r.stderr, /--omit=optional/);
+});
+
+test("on a platform without a prebuilt binary the launcher names it and the ways to build from source", async (t) => {
+  const launcher = await installed(t, [LAUNCHER, BINARIES]);
+  // The launcher is run as it would be on FreeBSD: only process.platform differs.
+  const shim = path.join(tempDir(t, "shim"), "freebsd.cjs");
+  writeFileSync(shim, 'Object.defineProperty(process, "platform", { value: "freebsd" });\n');
+  const r = await run("node", ["--require", shim, launcher, "--version"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`no prebuilt binary for freebsd-${process.arch}`));
+  assert.match(r.stderr, /cargo install mcp-secure-remote/);
+  assert.equal(r.stdout, "");
+});
