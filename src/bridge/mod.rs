@@ -133,7 +133,7 @@ pub fn run(config: Config, http: Http) -> i32 {
     stop.stop();
     remote.close(DELETE_TIMEOUT);
     http.agent.clone().shutdown();
-    let (ack_tx, ack_rx) = mpsc::channel();
+    let (ack_tx, ack_rx) = mpsc::sync_channel(1);
     if out_tx.send(Out::Flush(ack_tx)).is_ok() {
         let _ = ack_rx.recv_timeout(FLUSH_TIMEOUT);
     }

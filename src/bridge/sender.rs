@@ -23,9 +23,10 @@ pub struct Message {
 
 /// Start the sender; every message handed to the returned channel is answered by one
 /// [`Event::Sent`] on `events`. The channel is unbounded, and bounded all the same: the
-/// dispatcher counts what it handed over and holds later stdin lines back while the server has
-/// not accepted them (see `Dispatcher::sender_busy`).
+/// dispatcher hands over at most `SENDER_BACKLOG` messages the server has not accepted yet and
+/// holds later ones back (see `Dispatcher::sender_busy`).
 pub fn spawn(remote: Arc<Remote>, events: SyncSender<Event>) -> io::Result<Sender<Message>> {
+    // Bounded by the dispatcher (see above).
     let (tx, rx) = mpsc::channel();
     thread::Builder::new()
         .name("sender".into())

@@ -5,7 +5,7 @@
 //! went away) ends the bridge gracefully.
 
 use std::io::{self, Write};
-use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread;
 
@@ -26,7 +26,7 @@ pub enum Out {
         held: Held,
     },
     /// Flush everything queued so far, then acknowledge (used at shutdown).
-    Flush(Sender<()>),
+    Flush(SyncSender<()>),
 }
 
 /// Spawn the writer thread. `events` learns about a closed stdout.

@@ -34,6 +34,8 @@ impl Default for Workers {
 
 impl Workers {
     pub fn new() -> Self {
+        // Unbounded, and bounded all the same: one job per request in flight, and the
+        // dispatcher starts at most MAX_IN_FLIGHT of them.
         let (tx, rx) = mpsc::channel();
         Self {
             tx,

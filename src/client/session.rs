@@ -97,7 +97,7 @@ impl Rpc for Session {
         self.sink.expect(id.clone());
         // The request runs on its own thread so that a server that never answers is bounded by
         // `timeout` here (with the legacy transport the answer arrives after `request` returns).
-        let (failure_tx, failure_rx) = mpsc::channel();
+        let (failure_tx, failure_rx) = mpsc::sync_channel(1);
         let remote = Arc::clone(&self.remote);
         thread::Builder::new()
             .name(format!("req-{id}"))

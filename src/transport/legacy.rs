@@ -73,7 +73,8 @@ impl LegacyLink {
             });
         }
         let mut stream = EventStream::new(decoded_body(resp), limits);
-        let (endpoint_tx, endpoint_rx) = mpsc::channel();
+        // One message: the endpoint, or why there is none.
+        let (endpoint_tx, endpoint_rx) = mpsc::sync_channel(1);
         let link_slot: Arc<std::sync::OnceLock<Arc<LegacyLink>>> = Arc::default();
         let reader_slot = Arc::clone(&link_slot);
         let reader_stop = Arc::clone(&stop);

@@ -88,7 +88,7 @@ pub struct Remote {
     replay_lock: Mutex<()>,
     /// Waiters for responses to the bridge's own requests, by exact id. A client id that merely
     /// looks like one of them (same prefix) is the client's: only ids in this map are the bridge's.
-    internal: Mutex<HashMap<Id, mpsc::Sender<Vec<u8>>>>,
+    internal: Mutex<HashMap<Id, mpsc::SyncSender<Vec<u8>>>>,
     /// 2026-07-28 `x-mcp-header` parameters learned from `tools/list`.
     tool_headers: ToolHeaders,
     /// Numbers the bridge's own requests.
@@ -418,7 +418,7 @@ impl Remote {
                 .as_ref()
                 .and_then(|id| lock(&self.internal).remove(id));
             if let Some(tx) = waiter {
-                let _ = tx.send(frame);
+                let _ = tx.try_send(frame);
                 return Some(info);
             }
         }

@@ -189,7 +189,8 @@ impl Remote {
         info: &FrameInfo,
         id: &Id,
     ) -> Result<Vec<u8>, TransportError> {
-        let (tx, rx) = mpsc::channel();
+        // One message: the reply to this one request.
+        let (tx, rx) = mpsc::sync_channel(1);
         lock(&self.internal).insert(id.clone(), tx);
         let sent = self.post_request(frame, info, id, false, &|| {});
         let reply = rx.try_recv();
@@ -225,7 +226,8 @@ impl Remote {
             let frame = with_id(&original, &replay_id).ok_or_else(|| {
                 TransportError::SessionLost("cannot replay the client's initialize".into())
             })?;
-            let (tx, rx) = mpsc::channel();
+            // One message: the reply to this one request.
+            let (tx, rx) = mpsc::sync_channel(1);
             lock(&self.internal).insert(replay_id.clone(), tx);
             let sent = fresh.post(&self.exchange, &frame, None);
             let reply = rx.recv_timeout(self.config.connect_timeout.max(Duration::from_secs(10)));
