@@ -56,7 +56,7 @@ musl: ## Static musl release build of every binary; prints their sizes and `file
 scratch-test: musl ## Run the static binary in an empty root (no libc, no /etc/ssl), as FROM scratch would
 	scripts/scratch-test.sh $(MUSL_DIR)/mcp-secure-remote
 
-bench: ## Bridge vs direct HTTPS client on loopback: latency, concurrency, 5 MB, RSS, exit (examples/bench.rs)
+bench: ## Bridge vs direct client: latency, concurrency, 5 MB, RSS, exit; hostile servers (BENCH_ONLY=engine|classic)
 	$(CARGO) build --release --bins
 	$(CARGO) run --release --example bench
 

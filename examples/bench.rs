@@ -6,6 +6,10 @@
 //! `cargo run --release --example bench` (after `cargo build --release`). `BENCH_QUICK=1` for a
 //! smoke run; `BENCH_BRIDGE=<path>` to measure another bridge binary; `BENCH_PIN=1` to pin the
 //! bridge and the benchmark to different CPUs (see bench/affinity.rs for why).
+//!
+//! Two sections: the classic one (latency, concurrency, 5 MB, RSS, exit against a well-behaved
+//! server; bench/scenarios.rs) and the engine one (exit, memory and connections against hostile
+//! servers; bench/engine.rs). `BENCH_ONLY=engine` or `BENCH_ONLY=classic` runs one of them.
 
 use mcp_test_server as server;
 
@@ -15,12 +19,18 @@ mod affinity;
 mod bridge_proc;
 #[path = "bench/direct.rs"]
 mod direct;
+#[path = "bench/engine.rs"]
+mod engine;
+#[path = "bench/engine_report.rs"]
+mod engine_report;
 #[path = "bench/error.rs"]
 mod error;
 #[path = "bench/messages.rs"]
 mod messages;
 #[path = "bench/report.rs"]
 mod report;
+#[path = "bench/rss_watch.rs"]
+mod rss_watch;
 #[path = "bench/scenarios.rs"]
 mod scenarios;
 #[path = "bench/stats.rs"]
@@ -35,7 +45,9 @@ use scenarios::{Plan, Setup};
 use server::{ServerOptions, TestServer};
 
 fn main() -> ExitCode {
-    match try_main() {
+    // A child copy of the benchmark running the direct client's share of an engine scenario.
+    let result = engine::child_role().unwrap_or_else(try_main);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e}");
@@ -61,6 +73,7 @@ fn try_main() -> Result<()> {
         return Err(BenchError::BridgeMissing(binary));
     }
     let plan = Plan::from_env();
+    let sections = Sections::from_env()?;
     // Counted before pinning, which would make the process see one CPU.
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let pinning = affinity::Pinning::from_env();
@@ -68,27 +81,56 @@ fn try_main() -> Result<()> {
         // Before any thread starts, so that the server and the direct client inherit the CPU.
         affinity::pin_current_thread(pinning.bench_cpu);
     }
-    let server = TestServer::try_start_on(0, ServerOptions::default())
-        .map_err(|e| BenchError::Server(e.to_string()))?;
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let setup = Setup {
-        binary: &binary,
-        fixtures: &fixtures,
-        url: server.url("/mcp"),
-        pinning,
-    };
-
     let started = Instant::now();
-    let measurements = scenarios::run(&plan, &setup)?;
-    server.stop();
+    let classic = if sections.classic {
+        let server = TestServer::try_start_on(0, ServerOptions::default())
+            .map_err(|e| BenchError::Server(e.to_string()))?;
+        let setup = Setup {
+            binary: &binary,
+            fixtures: &fixtures,
+            url: server.url("/mcp"),
+            pinning,
+        };
+        let measurements = scenarios::run(&plan, &setup)?;
+        server.stop();
+        Some((measurements, setup.pinning))
+    } else {
+        None
+    };
+    let engine = sections.engine.then(|| {
+        engine::run(&engine::EngineSetup {
+            binary: &binary,
+            fixtures: &fixtures,
+        })
+    });
 
+    let ran = match (&classic, &engine) {
+        (Some(_), Some(_)) => "classic + engine",
+        (Some(_), None) => "classic only",
+        _ => "engine only",
+    };
     println!(
-        "## mcp-secure-remote bench ({} run, {cores} cores, {:.0} s)\n",
+        "## mcp-secure-remote bench ({} run, {ran}, {cores} cores, {:.0} s)\n",
         if plan.quick { "quick" } else { "full" },
         started.elapsed().as_secs_f64()
     );
     println!("Bridge: `{}`\n", binary.display());
-    match &setup.pinning {
+    if let Some((measurements, pinning)) = &classic {
+        print_classic(&plan, measurements, pinning.as_ref());
+    }
+    if let Some(engine) = &engine {
+        print!("{}", engine_report::render(engine));
+    }
+    Ok(())
+}
+
+fn print_classic(
+    plan: &Plan,
+    measurements: &scenarios::Measurements,
+    pinning: Option<&affinity::Pinning>,
+) {
+    match pinning {
         Some(p) => println!(
             "Pinned (BENCH_PIN): benchmark process (server + direct client) on CPU {}, bridge on CPU {}; \
              the server then shares a CPU with the direct client only, which favours the bridge \
@@ -97,8 +139,37 @@ fn try_main() -> Result<()> {
         ),
         None => println!("Not pinned: the scheduler places every thread (BENCH_PIN=1 to pin).\n"),
     }
-    print!("{}", report::render(&plan, &measurements));
-    Ok(())
+    print!("{}", report::render(plan, measurements));
+}
+
+/// Which sections to run: `BENCH_ONLY=classic|engine`, both when unset.
+struct Sections {
+    classic: bool,
+    engine: bool,
+}
+
+impl Sections {
+    fn from_env() -> Result<Sections> {
+        let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+        match only.as_str() {
+            "" => Ok(Sections {
+                classic: true,
+                engine: true,
+            }),
+            "classic" => Ok(Sections {
+                classic: true,
+                engine: false,
+            }),
+            "engine" => Ok(Sections {
+                classic: false,
+                engine: true,
+            }),
+            other => Err(BenchError::Usage(format!(
+                "BENCH_ONLY={other} is not a section: use BENCH_ONLY=classic or BENCH_ONLY=engine \
+                 (or leave it unset for both)"
+            ))),
+        }
+    }
 }
 
 /// `BENCH_BRIDGE`, else `release/mcp-secure-remote` in `CARGO_TARGET_DIR` or the crate's `target/`.

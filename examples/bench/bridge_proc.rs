@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -44,6 +45,27 @@ pub struct BridgeProcess {
     /// Responses read while waiting for another id.
     stash: HashMap<i64, Line>,
     stderr: Arc<Mutex<String>>,
+    /// While set, the reader thread stops reading stdout: the pipe fills and the bridge's writes
+    /// block, as with a client that stopped reading.
+    stdout_paused: Arc<AtomicBool>,
+}
+
+/// How a bridge is asked to leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Close its stdin (the client left).
+    Eof,
+    /// SIGTERM with stdin still open (what a client sends when EOF was not enough).
+    Sigterm,
+}
+
+/// What became of a bridge asked to leave.
+#[derive(Debug, Clone, Copy)]
+pub enum Exit {
+    /// It exited this long after being asked.
+    After(Duration),
+    /// It was still running after this long and was killed.
+    Killed(Duration),
 }
 
 /// The flags every bridge gets: the RSA client identity and the test CA.
@@ -62,9 +84,22 @@ pub fn mtls_args(fixtures: &Path) -> Vec<String> {
 impl BridgeProcess {
     /// Start `binary` for `url`. Returns once the process exists; nothing has been sent yet.
     pub fn spawn(binary: &Path, url: &str, fixtures: &Path) -> Result<BridgeProcess> {
+        BridgeProcess::spawn_with(binary, url, fixtures, &[], &[])
+    }
+
+    /// Like `spawn`, with extra flags after the mTLS ones and extra environment variables.
+    pub fn spawn_with(
+        binary: &Path,
+        url: &str,
+        fixtures: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<BridgeProcess> {
         let mut child = Command::new(binary)
             .arg(url)
             .args(mtls_args(fixtures))
+            .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -72,10 +107,15 @@ impl BridgeProcess {
             .spawn()
             .map_err(|e| BenchError::Spawn(binary.to_path_buf(), e))?;
         let (tx, lines) = mpsc::channel();
+        let stdout_paused = Arc::new(AtomicBool::new(false));
         if let Some(stdout) = child.stdout.take() {
+            let paused = Arc::clone(&stdout_paused);
             thread::spawn(move || {
                 let mut reader = BufReader::with_capacity(64 * 1024, stdout);
                 loop {
+                    while paused.load(Ordering::Relaxed) {
+                        thread::sleep(Duration::from_millis(5));
+                    }
                     let mut text = String::new();
                     match reader.read_line(&mut text) {
                         Ok(0) | Err(_) => break,
@@ -102,7 +142,23 @@ impl BridgeProcess {
             lines,
             stash: HashMap::new(),
             stderr,
+            stdout_paused,
         })
+    }
+
+    /// Stop reading stdout (at most the line being read and the reader's buffer get through);
+    /// `resume_stdout` reads on.
+    pub fn pause_stdout(&self) {
+        self.stdout_paused.store(true, Ordering::Relaxed);
+    }
+
+    pub fn resume_stdout(&self) {
+        self.stdout_paused.store(false, Ordering::Relaxed);
+    }
+
+    /// The next stdout line of any kind, or None if none comes within `wait`.
+    pub fn next_line(&mut self, wait: Duration) -> Option<Line> {
+        self.lines.recv_timeout(wait).ok()
     }
 
     /// Write one or more complete lines; returns the moment just before the write.
@@ -202,6 +258,33 @@ impl BridgeProcess {
         result
     }
 
+    /// Ask the bridge to leave and time its exit; kill it if it is still running after `cap`.
+    /// With `Sigterm` stdin stays open until the process is gone.
+    pub fn end(mut self, how: Ending, cap: Duration) -> Exit {
+        let Some(mut child) = self.child.take() else {
+            return Exit::Killed(Duration::ZERO);
+        };
+        let (tx, exited) = mpsc::channel();
+        let waiter = thread::spawn(move || {
+            let _ = child.wait();
+            let _ = tx.send(Instant::now());
+        });
+        let start = Instant::now();
+        match how {
+            Ending::Eof => drop(self.stdin.take()),
+            Ending::Sigterm => signal(self.pid, libc::SIGTERM),
+        }
+        let exit = match exited.recv_timeout(cap) {
+            Ok(at) => Exit::After(at.duration_since(start)),
+            Err(_) => {
+                kill(self.pid);
+                Exit::Killed(cap)
+            }
+        };
+        let _ = waiter.join();
+        exit
+    }
+
     fn stderr_tail(&self) -> String {
         self.stderr
             .lock()
@@ -219,11 +302,15 @@ impl Drop for BridgeProcess {
     }
 }
 
-fn kill(pid: u32) {
+pub fn kill(pid: u32) {
+    signal(pid, libc::SIGKILL);
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         // SAFETY: kill(2) on a child we spawned and have not yet reaped.
         unsafe {
-            libc::kill(pid, libc::SIGKILL);
+            libc::kill(pid, signal);
         }
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 #[derive(Debug)]
 pub enum BenchError {
+    /// An environment variable of the benchmark has a value it cannot use.
+    Usage(String),
     /// The release bridge binary is not where we look for it.
     BridgeMissing(PathBuf),
     /// The in-process test server did not start.
@@ -33,6 +35,7 @@ pub enum BenchError {
 impl fmt::Display for BenchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            BenchError::Usage(why) => write!(f, "{why}"),
             BenchError::BridgeMissing(path) => write!(
                 f,
                 "bridge binary not found at {}: run `cargo build --release` first \

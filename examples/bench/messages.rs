@@ -12,12 +12,17 @@ use crate::error::{excerpt, BenchError, Result};
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
 
 pub fn initialize(id: i64) -> String {
+    initialize_as(id, PROTOCOL_VERSION)
+}
+
+/// initialize offering `version` (a legacy HTTP+SSE server speaks 2024-11-05).
+pub fn initialize_as(id: i64, version: &str) -> String {
     json!({
         "jsonrpc": "2.0",
         "id": id,
         "method": "initialize",
         "params": {
-            "protocolVersion": PROTOCOL_VERSION,
+            "protocolVersion": version,
             "capabilities": {},
             "clientInfo": {"name": "bench", "version": "1"}
         }
@@ -29,7 +34,7 @@ pub fn initialized() -> String {
     json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string()
 }
 
-fn tool_call(id: i64, name: &str, arguments: Value) -> String {
+pub fn tool_call(id: i64, name: &str, arguments: Value) -> String {
     json!({
         "jsonrpc": "2.0",
         "id": id,
@@ -49,6 +54,20 @@ pub fn slow(id: i64, ms: u64) -> String {
 
 pub fn big(id: i64, bytes: usize) -> String {
     tool_call(id, "big", json!({"bytes": bytes}))
+}
+
+pub fn ping(id: i64) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "ping"}).to_string()
+}
+
+/// What a client sends when the user interrupts request `id`.
+pub fn cancelled(id: i64) -> String {
+    json!({
+        "jsonrpc": "2.0",
+        "method": "notifications/cancelled",
+        "params": {"requestId": id, "reason": "bench: user interrupt"}
+    })
+    .to_string()
 }
 
 /// What the benchmark needs to know about a line or SSE `data:` payload.
