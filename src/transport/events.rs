@@ -15,7 +15,7 @@ use crate::sse::{SseEvent, SseItem, SseParser};
 /// not hang a request or the listening stream for longer than this.
 pub const MAX_RETRY: Duration = Duration::from_secs(30);
 /// Bytes read from a socket at a time (and reserved before each read).
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 8 * 1024;
 
 /// The bounds every body is read within.
 #[derive(Clone)]
