@@ -28,8 +28,9 @@ rm -f dist/mcp_secure_remote-*.whl dist/mcp_secure_remote-*.tar.gz
 for triple in $(built_triples); do
   args=(build --release --target "$triple" --out dist)
   case "$triple" in
-    x86_64-unknown-linux-musl) args+=(--compatibility manylinux_2_17 musllinux_1_2) ;;
-    *-linux-musl) args+=(--zig --compatibility manylinux_2_17 musllinux_1_2) ;;
+    # Static musl binaries cannot dlopen a PKCS#11 module: built without it, as `make musl` does.
+    x86_64-unknown-linux-musl) args+=(--no-default-features --compatibility manylinux_2_17 musllinux_1_2) ;;
+    *-linux-musl) args+=(--no-default-features --zig --compatibility manylinux_2_17 musllinux_1_2) ;;
     # On a Mac (the release workflow) maturin links natively; elsewhere zig needs Apple's SDK.
     *-apple-darwin) [ "$(uname -s)" = Darwin ] || args+=(--zig) ;;
   esac
