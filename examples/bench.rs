@@ -7,33 +7,48 @@
 //! smoke run; `BENCH_BRIDGE=<path>` to measure another bridge binary; `BENCH_PIN=1` to pin the
 //! bridge and the benchmark to different CPUs (see bench/affinity.rs for why).
 
+#[cfg(target_os = "linux")]
 use mcp_test_server as server;
 
+#[cfg(target_os = "linux")]
 #[path = "bench/affinity.rs"]
 mod affinity;
+#[cfg(target_os = "linux")]
 #[path = "bench/bridge_proc.rs"]
 mod bridge_proc;
+#[cfg(target_os = "linux")]
 #[path = "bench/direct.rs"]
 mod direct;
+#[cfg(target_os = "linux")]
 #[path = "bench/error.rs"]
 mod error;
+#[cfg(target_os = "linux")]
 #[path = "bench/messages.rs"]
 mod messages;
+#[cfg(target_os = "linux")]
 #[path = "bench/report.rs"]
 mod report;
+#[cfg(target_os = "linux")]
 #[path = "bench/scenarios.rs"]
 mod scenarios;
+#[cfg(target_os = "linux")]
 #[path = "bench/stats.rs"]
 mod stats;
 
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+#[cfg(target_os = "linux")]
 use std::time::Instant;
 
+#[cfg(target_os = "linux")]
 use error::{BenchError, Result};
+#[cfg(target_os = "linux")]
 use scenarios::{Plan, Setup};
+#[cfg(target_os = "linux")]
 use server::{ServerOptions, TestServer};
 
+#[cfg(target_os = "linux")]
 fn main() -> ExitCode {
     match try_main() {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,6 +59,7 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn try_main() -> Result<()> {
     // A proxy from the environment would sit between both clients and the loopback server and
     // measure itself. The bridge child inherits this environment too.
@@ -101,6 +117,7 @@ fn try_main() -> Result<()> {
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
 /// `BENCH_BRIDGE`, else `release/mcp-secure-remote` in `CARGO_TARGET_DIR` or the crate's `target/`.
 fn bridge_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("BENCH_BRIDGE") {
@@ -111,4 +128,12 @@ fn bridge_binary() -> PathBuf {
         .map(|dir| manifest.join(dir))
         .unwrap_or_else(|| manifest.join("target"));
     target.join("release").join("mcp-secure-remote")
+}
+
+/// The measurements need Linux: the bridge's memory comes from /proc/<pid>/status, CPU pinning
+/// from sched_setaffinity, and the hard stop of a stuck bridge from kill(2).
+#[cfg(not(target_os = "linux"))]
+fn main() -> ExitCode {
+    eprintln!("bench: runs on Linux only (it reads the bridge's memory from /proc)");
+    ExitCode::FAILURE
 }

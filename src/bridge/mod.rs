@@ -112,6 +112,7 @@ pub fn run(config: Config, http: Http, events: (Sender<Input>, Receiver<Input>))
     if out_tx.send(Out::Flush(ack_tx)).is_ok() {
         let _ = ack_rx.recv_timeout(Duration::from_millis(500));
     }
+    signals::shutdown_complete();
     exit_code
 }
 
