@@ -2,14 +2,14 @@
 //! variable of `--help` is documented in the README's tables, and every flag the tables document
 //! exists in `--help`.
 
-use std::process::Command;
+mod support;
 
 fn readme() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
 }
 
 fn help() -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_mcp-secure-remote"))
+    let out = support::command(env!("CARGO_BIN_EXE_mcp-secure-remote"))
         .arg("--help")
         .output()
         .unwrap();
