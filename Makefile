@@ -8,7 +8,7 @@ MUSL_DIR    := target/$(MUSL_TARGET)/release
 SHELL       := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help build release test fuzz lint fixtures musl scratch-test bench demo interop clean
+.PHONY: help build release test fuzz lint fixtures musl scratch-test bench demo interop dist test-cross clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-13s %s\n", $$1, $$2 }'
@@ -63,5 +63,13 @@ demo: ## Local endpoint that demands client certificates, the test client, one t
 interop: ## The bridge against the reference MCP servers, clients and conformance suite (installs into .interop/)
 	bash scripts/interop.sh
 
+# Cross builds need the pinned toolchain of scripts/cross/tools.sh (`.ci/run` installs it).
+dist: ## Release archives for Linux x86_64/aarch64 (static), Windows x86_64, macOS (on a Mac) + dist/SHA256SUMS
+	bash scripts/dist.sh
+
+test-cross: ## macOS compile check; Windows tests under wine, arm64 tests under qemu-user, a real session with each
+	bash scripts/test-cross.sh
+
 clean: ## Remove build output
 	$(CARGO) clean
+	rm -rf dist
