@@ -11,8 +11,9 @@
 #            with the release binaries
 #
 # The session (examples/mtls_endpoint.rs, native, on 127.0.0.1): initialize, tools/call, stdin EOF
-# ends the bridge with exit 0; a certificate the endpoint refuses gets the diagnosis and exit 1; the
-# test client reports the server. The release binaries come from `make dist` when it ran, else they
+# ends the bridge with exit 0; a certificate the endpoint refuses gets the diagnosis and exit 1;
+# without --tls-ca the OS trust store is loaded (the Windows store under wine) and the diagnosis
+# says the server's CA is not in it; the test client reports the server. The release binaries come from `make dist` when it ran, else they
 # are built here.
 #
 # Wine: Debian 12's wine has no bcryptprimitives.dll, which Rust's std needs (ProcessPrng); a
@@ -103,6 +104,15 @@ session() {
     fail "$label: no diagnosis of the refused certificate on stderr: $(cat "$log")"
   grep -q '"error"' "target/test-cross-$label.refused" || fail "$label: the initialize got no error answer"
   echo "  exit 1, stderr: $(grep -m1 'error:' "$log")"
+
+  echo "$label: no --tls-ca: the OS trust store is loaded, and does not hold the test CA"
+  status=0
+  printf '%s\n' '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test-cross","version":"1"}}}' |
+    ${runner[@]+"${runner[@]}"} "$bridge" "$URL" "${tls[@]:0:4}" --debug >/dev/null 2>"$log" || status=$?
+  [ "$status" = 1 ] || fail "$label: exit status $status without --tls-ca (expected 1)"
+  grep -Eq 'trusting [1-9][0-9]* system root' "$log" || fail "$label: no system roots loaded: $(cat "$log")"
+  grep -q 'not signed by a CA in the OS trust store' "$log" || fail "$label: no trust diagnosis: $(cat "$log")"
+  echo "  $(grep -m1 -o 'trusting [0-9]* system root certificate(s)' "$log"); exit 1 with the diagnosis"
   echo "$label: session passed in $(($(date +%s) - started)) s"
 }
 
