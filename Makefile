@@ -8,7 +8,7 @@ MUSL_DIR    := target/$(MUSL_TARGET)/release
 SHELL       := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help build release test fuzz lint fixtures musl scratch-test bench bench-pkcs11 demo interop clean
+.PHONY: help build release test fuzz lint fixtures musl scratch-test bench bench-pkcs11 demo interop dist test-cross clean
 .PHONY: packaging-tools wheels crate mcpb npm wheels-check mcpb-check npm-check release-check
 
 help: ## List the targets
@@ -69,6 +69,13 @@ demo: ## Local endpoint that demands client certificates, the test client, one t
 interop: ## The bridge against the reference MCP servers, clients and conformance suite (installs into .interop/)
 	bash scripts/interop.sh
 
+# Cross builds need the pinned toolchain of scripts/cross/tools.sh (`.ci/run` installs it).
+dist: ## Release archives for Linux x86_64/aarch64 (static), Windows x86_64, macOS (on a Mac) + dist/SHA256SUMS
+	bash scripts/dist.sh
+
+test-cross: ## macOS compile check; Windows tests under wine, arm64 tests under qemu-user, a real session with each
+	bash scripts/test-cross.sh
+
 # --- Release artifacts (issue 14). Each takes the binaries in target/<triple>/release/: `make musl`
 # builds the x86_64 Linux ones, `make dist` every target this machine can build; a target that is not
 # built is skipped with the reason. Pinned tools (maturin, uv, ziglang, mcpb) go into .packaging/.
@@ -107,9 +114,9 @@ mcpb-check: mcpb $(ENDPOINT) ## Run the unpacked bundle as Claude Desktop would 
 npm-check: npm $(ENDPOINT) ## npx --package with the tarballs: sessions, signals, exit codes, missing platform
 	NPM_TARBALLS=$(CURDIR)/dist/npm $(PACKAGING_TEST) packaging/test/npm.test.mjs
 
-# The one command before publishing (uploads are not part of it). The lead wires `make dist` (issue 13)
-# in front, so that every cross target's binaries are fresh when the artifacts take them.
-release-check: wheels-check crate mcpb-check npm-check ## Build every artifact above into dist/, verify each
+# The one command before publishing (uploads are not part of it). `make dist` first, so that every
+# cross target's binaries are fresh when the artifacts take them.
+release-check: dist wheels-check crate mcpb-check npm-check ## Build every artifact above into dist/, verify each
 	python3 scripts/packaging/no-keys.py dist/*.whl dist/*.tar.gz dist/*.crate dist/*.mcpb dist/npm/*.tgz
 	@echo "release-check: artifacts in dist/:"
 	@find dist -type f \( -name '*.whl' -o -name '*.tar.gz' -o -name '*.zip' -o -name '*.crate' -o -name '*.mcpb' -o -name '*.tgz' \) \
@@ -117,3 +124,4 @@ release-check: wheels-check crate mcpb-check npm-check ## Build every artifact a
 
 clean: ## Remove build output
 	$(CARGO) clean
+	rm -rf dist

@@ -11,39 +11,57 @@
 //! server; bench/scenarios.rs) and the engine one (exit, memory and connections against hostile
 //! servers; bench/engine.rs). `BENCH_ONLY=engine` or `BENCH_ONLY=classic` runs one of them.
 
+#[cfg(target_os = "linux")]
 use mcp_test_server as server;
 
+#[cfg(target_os = "linux")]
 #[path = "bench/affinity.rs"]
 mod affinity;
+#[cfg(target_os = "linux")]
 #[path = "bench/bridge_proc.rs"]
 mod bridge_proc;
+#[cfg(target_os = "linux")]
 #[path = "bench/direct.rs"]
 mod direct;
+#[cfg(target_os = "linux")]
 #[path = "bench/engine.rs"]
 mod engine;
+#[cfg(target_os = "linux")]
 #[path = "bench/engine_report.rs"]
 mod engine_report;
+#[cfg(target_os = "linux")]
 #[path = "bench/error.rs"]
 mod error;
+#[cfg(target_os = "linux")]
 #[path = "bench/messages.rs"]
 mod messages;
+#[cfg(target_os = "linux")]
 #[path = "bench/report.rs"]
 mod report;
+#[cfg(target_os = "linux")]
 #[path = "bench/rss_watch.rs"]
 mod rss_watch;
+#[cfg(target_os = "linux")]
 #[path = "bench/scenarios.rs"]
 mod scenarios;
+#[cfg(target_os = "linux")]
 #[path = "bench/stats.rs"]
 mod stats;
 
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+#[cfg(target_os = "linux")]
 use std::time::Instant;
 
+#[cfg(target_os = "linux")]
 use error::{BenchError, Result};
+#[cfg(target_os = "linux")]
 use scenarios::{Plan, Setup};
+#[cfg(target_os = "linux")]
 use server::{ServerOptions, TestServer};
 
+#[cfg(target_os = "linux")]
 fn main() -> ExitCode {
     // A child copy of the benchmark running the direct client's share of an engine scenario.
     let result = engine::child_role().unwrap_or_else(try_main);
@@ -56,6 +74,7 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn try_main() -> Result<()> {
     // A proxy from the environment would sit between both clients and the loopback server and
     // measure itself. The bridge child inherits this environment too.
@@ -172,6 +191,7 @@ impl Sections {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// `BENCH_BRIDGE`, else `release/mcp-secure-remote` in `CARGO_TARGET_DIR` or the crate's `target/`.
 fn bridge_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("BENCH_BRIDGE") {
@@ -182,4 +202,12 @@ fn bridge_binary() -> PathBuf {
         .map(|dir| manifest.join(dir))
         .unwrap_or_else(|| manifest.join("target"));
     target.join("release").join("mcp-secure-remote")
+}
+
+/// The measurements need Linux: the bridge's memory comes from /proc/<pid>/status, CPU pinning
+/// from sched_setaffinity, and the hard stop of a stuck bridge from kill(2).
+#[cfg(not(target_os = "linux"))]
+fn main() -> ExitCode {
+    eprintln!("bench: runs on Linux only (it reads the bridge's memory from /proc)");
+    ExitCode::FAILURE
 }

@@ -5,10 +5,12 @@
 //! The binary runs with a cleared environment (only what a test sets), and against 127.0.0.1 ports
 //! where nothing listens: with an empty stdin the bridge has nothing to send and exits 0 at EOF.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -113,7 +115,7 @@ impl Invocation {
     }
 
     fn run_raw(self) -> Outcome {
-        let mut child = Command::new(BIN)
+        let mut child = support::command(BIN)
             .args(&self.args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))

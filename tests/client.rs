@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::thread;
 
 use serde_json::{json, Value};
@@ -39,7 +39,7 @@ fn mtls() -> Vec<String> {
 
 /// Run the client with `args`, without any MCP_REMOTE_* variable of the caller's environment.
 fn run(args: &[String]) -> Output {
-    let mut cmd = Command::new(CLIENT);
+    let mut cmd = support::command(CLIENT);
     cmd.args(args);
     for (name, _) in std::env::vars() {
         if name.starts_with("MCP_REMOTE_") || name.to_ascii_lowercase().ends_with("_proxy") {

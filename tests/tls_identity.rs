@@ -318,6 +318,9 @@ fn warns_when_certificate_expires_within_14_days() {
 fn unreadable_files_name_flag_path_and_os_error() {
     let missing = fixture("does-not-exist.pem");
     let shown = missing.display().to_string();
+    // The operating system's own words ("No such file or directory" on Unix, "The system cannot
+    // find the file specified." on Windows), as the user will see them.
+    let os_reason = std::fs::read(&missing).unwrap_err().to_string();
     let cases = [
         (
             "--tls-cert",
@@ -364,10 +367,7 @@ fn unreadable_files_name_flag_path_and_os_error() {
         assert!(matches!(err, TlsError::ReadFile { .. }), "{err:?}");
         assert_contains(
             &message,
-            &[
-                &format!("cannot read {flag} {shown}"),
-                "No such file or directory",
-            ],
+            &[&format!("cannot read {flag} {shown}"), &os_reason],
         );
     }
 }

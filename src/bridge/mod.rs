@@ -137,5 +137,6 @@ pub fn run(config: Config, http: Http) -> i32 {
     if out_tx.send(Out::Flush(ack_tx)).is_ok() {
         let _ = ack_rx.recv_timeout(FLUSH_TIMEOUT);
     }
+    signals::shutdown_complete();
     exit_code
 }

@@ -51,12 +51,12 @@ impl Rotation {
     }
 
     /// Reload the TLS configuration if a watched file changed (cheap when nothing did).
+    ///
+    /// Connections that arrive while another one checks or reloads wait for it (the lock is held
+    /// throughout) and then use its result: going ahead would send the old identity, which a
+    /// server that already moved to the new CA refuses.
     pub fn refresh(&self) {
-        let mut watch = match self.state.try_lock() {
-            Ok(w) => w,
-            // Another connection is checking right now: its result will do.
-            Err(_) => return,
-        };
+        let mut watch = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if watch.checked.elapsed() < CHECK_INTERVAL {
             return;
         }
@@ -101,4 +101,50 @@ fn watched_files(opts: &TlsOptions) -> Vec<PathBuf> {
 fn stamp(path: &PathBuf) -> Stamp {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::RwLock;
+    use std::thread;
+
+    use super::*;
+
+    fn server_trust_only() -> TlsOptions {
+        TlsOptions {
+            ca: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ca.crt")),
+            ..TlsOptions::default()
+        }
+    }
+
+    /// The race seen under emulation: a connection opened while another one reloads the renewed
+    /// files must not go ahead with the identity from before the reload.
+    #[test]
+    fn a_connection_opened_during_a_reload_waits_for_the_new_configuration() {
+        let opts = server_trust_only();
+        let before = tls::client_config(&opts).unwrap().config;
+        let slot: ConfigSlot = Arc::new(RwLock::new(before));
+        let rotation = Rotation::new(opts.clone(), Arc::clone(&slot));
+
+        // Another connection is in the middle of a reload: it holds the watch.
+        let reloading = rotation.state.lock().unwrap();
+        let waiter = {
+            let (rotation, slot) = (Arc::clone(&rotation), Arc::clone(&slot));
+            thread::spawn(move || {
+                rotation.refresh();
+                Arc::clone(&*slot.read().unwrap())
+            })
+        };
+        thread::sleep(Duration::from_millis(200));
+        let reloaded = tls::client_config(&opts).unwrap().config;
+        *slot.write().unwrap() = Arc::clone(&reloaded);
+        drop(reloading);
+
+        let used = waiter.join().unwrap();
+        assert!(
+            Arc::ptr_eq(&used, &reloaded),
+            "the connection went ahead with the configuration from before the reload"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! Drive the real `mcp-secure-remote` binary over its stdio, as an MCP client would.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -50,7 +50,7 @@ impl Bridge {
 
     /// Spawn the bridge with exactly these arguments and extra environment variables.
     pub fn spawn(args: &[String], env: &[(&str, &str)]) -> Bridge {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-secure-remote"));
+        let mut cmd = super::command(env!("CARGO_BIN_EXE_mcp-secure-remote"));
         cmd.args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

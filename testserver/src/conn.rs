@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use super::http::{reply, HttpConn, HttpError, Next, Request, Response, Wire};
+use super::socket::Socket;
 use super::state::State;
 use super::{legacy, streamable, tls, RecordedRequest};
 
@@ -19,6 +20,13 @@ pub(super) fn serve(
     conn_id: u64,
 ) {
     let _ = sock.set_nodelay(true);
+    let sock = match Socket::new(sock, Arc::clone(&state)) {
+        Ok(sock) => sock,
+        Err(_) => {
+            state.untrack_socket(conn_id);
+            return;
+        }
+    };
     let accepted = match tls {
         None => Some((Box::new(sock) as Box<dyn Wire>, None)),
         Some(config) => handshake(config, sock),
@@ -34,13 +42,13 @@ pub(super) fn serve(
 /// rustls then sends its alert and we hang up).
 fn handshake(
     config: Arc<ServerConfig>,
-    mut sock: TcpStream,
+    mut sock: Socket,
 ) -> Option<(Box<dyn Wire>, Option<String>)> {
     let mut conn = ServerConnection::new(config).ok()?;
     while conn.is_handshaking() {
         match conn.complete_io(&mut sock) {
             Ok((0, 0)) | Err(_) => {
-                let _ = sock.shutdown(std::net::Shutdown::Both);
+                let _ = sock.tcp().shutdown(std::net::Shutdown::Both);
                 return None;
             }
             Ok(_) => {}

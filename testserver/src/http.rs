@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use rustls::{ServerConnection, StreamOwned};
 
+use super::socket::{Socket, STOP_POLL};
+
 /// Longest request head (request line + headers) accepted; longer is answered 431.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Largest request body accepted; larger is answered 413.
@@ -24,23 +26,23 @@ pub(super) trait Wire: Read + Write + Send {
     fn close(&mut self);
 }
 
-impl Wire for TcpStream {
+impl Wire for Socket {
     fn socket(&self) -> &TcpStream {
-        self
+        self.tcp()
     }
     fn close(&mut self) {
-        let _ = self.shutdown(Shutdown::Both);
+        let _ = self.tcp().shutdown(Shutdown::Both);
     }
 }
 
-impl Wire for StreamOwned<ServerConnection, TcpStream> {
+impl Wire for StreamOwned<ServerConnection, Socket> {
     fn socket(&self) -> &TcpStream {
-        &self.sock
+        self.sock.tcp()
     }
     fn close(&mut self) {
         self.conn.send_close_notify();
         let _ = self.conn.complete_io(&mut self.sock);
-        let _ = self.sock.shutdown(Shutdown::Both);
+        let _ = self.sock.tcp().shutdown(Shutdown::Both);
     }
 }
 
@@ -427,7 +429,7 @@ impl HttpConn {
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ),
         };
-        let _ = self.wire.socket().set_read_timeout(None);
+        let _ = self.wire.socket().set_read_timeout(Some(STOP_POLL));
         gone
     }
 

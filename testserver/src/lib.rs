@@ -15,6 +15,7 @@ mod mcp;
 mod modern;
 mod modern_headers;
 mod pump;
+mod socket;
 mod sse;
 mod state;
 mod streamable;
