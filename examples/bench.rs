@@ -144,6 +144,7 @@ fn try_main() -> Result<()> {
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
 fn print_classic(
     plan: &Plan,
     measurements: &scenarios::Measurements,
@@ -162,11 +163,13 @@ fn print_classic(
 }
 
 /// Which sections to run: `BENCH_ONLY=classic|engine`, both when unset.
+#[cfg(target_os = "linux")]
 struct Sections {
     classic: bool,
     engine: bool,
 }
 
+#[cfg(target_os = "linux")]
 impl Sections {
     fn from_env() -> Result<Sections> {
         let only = std::env::var("BENCH_ONLY").unwrap_or_default();

@@ -339,6 +339,7 @@ fn eof_ends_the_bridge_with_300_requests_outstanding_on_a_silent_server() {
 }
 
 #[test]
+#[cfg(unix)]
 fn sigterm_ends_the_bridge_with_300_requests_outstanding_on_a_silent_server() {
     let srv = TestServer::start(ServerOptions::default());
     let mut b = bridge_with_300_outstanding(&srv);
@@ -371,6 +372,7 @@ fn eof_ends_the_bridge_while_the_server_holds_a_notification_post() {
 }
 
 #[test]
+#[cfg(unix)]
 fn sigterm_ends_the_bridge_while_the_server_holds_a_notification_post() {
     let srv = TestServer::start(ServerOptions::default());
     let mut b = bridge_with_held_notification(&srv);
@@ -406,6 +408,7 @@ fn eof_ends_the_bridge_while_a_legacy_server_withholds_its_endpoint() {
 }
 
 #[test]
+#[cfg(unix)]
 fn sigterm_ends_the_bridge_while_a_legacy_server_withholds_its_endpoint() {
     let srv = silent_legacy_server();
     let mut b = bridge_waiting_for_endpoint(&srv);

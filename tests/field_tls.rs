@@ -3,6 +3,9 @@
 //! it: tests/peers/openssl_peer.py) and `openssl s_server` (for TLS 1.2 renegotiation). Each
 //! diagnosis is asserted whole: it is what the user reads, and the README quotes it.
 
+// The OpenSSL peers are programs of this host (python3, openssl): not reachable from under wine.
+#![cfg(unix)]
+
 mod support;
 
 use std::io::{BufRead, BufReader, Write};

@@ -127,6 +127,7 @@ impl Bridge {
     }
 
     /// Send SIGTERM, as an MCP client does 2 s after closing stdin.
+    #[cfg(unix)]
     pub fn terminate(&self) {
         let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
         // SAFETY: kill(2) with a pid we spawned and have not reaped (Drop reaps it).
