@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::config::{
     ClientIdentity, Config, Pkcs11Identity, Secret, TlsOptions, TlsVersion, TokenCertSource,
-    TransportStrategy, Url,
+    ToolPatterns, TransportStrategy, Url,
 };
 use crate::http::is_tchar;
 use crate::tls::{ObjectType, Pkcs11Uri};
@@ -108,6 +108,8 @@ struct Flags {
     servername: Option<String>,
     min_version: Option<String>,
     insecure: bool,
+    ignore_tools: Vec<String>,
+    allow_tools: Vec<String>,
 }
 
 /// Parse `args` (without the program name) and the environment (`env` looks a variable up) into a
@@ -179,6 +181,12 @@ where
                 flags.min_version = Some(string_value(&mut parser, "--tls-min-version")?)
             }
             Long("tls-insecure-skip-verify") | Long("tls-no-verify") => flags.insecure = true,
+            Long("ignore-tool") => flags
+                .ignore_tools
+                .push(tool_pattern(&mut parser, "--ignore-tool")?),
+            Long("allow-tool") => flags
+                .allow_tools
+                .push(tool_pattern(&mut parser, "--allow-tool")?),
             Value(v) if flags.url.is_none() => {
                 let url = v
                     .into_string()
@@ -212,6 +220,17 @@ fn string_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, Usage
         .map_err(|_| usage(format!("{flag} needs a value")))?;
     v.into_string()
         .map_err(|_| usage(format!("{flag}: value is not valid UTF-8")))
+}
+
+/// A `--ignore-tool`/`--allow-tool` glob: not empty (it would match no tool name at all).
+fn tool_pattern(parser: &mut lexopt::Parser, flag: &str) -> Result<String, UsageError> {
+    let pattern = string_value(parser, flag)?;
+    if pattern.trim().is_empty() {
+        return Err(usage(format!(
+            "{flag} needs a tool name or a glob with * (e.g. {flag} 'delete_*')"
+        )));
+    }
+    Ok(pattern.trim().to_string())
 }
 
 fn path_value(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, UsageError> {
@@ -352,6 +371,10 @@ where
             connect_timeout,
             max_message,
             memory_budget,
+            tools: ToolPatterns {
+                ignore: f.ignore_tools,
+                allow: f.allow_tools,
+            },
         },
         json: f.json,
         warnings,
@@ -746,6 +769,12 @@ General:
   --debug                          Verbose logging to stderr (secrets redacted)
 {client_flags}  --version                        Print the version and exit
   -h, --help                       Print this help and exit
+
+Tool filtering (globs: * matches anything, case-insensitive; repeatable):
+  --ignore-tool <glob>             Hide matching tools from tools/list and refuse
+                                   their tools/call (e.g. --ignore-tool 'delete_*')
+  --allow-tool <glob>              Show and allow only matching tools; a tool matching
+                                   both --allow-tool and --ignore-tool is hidden
 
 mTLS / TLS:                                                  Environment fallback:
   --tls-cert <path|pkcs11:URI>     PEM client certificate     MCP_REMOTE_TLS_CERT

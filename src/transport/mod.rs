@@ -38,6 +38,7 @@ pub mod remote;
 pub mod session;
 pub mod sink;
 pub mod stop;
+pub mod tool_filter;
 pub mod tool_headers;
 
 pub use error::TransportError;
