@@ -75,6 +75,7 @@ pub const ENV_PKCS11_MODULE: &str = "MCP_REMOTE_TLS_PKCS11_MODULE";
 pub const ENV_SERVERNAME: &str = "MCP_REMOTE_TLS_SERVERNAME";
 pub const ENV_MIN_VERSION: &str = "MCP_REMOTE_TLS_MIN_VERSION";
 pub const ENV_INSECURE: &str = "MCP_REMOTE_TLS_INSECURE";
+pub const ENV_NO_COOKIES: &str = "MCP_REMOTE_NO_COOKIES";
 
 pub const ENV_MAX_MESSAGE_SIZE: &str = "MCP_REMOTE_MAX_MESSAGE_SIZE";
 pub const ENV_MEMORY_BUDGET: &str = "MCP_REMOTE_MEMORY_BUDGET";
@@ -110,6 +111,7 @@ struct Flags {
     insecure: bool,
     ignore_tools: Vec<String>,
     allow_tools: Vec<String>,
+    no_cookies: bool,
 }
 
 /// Parse `args` (without the program name) and the environment (`env` looks a variable up) into a
@@ -187,6 +189,7 @@ where
             Long("allow-tool") => flags
                 .allow_tools
                 .push(tool_pattern(&mut parser, "--allow-tool")?),
+            Long("no-cookies") => flags.no_cookies = true,
             Value(v) if flags.url.is_none() => {
                 let url = v
                     .into_string()
@@ -285,6 +288,16 @@ where
             })?,
         };
 
+    let no_cookies = f.no_cookies
+        || match env(ENV_NO_COOKIES) {
+            None => false,
+            Some(v) => parse_bool_env(&v).ok_or_else(|| {
+                usage(format!(
+                    "{ENV_NO_COOKIES}: '{v}' is not a boolean (use 1/true/yes or 0/false/no)"
+                ))
+            })?,
+        };
+
     let mut warnings = Vec::new();
     let identity = client_identity(
         IdentityFlags {
@@ -375,6 +388,7 @@ where
                 ignore: f.ignore_tools,
                 allow: f.allow_tools,
             },
+            cookies: !no_cookies,
         },
         json: f.json,
         warnings,
@@ -766,6 +780,9 @@ General:
   --memory-budget <size>           All messages held at once: beyond it the bridge
                                    stops reading the server until stdout drains
                                    [default: 256M] (env MCP_REMOTE_MEMORY_BUDGET)
+  --no-cookies                     Do not keep or send cookies (kept in memory per
+                                   origin by default, for load-balancer stickiness)
+                                   (env MCP_REMOTE_NO_COOKIES=1/true/yes)
   --debug                          Verbose logging to stderr (secrets redacted)
 {client_flags}  --version                        Print the version and exit
   -h, --help                       Print this help and exit
@@ -936,6 +953,44 @@ mod tests {
             .unwrap_err()
             .0
             .contains(ENV_INSECURE));
+    }
+
+    #[test]
+    fn cookies_are_on_unless_the_flag_or_the_variable_says_no() {
+        assert!(run(&["https://h/"]).unwrap().config.cookies);
+        assert!(!run(&["https://h/", "--no-cookies"]).unwrap().config.cookies);
+        for (v, on) in [("1", false), ("yes", false), ("false", true), ("", true)] {
+            let env = move |n: &str| (n == ENV_NO_COOKIES).then(|| v.to_string());
+            assert_eq!(
+                run_env(&["https://h/"], &env).unwrap().config.cookies,
+                on,
+                "{v}"
+            );
+        }
+        let env = |n: &str| (n == ENV_NO_COOKIES).then(|| "sometimes".to_string());
+        let e = run_env(&["https://h/"], &env).unwrap_err().0;
+        assert!(
+            e.contains(ENV_NO_COOKIES) && e.contains("1/true/yes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tool_patterns_repeat_and_refuse_empty_ones() {
+        let inv = run(&[
+            "https://h/",
+            "--ignore-tool",
+            "a*",
+            "--allow-tool",
+            "b",
+            "--ignore-tool",
+            "c",
+        ])
+        .unwrap();
+        assert_eq!(inv.config.tools.ignore, ["a*", "c"]);
+        assert_eq!(inv.config.tools.allow, ["b"]);
+        let e = run(&["https://h/", "--allow-tool", " "]).unwrap_err().0;
+        assert!(e.contains("--allow-tool needs a tool name"), "{e}");
     }
 
     #[test]

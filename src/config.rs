@@ -23,6 +23,8 @@ pub struct Config {
     pub memory_budget: usize,
     /// `--ignore-tool` / `--allow-tool`: which of the server's tools the client may see and call.
     pub tools: ToolPatterns,
+    /// Keep the server's cookies in memory and send them back (`--no-cookies` turns it off).
+    pub cookies: bool,
 }
 
 /// Tool-name globs (`*` wildcard, matched case-insensitively; see `transport::tool_filter`).
@@ -59,6 +61,7 @@ impl fmt::Debug for Config {
             .field("max_message", &self.max_message)
             .field("memory_budget", &self.memory_budget)
             .field("tools", &self.tools)
+            .field("cookies", &self.cookies)
             .finish()
     }
 }
