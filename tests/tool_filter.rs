@@ -30,13 +30,21 @@ fn tool_calls_seen(srv: &TestServer) -> Vec<String> {
         .collect()
 }
 
+/// The refusal of a hidden tool, as the README's Troubleshooting quotes it.
+fn refusal(tool: &str) -> String {
+    format!("tool '{tool}' is not available: the bridge hides it (--ignore-tool/--allow-tool)")
+}
+
 fn assert_refused(resp: &Value, tool: &str) {
     assert_eq!(resp["error"]["code"], -32602, "{resp}");
-    let message = resp["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(&format!("'{tool}'")) && message.contains("--ignore-tool"),
-        "the error names the tool and the flag: {resp}"
-    );
+    assert_eq!(resp["error"]["message"], refusal(tool), "{resp}");
+}
+
+#[test]
+fn the_readme_quotes_the_refusal() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains(&format!("**`{}`**", refusal("delete_file"))));
 }
 
 #[test]
