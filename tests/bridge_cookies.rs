@@ -367,3 +367,22 @@ fn the_test_client_keeps_its_backend_too() {
     assert_eq!(initializes(&b1), 1);
     assert!(b2.requests().is_empty());
 }
+
+#[test]
+fn a_cookie_header_of_the_user_is_merged_with_the_kept_ones() {
+    let (b1, b2) = (backend(), backend());
+    let lb = balancer([b1.port(), b2.port()]);
+    let mut b = Bridge::start(&lb.url("/mcp"), &["--header", "Cookie: mine=1"]);
+    let answers = session(&mut b);
+    assert_all_answered(&answers, &b);
+    let routed = lb.routed();
+    assert_eq!(routed[0].cookie.as_deref(), Some("mine=1"));
+    for r in &routed[1..] {
+        assert_eq!(
+            r.cookie.as_deref(),
+            Some("mine=1; route=b1"),
+            "one Cookie header: {r:?}"
+        );
+    }
+    assert!(b2.requests().is_empty());
+}
