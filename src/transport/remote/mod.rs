@@ -216,6 +216,10 @@ impl Remote {
         let outcome = self
             .prepare()
             .and_then(|()| self.try_request(&frame, info, &id, answered));
+        if outcome.is_err() {
+            // No answer from the server is coming: stop watching for a listing.
+            self.tool_filter.forget(&id);
+        }
         match outcome {
             Ok(()) => None,
             // Shutting down: the client closed stdin and waits for no answer; stay quiet.
@@ -226,7 +230,6 @@ impl Remote {
                 None
             }
             Err(failure) => {
-                self.tool_filter.forget(&id);
                 match failure.server_frame() {
                     Some(_) => self.sink.fail_with(&id, failure.answer(&id)),
                     None => self.sink.fail(&id, failure.code(), failure.message()),
