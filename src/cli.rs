@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::config::{
     ClientIdentity, Config, Pkcs11Identity, Secret, TlsOptions, TlsVersion, TokenCertSource,
-    TransportStrategy, Url,
+    ToolPatterns, TransportStrategy, Url,
 };
 use crate::http::is_tchar;
 use crate::tls::{ObjectType, Pkcs11Uri};
@@ -75,6 +75,7 @@ pub const ENV_PKCS11_MODULE: &str = "MCP_REMOTE_TLS_PKCS11_MODULE";
 pub const ENV_SERVERNAME: &str = "MCP_REMOTE_TLS_SERVERNAME";
 pub const ENV_MIN_VERSION: &str = "MCP_REMOTE_TLS_MIN_VERSION";
 pub const ENV_INSECURE: &str = "MCP_REMOTE_TLS_INSECURE";
+pub const ENV_NO_COOKIES: &str = "MCP_REMOTE_NO_COOKIES";
 
 pub const ENV_MAX_MESSAGE_SIZE: &str = "MCP_REMOTE_MAX_MESSAGE_SIZE";
 pub const ENV_MEMORY_BUDGET: &str = "MCP_REMOTE_MEMORY_BUDGET";
@@ -108,6 +109,9 @@ struct Flags {
     servername: Option<String>,
     min_version: Option<String>,
     insecure: bool,
+    ignore_tools: Vec<String>,
+    allow_tools: Vec<String>,
+    no_cookies: bool,
 }
 
 /// Parse `args` (without the program name) and the environment (`env` looks a variable up) into a
@@ -179,6 +183,13 @@ where
                 flags.min_version = Some(string_value(&mut parser, "--tls-min-version")?)
             }
             Long("tls-insecure-skip-verify") | Long("tls-no-verify") => flags.insecure = true,
+            Long("ignore-tool") => flags
+                .ignore_tools
+                .push(tool_pattern(&mut parser, "--ignore-tool")?),
+            Long("allow-tool") => flags
+                .allow_tools
+                .push(tool_pattern(&mut parser, "--allow-tool")?),
+            Long("no-cookies") => flags.no_cookies = true,
             Value(v) if flags.url.is_none() => {
                 let url = v
                     .into_string()
@@ -212,6 +223,17 @@ fn string_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, Usage
         .map_err(|_| usage(format!("{flag} needs a value")))?;
     v.into_string()
         .map_err(|_| usage(format!("{flag}: value is not valid UTF-8")))
+}
+
+/// A `--ignore-tool`/`--allow-tool` glob: not empty (it would match no tool name at all).
+fn tool_pattern(parser: &mut lexopt::Parser, flag: &str) -> Result<String, UsageError> {
+    let pattern = string_value(parser, flag)?;
+    if pattern.trim().is_empty() {
+        return Err(usage(format!(
+            "{flag} needs a tool name or a glob with * (e.g. {flag} 'delete_*')"
+        )));
+    }
+    Ok(pattern.trim().to_string())
 }
 
 fn path_value(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, UsageError> {
@@ -262,6 +284,16 @@ where
             Some(v) => parse_bool_env(&v).ok_or_else(|| {
                 usage(format!(
                     "{ENV_INSECURE}: '{v}' is not a boolean (use 1/true/yes or 0/false/no)"
+                ))
+            })?,
+        };
+
+    let no_cookies = f.no_cookies
+        || match env(ENV_NO_COOKIES) {
+            None => false,
+            Some(v) => parse_bool_env(&v).ok_or_else(|| {
+                usage(format!(
+                    "{ENV_NO_COOKIES}: '{v}' is not a boolean (use 1/true/yes or 0/false/no)"
                 ))
             })?,
         };
@@ -352,6 +384,11 @@ where
             connect_timeout,
             max_message,
             memory_budget,
+            tools: ToolPatterns {
+                ignore: f.ignore_tools,
+                allow: f.allow_tools,
+            },
+            cookies: !no_cookies,
         },
         json: f.json,
         warnings,
@@ -743,9 +780,18 @@ General:
   --memory-budget <size>           All messages held at once: beyond it the bridge
                                    stops reading the server until stdout drains
                                    [default: 256M] (env MCP_REMOTE_MEMORY_BUDGET)
+  --no-cookies                     Do not keep or send cookies (kept in memory per
+                                   origin by default, for load-balancer stickiness)
+                                   (env MCP_REMOTE_NO_COOKIES=1/true/yes)
   --debug                          Verbose logging to stderr (secrets redacted)
 {client_flags}  --version                        Print the version and exit
   -h, --help                       Print this help and exit
+
+Tool filtering (globs: * matches anything, case-insensitive; repeatable):
+  --ignore-tool <glob>             Hide matching tools from tools/list and refuse
+                                   their tools/call (e.g. --ignore-tool 'delete_*')
+  --allow-tool <glob>              Show and allow only matching tools; a tool matching
+                                   both --allow-tool and --ignore-tool is hidden
 
 mTLS / TLS:                                                  Environment fallback:
   --tls-cert <path|pkcs11:URI>     PEM client certificate     MCP_REMOTE_TLS_CERT
@@ -907,6 +953,44 @@ mod tests {
             .unwrap_err()
             .0
             .contains(ENV_INSECURE));
+    }
+
+    #[test]
+    fn cookies_are_on_unless_the_flag_or_the_variable_says_no() {
+        assert!(run(&["https://h/"]).unwrap().config.cookies);
+        assert!(!run(&["https://h/", "--no-cookies"]).unwrap().config.cookies);
+        for (v, on) in [("1", false), ("yes", false), ("false", true), ("", true)] {
+            let env = move |n: &str| (n == ENV_NO_COOKIES).then(|| v.to_string());
+            assert_eq!(
+                run_env(&["https://h/"], &env).unwrap().config.cookies,
+                on,
+                "{v}"
+            );
+        }
+        let env = |n: &str| (n == ENV_NO_COOKIES).then(|| "sometimes".to_string());
+        let e = run_env(&["https://h/"], &env).unwrap_err().0;
+        assert!(
+            e.contains(ENV_NO_COOKIES) && e.contains("1/true/yes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tool_patterns_repeat_and_refuse_empty_ones() {
+        let inv = run(&[
+            "https://h/",
+            "--ignore-tool",
+            "a*",
+            "--allow-tool",
+            "b",
+            "--ignore-tool",
+            "c",
+        ])
+        .unwrap();
+        assert_eq!(inv.config.tools.ignore, ["a*", "c"]);
+        assert_eq!(inv.config.tools.allow, ["b"]);
+        let e = run(&["https://h/", "--allow-tool", " "]).unwrap_err().0;
+        assert!(e.contains("--allow-tool needs a tool name"), "{e}");
     }
 
     #[test]

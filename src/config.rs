@@ -21,6 +21,26 @@ pub struct Config {
     /// All messages held at once (`--memory-budget`, default 256 MiB): beyond it the bridge
     /// stops reading from the server until stdout has drained.
     pub memory_budget: usize,
+    /// `--ignore-tool` / `--allow-tool`: which of the server's tools the client may see and call.
+    pub tools: ToolPatterns,
+    /// Keep the server's cookies in memory and send them back (`--no-cookies` turns it off).
+    pub cookies: bool,
+}
+
+/// Tool-name globs (`*` wildcard, matched case-insensitively; see `transport::tool_filter`).
+/// A tool matching an `ignore` pattern is hidden even when an `allow` pattern matches it too;
+/// with `allow` patterns, only the tools matching one of them are shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolPatterns {
+    pub ignore: Vec<String>,
+    pub allow: Vec<String>,
+}
+
+impl ToolPatterns {
+    /// Whether any pattern was given (nothing is filtered otherwise).
+    pub fn is_empty(&self) -> bool {
+        self.ignore.is_empty() && self.allow.is_empty()
+    }
 }
 
 /// Shown by `--debug`: header values are redacted (they are often `Authorization` tokens).
@@ -40,6 +60,8 @@ impl fmt::Debug for Config {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_message", &self.max_message)
             .field("memory_budget", &self.memory_budget)
+            .field("tools", &self.tools)
+            .field("cookies", &self.cookies)
             .finish()
     }
 }

@@ -527,7 +527,7 @@ fn examine_tool(tool: &RawValue) -> (Option<String>, Result<Vec<HeaderParam>, In
 }
 
 /// `frame` with the `tools` array (the slice `tools_raw` borrows from it) replaced by `kept`.
-fn splice_tools(
+pub(crate) fn splice_tools(
     frame: &[u8],
     tools_raw: &RawValue,
     kept: &[&RawValue],

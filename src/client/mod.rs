@@ -90,6 +90,11 @@ pub fn check(config: Config, client_tls: &ClientTls, http: Http) -> Report {
         transport: Transport::describe(&config, session.transport_name()),
         server: probe.server,
         tools: probe.tools,
+        tool_filter: (!config.tools.is_empty()).then(|| report::ToolFilter {
+            ignore: config.tools.ignore.clone(),
+            allow: config.tools.allow.clone(),
+            hidden: session.hidden_tools(),
+        }),
         resources: probe.resources,
         resource_templates: probe.resource_templates,
         prompts: probe.prompts,

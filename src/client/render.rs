@@ -33,6 +33,7 @@ pub fn human(report: &Report) -> String {
             (t.name.clone(), first_line(description.unwrap_or("")))
         },
     );
+    tool_filter(&mut out, report);
     listing(
         &mut out,
         "Resources",
@@ -211,6 +212,30 @@ fn listing<T>(
     }
 }
 
+/// What `--ignore-tool` / `--allow-tool` hid from the tool listing above.
+fn tool_filter(out: &mut String, report: &Report) {
+    let Some(filter) = &report.tool_filter else {
+        return;
+    };
+    let mut given: Vec<String> = filter
+        .ignore
+        .iter()
+        .map(|p| format!("--ignore-tool {p}"))
+        .collect();
+    given.extend(filter.allow.iter().map(|p| format!("--allow-tool {p}")));
+    let names = if filter.hidden.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", filter.hidden.join(", "))
+    };
+    let _ = writeln!(
+        out,
+        "  hidden: {}{names} by {}",
+        filter.hidden.len(),
+        given.join(" ")
+    );
+}
+
 fn steps(out: &mut String, report: &Report) {
     let _ = writeln!(out, "\nSteps");
     let mut rows: Vec<(String, String)> = report
@@ -332,6 +357,7 @@ mod tests {
                 capabilities: vec!["tools".into()],
                 instructions: None,
             }),
+            tool_filter: None,
             tools: Listing::Listed {
                 items: vec![
                     Tool {

@@ -21,12 +21,24 @@ pub struct Report {
     /// The initialize result; `None` when initialize did not succeed.
     pub server: Option<Server>,
     pub tools: Listing<Tool>,
+    /// `--ignore-tool` / `--allow-tool` and what they hid; absent when neither was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_filter: Option<ToolFilter>,
     pub resources: Listing<Resource>,
     pub resource_templates: Listing<ResourceTemplate>,
     pub prompts: Listing<Prompt>,
     /// Every step in order, with its duration.
     pub steps: Vec<Step>,
     pub total_ms: u64,
+}
+
+/// The tool filter the user asked for, and the tools it removed from the listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolFilter {
+    pub ignore: Vec<String>,
+    pub allow: Vec<String>,
+    /// Names of the server's tools the client was not shown, in name order.
+    pub hidden: Vec<String>,
 }
 
 /// The TLS connection to the server.

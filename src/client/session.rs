@@ -54,6 +54,11 @@ impl Session {
         }
     }
 
+    /// Tools hidden from the listings by `--ignore-tool` / `--allow-tool`.
+    pub fn hidden_tools(&self) -> Vec<String> {
+        self.remote.hidden_tools()
+    }
+
     /// `Streamable HTTP`, `legacy HTTP+SSE`, or `undecided` before the first answer.
     pub fn transport_name(&self) -> &'static str {
         self.remote.transport_name()

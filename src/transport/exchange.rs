@@ -8,6 +8,7 @@ use std::time::Duration;
 use ureq::http::{Method, Request, Response};
 use ureq::{AsSendBody, Body};
 
+use super::cookies::Cookies;
 use super::error::TransportError;
 use crate::config::{Config, Url};
 use crate::http::diagnose::{diagnose, Severity};
@@ -38,18 +39,26 @@ impl Waits {
 pub struct Exchange {
     config: Arc<Config>,
     http: Http,
+    /// The cookie jar; `None` with `--no-cookies`.
+    cookies: Option<Arc<Cookies>>,
 }
 
 impl Exchange {
     pub fn new(config: Arc<Config>, http: Http) -> Self {
-        Self { config, http }
+        let cookies = config.cookies.then(|| Arc::new(Cookies::default()));
+        Self {
+            config,
+            http,
+            cookies,
+        }
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// One request with the user's extra headers; a failure is diagnosed.
+    /// One request with the user's extra headers and the origin's cookies; a failure is
+    /// diagnosed, and the cookies the response sets are kept.
     pub fn once<B: AsSendBody>(
         &self,
         method: Method,
@@ -61,8 +70,19 @@ impl Exchange {
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(url.full.as_str());
+        let mut jar_cookies = self.cookies.as_ref().and_then(|jar| jar.header(url));
         for (name, value) in headers.iter().chain(self.config.headers.iter()) {
+            if name.eq_ignore_ascii_case("cookie") {
+                // One Cookie header (RFC 6265 §5.4): the user's `--header Cookie:` first.
+                if let Some(kept) = jar_cookies.take() {
+                    builder = builder.header(name.as_str(), format!("{value}; {kept}"));
+                    continue;
+                }
+            }
             builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some(kept) = jar_cookies {
+            builder = builder.header("Cookie", kept);
         }
         let request = builder
             .body(body)
@@ -75,13 +95,17 @@ impl Exchange {
             .timeout_per_read(waits.per_read)
             .build();
         log::debug!("{method} {url}");
-        self.http.agent.run(request).map_err(|e| {
+        let response = self.http.agent.run(request).map_err(|e| {
             let d = diagnose(&e, &self.config);
             TransportError::Connection {
                 message: d.message,
                 setup: d.severity == Severity::Setup,
             }
-        })
+        })?;
+        if let Some(jar) = &self.cookies {
+            jar.absorb(url, &response);
+        }
+        Ok(response)
     }
 
     /// [`Exchange::once`], following same-origin 307/308 redirects. Returns the response and the

@@ -13,8 +13,9 @@
 //!   resume with GET + `Last-Event-ID`, the GET listening stream, 2026-07-28 requests);
 //!   [`legacy::LegacyLink`] is the HTTP+SSE transport of 2024-11-05. The legacy link never calls
 //!   back into `Remote`: it is handed a delivery function and a way to fail what it carried.
-//! - [`exchange::Exchange`]: one HTTP call (extra headers, timeouts, same-origin redirects, the
-//!   diagnosis of a failed connection). Both transports send through it.
+//! - [`exchange::Exchange`]: one HTTP call (extra headers, the [`cookies`] jar, timeouts,
+//!   same-origin redirects, the diagnosis of a failed connection). Both transports send
+//!   through it.
 //! - [`events`]: reading a body within the bounds: SSE events or a JSON body, room reserved in
 //!   the [`budget::Budget`] before each read, `retry:` capped.
 //! - [`stop::Stop`]: shutdown as every wait sees it (closing after EOF, stopped after it).
@@ -30,6 +31,7 @@
 //! ```
 
 pub mod budget;
+pub mod cookies;
 pub mod error;
 pub mod events;
 pub mod exchange;
@@ -38,6 +40,7 @@ pub mod remote;
 pub mod session;
 pub mod sink;
 pub mod stop;
+pub mod tool_filter;
 pub mod tool_headers;
 
 pub use error::TransportError;

@@ -29,6 +29,7 @@ use super::legacy::{LegacyLink, LinkHandlers};
 use super::session::Session;
 use super::sink::Sink;
 use super::stop::Stop;
+use super::tool_filter::ToolFilter;
 use super::tool_headers::ToolHeaders;
 use crate::config::{Config, TransportStrategy, Url};
 use crate::http::cancel;
@@ -91,6 +92,8 @@ pub struct Remote {
     internal: Mutex<HashMap<Id, mpsc::SyncSender<Vec<u8>>>>,
     /// 2026-07-28 `x-mcp-header` parameters learned from `tools/list`.
     tool_headers: ToolHeaders,
+    /// `--ignore-tool` / `--allow-tool`.
+    tool_filter: ToolFilter,
     /// Numbers the bridge's own requests.
     next_internal: std::sync::atomic::AtomicU64,
     /// A random part of the bridge's own ids, so that no client id can be one by accident.
@@ -127,6 +130,7 @@ impl Remote {
                 budget,
             },
             exchange: Exchange::new(Arc::clone(&config), http),
+            tool_filter: ToolFilter::new(&config.tools),
             config,
             sink,
             stop,
@@ -199,9 +203,30 @@ impl Remote {
         answered: &dyn Fn(),
     ) -> Option<TransportError> {
         let id = info.id.clone()?;
+        match info.method.as_deref() {
+            Some("tools/call") => {
+                // A call without a readable name is the server's to refuse.
+                let name = info.name.as_deref().unwrap_or_default();
+                if info.name.is_some() && !self.tool_filter.allows(name) {
+                    // Never sent: the server would run it, and the user asked for it to be hidden.
+                    let message = self.tool_filter.refusal(name);
+                    log::info!("request {}: {message}", id.to_json());
+                    let frame =
+                        jsonrpc::error_response(Some(&id), jsonrpc::INVALID_PARAMS, &message, None);
+                    self.sink.fail_with(&id, frame);
+                    return None;
+                }
+            }
+            Some("tools/list") => self.tool_filter.expect_list(&id),
+            _ => {}
+        }
         let outcome = self
             .prepare()
             .and_then(|()| self.try_request(&frame, info, &id, answered));
+        if outcome.is_err() {
+            // No answer from the server is coming: stop watching for a listing.
+            self.tool_filter.forget(&id);
+        }
         match outcome {
             Ok(()) => None,
             // Shutting down: the client closed stdin and waits for no answer; stay quiet.
@@ -413,6 +438,7 @@ impl Remote {
         if info.kind == Kind::Response {
             self.observe_response(&frame, &info);
             frame = self.tool_headers.absorb(info.id.as_ref(), frame);
+            frame = self.tool_filter.absorb(info.id.as_ref(), frame);
             let waiter = info
                 .id
                 .as_ref()
@@ -598,6 +624,11 @@ impl Remote {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Tools hidden from the listings so far (`--ignore-tool`/`--allow-tool`), for the report.
+    pub fn hidden_tools(&self) -> Vec<String> {
+        self.tool_filter.hidden()
     }
 }
 
