@@ -330,3 +330,30 @@ fn a_script_that_closes_stdin_right_away_still_gets_its_answers() {
     assert_eq!(text_of(&resp), "piped");
     assert!(b.wait_exit(Duration::from_secs(3)).unwrap().success());
 }
+
+#[test]
+fn a_server_that_answers_every_get_with_404_is_not_reinitialized_over_and_over() {
+    let srv = server(ServerOptions {
+        get_stream: support::server::GetStream::Status(404),
+        ..Default::default()
+    });
+    let mut b = Bridge::start(&srv.url("/mcp"), &[]);
+    b.initialize();
+    std::thread::sleep(Duration::from_millis(1500));
+    let initializes = srv
+        .requests()
+        .iter()
+        .filter(|r| r.rpc_method().as_deref() == Some("initialize"))
+        .count();
+    assert!(
+        initializes <= 2,
+        "the client's initialize and at most one replay, not {initializes}"
+    );
+    // Requests keep working, with a session id (never sent without one during a replay).
+    let resp = b.call(
+        json!(1),
+        "tools/call",
+        json!({"name":"echo","arguments":{"text":"ok"}}),
+    );
+    assert_eq!(text_of(&resp), "ok");
+}

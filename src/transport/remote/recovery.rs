@@ -19,6 +19,9 @@ impl Remote {
     ) -> Result<Sent, TransportError> {
         let mut replays = 0;
         loop {
+            // A replay in progress (started by another request or the listening stream) has
+            // taken the session id away: wait for the new one rather than send without it.
+            drop(lock(&self.replay_lock));
             let generation = self.state().session.generation;
             match self.post_request(frame, info, id, may_fall_back, answered) {
                 Err(f)

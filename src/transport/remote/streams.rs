@@ -177,6 +177,9 @@ impl Remote {
         let deliver = |message: Message| self.deliver(message);
         let stopped = || self.stop.is_stopped();
         let mut stream_generation = self.state().session.generation;
+        // Set when this loop itself re-initialized: a server that answers every GET with 404
+        // offers no listening stream, and must not be re-initialized over and over.
+        let mut renewed_here = false;
         while !self.stop.is_closing() {
             let generation = self.state().session.generation;
             if generation != stream_generation {
@@ -211,17 +214,25 @@ impl Remote {
                 if self.stop.is_closing() {
                     return;
                 }
+                if renewed_here && generation == stream_generation {
+                    log::debug!(
+                        "server offers no listening stream (HTTP {status} on a new session too)"
+                    );
+                    return;
+                }
                 if self.state().session.id.is_some() && is_session_gone(status, &body) {
                     log::info!("the server lost the session (HTTP {status} on the listening stream); starting a new one");
                     if let Err(f) = self.reinitialize(generation) {
                         log::warn!("cannot start a new session: {}", f.message());
                         return;
                     }
+                    renewed_here = true;
                     continue;
                 }
                 log::debug!("server offers no listening stream (HTTP {status})");
                 return;
             }
+            renewed_here = false;
             let mut stream = EventStream::new(decoded_body(resp), &self.limits);
             match pump(&mut stream, None, &deliver, &stopped) {
                 Pumped::Stopped | Pumped::Answered => return,
