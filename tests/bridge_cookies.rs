@@ -10,7 +10,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -345,7 +344,7 @@ fn the_test_client_keeps_its_backend_too() {
     let lb = balancer([b1.port(), b2.port()]);
     let mut args = vec![lb.url("/mcp"), "--json".to_string()];
     args.extend(mtls_args());
-    let out = Command::new(env!("CARGO_BIN_EXE_mcp-secure-remote-client"))
+    let out = support::command(env!("CARGO_BIN_EXE_mcp-secure-remote-client"))
         .args(&args)
         .env_remove("RUST_LOG")
         .env_remove("MCP_REMOTE_NO_COOKIES")

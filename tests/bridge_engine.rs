@@ -16,7 +16,7 @@ mod support;
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -540,7 +540,7 @@ struct Run {
 
 /// The binary with a cleared environment plus `env`, an empty stdin; killed after `HANG`.
 fn run_bin(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut child = Command::new(BIN)
+    let mut child = support::command(BIN)
         .args(args)
         .env_clear()
         .envs(env.iter().copied())

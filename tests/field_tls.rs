@@ -144,7 +144,7 @@ fn an_x509_v1_client_certificate_is_accepted_and_presented() {
 
 #[test]
 fn an_x509_v1_certificate_with_the_wrong_key_is_still_a_key_mismatch() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mcp-secure-remote"))
+    let out = support::command(env!("CARGO_BIN_EXE_mcp-secure-remote"))
         .args(["https://127.0.0.1:9/mcp"])
         .args(identity("client-v1.crt", "client-ec.key"))
         .stdin(Stdio::null())

@@ -1,6 +1,8 @@
 //! `tls::client_config` with every fixture format, and every bad input with the message it must give
 //! (the flag, the path, and what to do).
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -194,8 +196,8 @@ fn default_roots_load_without_tls_ca() {
 /// environment plus `env`; returns its answer to an initialize (its first stdout line).
 fn initialize_without_tls_ca(server: &mcp_test_server::TestServer, env: &[(&str, &str)]) -> String {
     use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-secure-remote"))
+    use std::process::Stdio;
+    let mut child = support::command(env!("CARGO_BIN_EXE_mcp-secure-remote"))
         .arg(server.url("/mcp"))
         .arg("--tls-cert")
         .arg(fixture("client-rsa.crt"))

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -182,7 +181,7 @@ fn the_test_client_reports_what_was_hidden() {
     args.extend(mtls_args());
     args.extend(["--ignore-tool", "tool-*", "--allow-tool", "*"].map(String::from));
     let run = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_mcp-secure-remote-client"))
+        let out = support::command(env!("CARGO_BIN_EXE_mcp-secure-remote-client"))
             .args(&args)
             .args(extra)
             .env_remove("RUST_LOG")
@@ -221,7 +220,7 @@ fn the_test_client_reports_what_was_hidden() {
 
 #[test]
 fn an_empty_pattern_is_a_usage_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mcp-secure-remote"))
+    let out = support::command(env!("CARGO_BIN_EXE_mcp-secure-remote"))
         .args(["https://127.0.0.1:1/mcp", "--ignore-tool", ""])
         .output()
         .unwrap();
