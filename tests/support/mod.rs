@@ -20,6 +20,12 @@ pub fn fixture(name: &str) -> PathBuf {
 /// itself, but it can execute the host's emulator. Unset: the binary is started directly.
 pub const RUNNER_VAR: &str = "MCP_TEST_RUNNER";
 
+/// Whether the binaries run under an emulator (the arm64 suite under qemu-user): timing and
+/// memory there are the emulator's, so the few tests that measure them skip themselves.
+pub fn emulated() -> bool {
+    std::env::var_os(RUNNER_VAR).is_some()
+}
+
 /// A `Command` that runs `binary` directly, or through the runner in [`RUNNER_VAR`].
 pub fn command(binary: &str) -> Command {
     let runner = std::env::var(RUNNER_VAR).unwrap_or_default();
