@@ -89,11 +89,6 @@ impl ToolFilter {
 
     fn filter(&self, frame: Vec<u8>) -> Vec<u8> {
         #[derive(Deserialize)]
-        struct ResultOnly<'a> {
-            #[serde(borrow)]
-            result: &'a RawValue,
-        }
-        #[derive(Deserialize)]
         struct ToolsOnly<'a> {
             #[serde(borrow)]
             tools: &'a RawValue,
@@ -103,7 +98,7 @@ impl ToolFilter {
             name: Option<String>,
         }
         // An error response, or a result that is not a tool list: nothing to hide in it.
-        let Ok(ResultOnly { result }) = serde_json::from_slice(&frame) else {
+        let Some(result) = crate::jsonrpc::result_raw(&frame) else {
             return frame;
         };
         let Ok(ToolsOnly { tools }) = serde_json::from_str(result.get()) else {
