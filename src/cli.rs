@@ -15,6 +15,9 @@ use crate::config::{
 use crate::http::is_tchar;
 use crate::tls::{ObjectType, Pkcs11Uri};
 
+mod oauth;
+pub use oauth::DEFAULT_LOGIN_WAIT;
+
 /// Which binary is parsing: the test client accepts a few extra flags (`--json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Program {
@@ -35,6 +38,10 @@ impl Program {
 #[derive(Debug)]
 pub enum Command {
     Run(Box<Invocation>),
+    /// `mcp-secure-remote login <server-url> [flags]`: run the OAuth login once and keep it.
+    Login(Box<Invocation>),
+    /// `mcp-secure-remote logout <server-url> [flags]`: revoke and forget the kept login.
+    Logout(Box<Invocation>),
     Help,
     Version,
 }
@@ -112,6 +119,7 @@ struct Flags {
     ignore_tools: Vec<String>,
     allow_tools: Vec<String>,
     no_cookies: bool,
+    oauth: oauth::OAuthFlags,
 }
 
 /// Parse `args` (without the program name) and the environment (`env` looks a variable up) into a
@@ -122,13 +130,27 @@ where
     I::Item: Into<OsString>,
     E: Fn(&str) -> Option<String>,
 {
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // `login` / `logout` come first (no URL can be spelt that way).
+    let subcommand = match args.first().and_then(|a| a.to_str()) {
+        Some(word @ ("login" | "logout")) if program == Program::Proxy => {
+            let word = word.to_string();
+            args.remove(0);
+            Some(word)
+        }
+        _ => None,
+    };
     let flags = match read_flags(args, program)? {
         FlagsOrExit::Flags(f) => f,
         FlagsOrExit::Help => return Ok(Command::Help),
         FlagsOrExit::Version => return Ok(Command::Version),
     };
-    let invocation = validate(*flags, &env)?;
-    Ok(Command::Run(Box::new(invocation)))
+    let invocation = Box::new(validate(*flags, &env)?);
+    Ok(match subcommand.as_deref() {
+        Some("login") => Command::Login(invocation),
+        Some("logout") => Command::Logout(invocation),
+        _ => Command::Run(invocation),
+    })
 }
 
 enum FlagsOrExit {
@@ -202,7 +224,12 @@ where
                     v.to_string_lossy()
                 )))
             }
-            Long(name) => return Err(usage(format!("unknown flag --{name}"))),
+            Long(name) => {
+                let name = name.to_string();
+                if !flags.oauth.read(&name, &mut parser)? {
+                    return Err(usage(format!("unknown flag --{name}")));
+                }
+            }
             Short(c) => return Err(usage(format!("unknown flag -{c}"))),
         }
     }
@@ -374,6 +401,9 @@ where
         (None, None) => (DEFAULT_MAX_MESSAGE, DEFAULT_MEMORY_BUDGET),
     };
 
+    let oauth = f
+        .oauth
+        .validate(env, f.allow_http, &headers, &mut warnings)?;
     Ok(Invocation {
         config: Config {
             url,
@@ -389,6 +419,7 @@ where
                 allow: f.allow_tools,
             },
             cookies: !no_cookies,
+            oauth,
         },
         json: f.json,
         warnings,

@@ -25,6 +25,32 @@ pub struct Config {
     pub tools: ToolPatterns,
     /// Keep the server's cookies in memory and send them back (`--no-cookies` turns it off).
     pub cookies: bool,
+    /// MCP authorization (OAuth): `--oauth*` flags and `MCP_REMOTE_OAUTH*` variables.
+    pub oauth: OAuthOptions,
+}
+
+/// MCP authorization settings, validated.
+#[derive(Clone, Debug)]
+pub struct OAuthOptions {
+    /// Off with `--oauth off`, or when the user sends an `Authorization` header of their own
+    /// (a token the bridge obtained is never mixed with the user's).
+    pub enabled: bool,
+    /// A pre-registered client (`--oauth-client-id`) and its secret.
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// A Client ID Metadata Document URL (`--oauth-client-metadata-url`).
+    pub client_metadata_url: Option<String>,
+    /// The pre-registered redirect URI (`--oauth-redirect-uri`); default: an ephemeral port.
+    pub redirect_uri: Option<String>,
+    /// `--oauth-browser`: `system` (default), `none`, or a command.
+    pub browser: String,
+    /// `--oauth-token-store`: `auto` (default), `memory` or `file:PATH`.
+    pub token_store: String,
+    /// How long the request that met the login waits for it (`--oauth-login-wait`, default 45 s,
+    /// below the agents' own initialize timeouts of about 60 s).
+    pub login_wait: std::time::Duration,
+    /// Plain-HTTP authorization-server endpoints are allowed (`--allow-http`).
+    pub allow_http: bool,
 }
 
 /// Tool-name globs (`*` wildcard, matched case-insensitively; see `transport::tool_filter`).
@@ -62,6 +88,7 @@ impl fmt::Debug for Config {
             .field("memory_budget", &self.memory_budget)
             .field("tools", &self.tools)
             .field("cookies", &self.cookies)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }

@@ -8,13 +8,17 @@
 use std::process::ExitCode;
 
 use mcp_secure_remote::cli::{self, Command, Program};
-use mcp_secure_remote::{bridge, logging, startup};
+use mcp_secure_remote::config::Config;
+use mcp_secure_remote::{bridge, logging, oauth, startup};
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let env = |name: &str| std::env::var(name).ok();
-    let invocation = match cli::parse(std::env::args_os().skip(1), env, Program::Proxy) {
-        Ok(Command::Run(invocation)) => invocation,
+    let (invocation, run): (_, fn(Config) -> i32) =
+        match cli::parse(std::env::args_os().skip(1), env, Program::Proxy) {
+        Ok(Command::Run(invocation)) => (invocation, try_main),
+        Ok(Command::Login(invocation)) => (invocation, oauth::command::login),
+        Ok(Command::Logout(invocation)) => (invocation, oauth::command::logout),
         Ok(Command::Help) => return startup::print_and_exit(&cli::help(Program::Proxy)),
         Ok(Command::Version) => {
             return startup::print_and_exit(&format!(
@@ -31,11 +35,11 @@ fn main() -> ExitCode {
     for warning in &invocation.warnings {
         log::warn!("{warning}");
     }
-    startup::exit_code(try_main(invocation.config))
+    startup::exit_code(run(invocation.config))
 }
 
 /// Load TLS, build the agent and run the bridge; returns the exit code.
-fn try_main(config: mcp_secure_remote::config::Config) -> i32 {
+fn try_main(config: Config) -> i32 {
     log::debug!("configuration: {config:?}");
     let (_client_tls, http) = match startup::connect_setup(&config) {
         Ok(ready) => ready,

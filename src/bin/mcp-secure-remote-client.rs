@@ -17,7 +17,10 @@ const PROGRAM: Program = Program::Client;
 fn main() -> ExitCode {
     let env = |name: &str| std::env::var(name).ok();
     let invocation = match cli::parse(std::env::args_os().skip(1), env, PROGRAM) {
-        Ok(Command::Run(invocation)) => invocation,
+        // `login`/`logout` are the proxy's (the client's parser never returns them).
+        Ok(Command::Run(invocation) | Command::Login(invocation) | Command::Logout(invocation)) => {
+            invocation
+        }
         Ok(Command::Help) => return startup::print_and_exit(&cli::help(PROGRAM)),
         Ok(Command::Version) => {
             return startup::print_and_exit(&format!(

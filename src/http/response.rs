@@ -48,18 +48,20 @@ pub fn www_authenticate(resp: &Response<Body>) -> Option<String> {
 const CHALLENGE_CHARS: usize = 160;
 
 /// The JSON-RPC error frame for an HTTP error answer: [`jsonrpc::error_from_http`], except that a
-/// 401 whose `WWW-Authenticate` asks for a bearer token (an OAuth-protected server) says so, and
-/// shows the flag that sends one: the body of such an answer is usually empty or OAuth JSON.
+/// 401 whose `WWW-Authenticate` asks for a bearer token (an OAuth-protected server) says so, true
+/// to what was sent (`token_sent`: the user's own `Authorization` header): the body of such an
+/// answer is usually empty or OAuth JSON. (With OAuth on, the bridge answers such a 401 itself.)
 pub fn error_frame(
     id: &Id,
     status: u16,
     content_type: Option<&str>,
     www_authenticate: Option<&str>,
     body: &[u8],
+    token_sent: bool,
 ) -> Vec<u8> {
     match www_authenticate
         .filter(|_| status == 401)
-        .and_then(bearer_message)
+        .and_then(|c| bearer_message(c, token_sent))
     {
         Some(message) => {
             let data = serde_json::json!({
@@ -74,7 +76,7 @@ pub fn error_frame(
 }
 
 /// The message for a 401 with a `Bearer` challenge, `None` for other schemes.
-fn bearer_message(challenge: &str) -> Option<String> {
+fn bearer_message(challenge: &str, token_sent: bool) -> Option<String> {
     let (scheme, params) = challenge
         .split_once(|c: char| c.is_ascii_whitespace())
         .unwrap_or((challenge, ""));
@@ -91,16 +93,21 @@ fn bearer_message(challenge: &str) -> Option<String> {
     } else {
         ""
     };
-    // RFC 6750 §3.1: `invalid_token` means a token was sent and refused (expired, revoked, wrong).
-    let refused = params.to_ascii_lowercase().contains("invalid_token");
-    let what = if refused {
-        "the server refused the bearer token sent"
+    // RFC 6750 §3.1: `invalid_token` means the token sent was refused (expired, revoked, wrong).
+    let _ = params;
+    let (what, todo) = if token_sent {
+        (
+            "the server refused the Authorization header sent with --header",
+            "pass a valid token, or drop the header so that the bridge logs in (OAuth)",
+        )
     } else {
-        "the server wants an OAuth bearer token, besides or instead of a client certificate"
+        (
+            "the server wants an OAuth bearer token, and OAuth is off (--oauth off)",
+            "remove --oauth off (or MCP_REMOTE_OAUTH=off) so that the bridge logs in, or pass a token with --header \"Authorization: Bearer ${TOKEN}\"",
+        )
     };
     Some(format!(
-        "HTTP 401 from server: {what} (WWW-Authenticate: {shown}{ellipsis}); pass a valid token with \
-         --header \"Authorization: Bearer ${{TOKEN}}\""
+        "HTTP 401 from server: {what} (WWW-Authenticate: {shown}{ellipsis}); {todo}"
     ))
 }
 
@@ -116,7 +123,7 @@ mod tests {
     #[test]
     fn a_bearer_challenge_asks_for_a_token_and_shows_the_flag() {
         let challenge = r#"Bearer realm="mcp", resource_metadata="https://a.example/.well-known/oauth-protected-resource""#;
-        let frame = error_frame(&Id::Num(3), 401, None, Some(challenge), b"");
+        let frame = error_frame(&Id::Num(3), 401, None, Some(challenge), b"", false);
         let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
         assert_eq!(v["id"], 3);
         assert_eq!(v["error"]["code"], jsonrpc::HTTP_ERROR);
@@ -125,15 +132,16 @@ mod tests {
         assert_eq!(
             message(&frame),
             format!(
-                "HTTP 401 from server: the server wants an OAuth bearer token, besides or instead \
-                 of a client certificate (WWW-Authenticate: {challenge}); pass a valid token with \
-                 --header \"Authorization: Bearer ${{TOKEN}}\""
+                "HTTP 401 from server: the server wants an OAuth bearer token, and OAuth is off \
+                 (--oauth off) (WWW-Authenticate: {challenge}); remove --oauth off (or \
+                 MCP_REMOTE_OAUTH=off) so that the bridge logs in, or pass a token with --header \
+                 \"Authorization: Bearer ${{TOKEN}}\""
             )
         );
     }
 
     #[test]
-    fn an_invalid_token_challenge_says_the_token_was_refused() {
+    fn a_refused_header_token_is_named_only_when_one_was_sent() {
         let challenge = r#"bearer error="invalid_token", error_description="expired""#;
         let frame = error_frame(
             &Id::Num(1),
@@ -141,19 +149,23 @@ mod tests {
             Some("application/json"),
             Some(challenge),
             b"{}",
+            true,
         );
-        assert!(message(&frame)
-            .starts_with("HTTP 401 from server: the server refused the bearer token sent"));
+        assert!(message(&frame).starts_with(
+            "HTTP 401 from server: the server refused the Authorization header sent with --header"
+        ));
+        let none_sent = error_frame(&Id::Num(1), 401, None, Some(challenge), b"{}", false);
+        assert!(!message(&none_sent).contains("refused"), "{}", message(&none_sent));
     }
 
     #[test]
     fn other_challenges_and_statuses_keep_the_plain_mapping() {
-        let basic = error_frame(&Id::Num(1), 401, None, Some("Basic realm=\"x\""), b"");
+        let basic = error_frame(&Id::Num(1), 401, None, Some("Basic realm=\"x\""), b"", false);
         assert_eq!(message(&basic), "HTTP 401 from server (empty body)");
-        let forbidden = error_frame(&Id::Num(1), 403, None, Some("Bearer"), b"no");
+        let forbidden = error_frame(&Id::Num(1), 403, None, Some("Bearer"), b"no", false);
         assert_eq!(message(&forbidden), "HTTP 403 from server: no");
         let long = format!("Bearer realm=\"{}\"", "r".repeat(500));
-        let frame = error_frame(&Id::Num(1), 401, None, Some(&long), b"");
-        assert!(message(&frame).contains("rrr…); pass a valid token"));
+        let frame = error_frame(&Id::Num(1), 401, None, Some(&long), b"", false);
+        assert!(message(&frame).contains("rrr…); remove --oauth off"));
     }
 }

@@ -28,6 +28,9 @@ pub enum TransportError {
     StreamEnded(String),
     /// The server lost the session and a new one could not be started.
     SessionLost(String),
+    /// The server wants an OAuth token and the bridge could not get one (yet): a login to finish,
+    /// or an authorization server that refused. Not a setup error: the next request may succeed.
+    Authorization(String),
     /// The bridge is exiting and abandoned the request.
     ShuttingDown,
     /// Something on the bridge's own side failed (a thread, a request that cannot be built).
@@ -51,9 +54,9 @@ impl TransportError {
             TransportError::Connection { .. } | TransportError::Local(_) => {
                 jsonrpc::TRANSPORT_ERROR
             }
-            TransportError::Http { .. } | TransportError::CertificateRefused { .. } => {
-                jsonrpc::HTTP_ERROR
-            }
+            TransportError::Http { .. }
+            | TransportError::CertificateRefused { .. }
+            | TransportError::Authorization(_) => jsonrpc::HTTP_ERROR,
             TransportError::BadResponse(_) => jsonrpc::BAD_SERVER_RESPONSE,
             TransportError::StreamEnded(_) => jsonrpc::STREAM_ENDED,
             TransportError::SessionLost(_) => jsonrpc::SESSION_LOST,
@@ -109,6 +112,7 @@ impl TransportError {
             | TransportError::BadResponse(message)
             | TransportError::StreamEnded(message)
             | TransportError::SessionLost(message)
+            | TransportError::Authorization(message)
             | TransportError::Local(message) => message,
             TransportError::ShuttingDown => "the bridge is shutting down",
         }
@@ -124,6 +128,7 @@ impl TransportError {
             | TransportError::BadResponse(message)
             | TransportError::StreamEnded(message)
             | TransportError::SessionLost(message)
+            | TransportError::Authorization(message)
             | TransportError::Local(message) => *message = replaced,
             TransportError::ShuttingDown => {}
         }

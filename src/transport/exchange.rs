@@ -1,6 +1,10 @@
-//! One HTTP call to the remote server: the user's extra headers, the timeouts, same-origin
-//! redirects (307/308 only: they keep the body), and the diagnosis of a failure. Both transports
-//! send through it; neither knows how the other uses it.
+//! One HTTP call to the remote server: the user's extra headers, the OAuth token, the timeouts,
+//! same-origin redirects (307/308 only: they keep the body), and the diagnosis of a failure. Both
+//! transports send through it; neither knows how the other uses it.
+//!
+//! Authorization lives here, so that every request of the session carries the token (POSTs, the
+//! listening GET, DELETE, the legacy stream): a `401`/`403` with an OAuth challenge goes to the
+//! [`Authorizer`], which decides whether the request is sent again with a new token.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +16,10 @@ use super::cookies::Cookies;
 use super::error::TransportError;
 use crate::config::{Config, Url};
 use crate::http::diagnose::{diagnose, Severity};
+use crate::http::response::read_short_body;
 use crate::http::Http;
+use crate::oauth::authorizer::MAX_AUTHORIZATIONS;
+use crate::oauth::{challenge, Authorizer, Verdict};
 
 /// Same-origin redirects followed per call.
 const MAX_REDIRECTS: u32 = 5;
@@ -41,6 +48,8 @@ pub struct Exchange {
     http: Http,
     /// The cookie jar; `None` with `--no-cookies`.
     cookies: Option<Arc<Cookies>>,
+    /// MCP authorization; `None` with `--oauth off` (or the user's own `Authorization` header).
+    auth: Option<Arc<Authorizer>>,
 }
 
 impl Exchange {
@@ -50,20 +59,94 @@ impl Exchange {
             config,
             http,
             cookies,
+            auth: None,
         }
+    }
+
+    /// The same exchange, authorizing its requests with `auth`.
+    pub fn with_auth(mut self, auth: Option<Arc<Authorizer>>) -> Self {
+        self.auth = auth;
+        self
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// One request with the user's extra headers and the origin's cookies; a failure is
-    /// diagnosed, and the cookies the response sets are kept.
-    pub fn once<B: AsSendBody>(
+    /// The authorization state, for reports.
+    pub fn authorizer(&self) -> Option<&Arc<Authorizer>> {
+        self.auth.as_ref()
+    }
+
+    /// Whether requests carry the user's own `Authorization` header (`--header`).
+    pub fn sends_user_authorization(&self) -> bool {
+        self.config
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+    }
+
+    /// One request with the user's extra headers, the origin's cookies and the OAuth token; a
+    /// failure is diagnosed, and the cookies the response sets are kept. A request refused for
+    /// its token is sent again once a new token is there (at most once per authorization).
+    pub fn once<B: AsSendBody + Copy>(
         &self,
         method: Method,
         url: &Url,
         headers: &[(String, String)],
+        body: B,
+        waits: Waits,
+    ) -> Result<Response<Body>, TransportError> {
+        // The token goes only to the MCP server's origin (never along a redirect elsewhere).
+        let auth = self.auth.as_ref().filter(|_| url.same_origin(&self.config.url));
+        let Some(auth) = auth else {
+            return self.send(method, url, headers, None, body, waits);
+        };
+        let mut retried = false;
+        for _ in 0..=MAX_AUTHORIZATIONS {
+            let token = auth.header();
+            let response = self.send(method.clone(), url, headers, token.as_deref(), body, waits)?;
+            let status = response.status().as_u16();
+            if status != 401 && status != 403 {
+                if response.status().is_success() {
+                    auth.succeeded();
+                }
+                return Ok(response);
+            }
+            let challenges = challenge::parse_all(
+                response
+                    .headers()
+                    .get_all("www-authenticate")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            );
+            match auth.on_challenge(status, &challenges, token.as_deref(), retried) {
+                Verdict::PassThrough => return Ok(response),
+                Verdict::Retry => {
+                    // Read the refusal to its end so that its connection can be reused.
+                    let _ = read_short_body(response);
+                    retried = true;
+                    log::debug!("{method} {url}: sending again with a new token");
+                }
+                Verdict::Fail(message) => {
+                    let _ = read_short_body(response);
+                    return Err(TransportError::Authorization(message));
+                }
+            }
+        }
+        Err(TransportError::Authorization(format!(
+            "the server kept refusing new tokens ({} authorizations); giving up on this request",
+            MAX_AUTHORIZATIONS + 1
+        )))
+    }
+
+    /// One HTTP request, with `token` as its `Authorization` when given.
+    fn send<B: AsSendBody>(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &[(String, String)],
+        token: Option<&str>,
         body: B,
         waits: Waits,
     ) -> Result<Response<Body>, TransportError> {
@@ -83,6 +166,9 @@ impl Exchange {
         }
         if let Some(kept) = jar_cookies {
             builder = builder.header("Cookie", kept);
+        }
+        if let Some(token) = token {
+            builder = builder.header("Authorization", token);
         }
         let request = builder
             .body(body)

@@ -129,7 +129,8 @@ impl Remote {
                 max_message: config.max_message,
                 budget,
             },
-            exchange: Exchange::new(Arc::clone(&config), http),
+            exchange: Exchange::new(Arc::clone(&config), http.clone())
+                .with_auth(crate::oauth::authorizer_for(&config, &http, &stop)),
             tool_filter: ToolFilter::new(&config.tools),
             config,
             sink,
@@ -384,7 +385,14 @@ impl Remote {
             _ => {
                 let challenge = www_authenticate(&resp);
                 let body = read_short_body(resp);
-                let frame = error_frame(id, status, Some(&ct), challenge.as_deref(), &body);
+                let frame = error_frame(
+                    id,
+                    status,
+                    Some(&ct),
+                    challenge.as_deref(),
+                    &body,
+                    self.exchange.sends_user_authorization(),
+                );
                 if let Some(why) = proxy_certificate_complaint(&body, &self.config) {
                     // nginx & co. answer a missing or bad client certificate with an HTML 400:
                     // a setup error, not a reason to try another transport.

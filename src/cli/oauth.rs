@@ -1,0 +1,168 @@
+//! The `--oauth*` flags and their `MCP_REMOTE_OAUTH*` variables (flag wins over variable), read in
+//! the same single pass as every other flag and validated into [`OAuthOptions`].
+
+use std::time::Duration;
+
+use super::{parse_seconds, string_value, usage, UsageError};
+use crate::config::{OAuthOptions, Secret};
+use crate::oauth::browser::Opener;
+use crate::oauth::store::StoreChoice;
+
+pub const ENV_OAUTH: &str = "MCP_REMOTE_OAUTH";
+pub const ENV_CLIENT_ID: &str = "MCP_REMOTE_OAUTH_CLIENT_ID";
+pub const ENV_CLIENT_SECRET: &str = "MCP_REMOTE_OAUTH_CLIENT_SECRET";
+pub const ENV_CLIENT_METADATA_URL: &str = "MCP_REMOTE_OAUTH_CLIENT_METADATA_URL";
+pub const ENV_REDIRECT_URI: &str = "MCP_REMOTE_OAUTH_REDIRECT_URI";
+pub const ENV_BROWSER: &str = "MCP_REMOTE_OAUTH_BROWSER";
+pub const ENV_TOKEN_STORE: &str = "MCP_REMOTE_OAUTH_TOKEN_STORE";
+pub const ENV_LOGIN_WAIT: &str = "MCP_REMOTE_OAUTH_LOGIN_WAIT";
+
+/// How long the request that met a login waits for it, by default: below the ~60 s that agents
+/// (Claude Desktop among them) give an initialize.
+pub const DEFAULT_LOGIN_WAIT: Duration = Duration::from_secs(45);
+
+/// The raw values, before the variables and the rules.
+#[derive(Default)]
+pub(super) struct OAuthFlags {
+    mode: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    metadata_url: Option<String>,
+    redirect_uri: Option<String>,
+    browser: Option<String>,
+    token_store: Option<String>,
+    login_wait: Option<String>,
+}
+
+impl OAuthFlags {
+    /// Take `--name VALUE` if it is one of the OAuth flags; false when it is not.
+    pub(super) fn read(
+        &mut self,
+        name: &str,
+        parser: &mut lexopt::Parser,
+    ) -> Result<bool, UsageError> {
+        let slot = match name {
+            "oauth" => &mut self.mode,
+            "oauth-client-id" => &mut self.client_id,
+            "oauth-client-secret" => &mut self.client_secret,
+            "oauth-client-metadata-url" => &mut self.metadata_url,
+            "oauth-redirect-uri" => &mut self.redirect_uri,
+            "oauth-browser" => &mut self.browser,
+            "oauth-token-store" => &mut self.token_store,
+            "oauth-login-wait" => &mut self.login_wait,
+            _ => return Ok(false),
+        };
+        *slot = Some(string_value(parser, &format!("--{name}"))?);
+        Ok(true)
+    }
+
+    /// The validated options. `headers` are the user's `--header`s: an `Authorization` among
+    /// them turns OAuth off.
+    pub(super) fn validate(
+        self,
+        env: &impl Fn(&str) -> Option<String>,
+        allow_http: bool,
+        headers: &[(String, String)],
+        warnings: &mut Vec<String>,
+    ) -> Result<OAuthOptions, UsageError> {
+        let pick = |flag: Option<String>, var: &str| {
+            flag.or_else(|| env(var))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mode = pick(self.mode, ENV_OAUTH);
+        let mut enabled = match mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("auto" | "on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(usage(format!(
+                    "--oauth: '{other}' is not one of auto, off ({ENV_OAUTH} likewise)"
+                )))
+            }
+        };
+        let user_token = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+        if user_token && enabled {
+            if mode.is_some() {
+                warnings.push(
+                    "an Authorization header is given with --header: OAuth is off (the bridge never mixes its own token with yours)"
+                        .into(),
+                );
+            }
+            enabled = false;
+        }
+        let client_id = pick(self.client_id, ENV_CLIENT_ID);
+        let client_secret = pick(self.client_secret, ENV_CLIENT_SECRET).map(Secret::new);
+        if client_secret.is_some() && client_id.is_none() {
+            return Err(usage(format!(
+                "a client secret ({ENV_CLIENT_SECRET} or --oauth-client-secret) needs --oauth-client-id"
+            )));
+        }
+        let client_metadata_url = pick(self.metadata_url, ENV_CLIENT_METADATA_URL);
+        if let Some(u) = &client_metadata_url {
+            check_metadata_url(u)?;
+        }
+        let redirect_uri = pick(self.redirect_uri, ENV_REDIRECT_URI);
+        if let Some(u) = &redirect_uri {
+            check_redirect_uri(u)?;
+        }
+        let browser = pick(self.browser, ENV_BROWSER).unwrap_or_else(|| "system".into());
+        Opener::parse(&browser).map_err(|e| usage(format!("--oauth-browser: {e}")))?;
+        let token_store = pick(self.token_store, ENV_TOKEN_STORE).unwrap_or_else(|| "auto".into());
+        StoreChoice::parse(&token_store).map_err(|e| {
+            usage(format!(
+                "--oauth-token-store: {e} (give auto, memory or file:PATH)"
+            ))
+        })?;
+        let login_wait = match pick(self.login_wait, ENV_LOGIN_WAIT) {
+            None => DEFAULT_LOGIN_WAIT,
+            Some(s) => parse_seconds(&s).ok_or_else(|| {
+                usage(format!(
+                    "--oauth-login-wait: '{s}' is not a number of seconds > 0"
+                ))
+            })?,
+        };
+        Ok(OAuthOptions {
+            enabled,
+            client_id,
+            client_secret,
+            client_metadata_url,
+            redirect_uri,
+            browser,
+            token_store,
+            login_wait,
+            allow_http,
+        })
+    }
+}
+
+/// A Client ID Metadata Document is named by an https URL with a path.
+fn check_metadata_url(u: &str) -> Result<(), UsageError> {
+    match url::Url::parse(u) {
+        Ok(p) if p.scheme() == "https" && p.path() != "/" && p.fragment().is_none() => Ok(()),
+        _ => Err(usage(format!(
+            "--oauth-client-metadata-url: '{u}' must be an https:// URL with a path (the client ID metadata document)"
+        ))),
+    }
+}
+
+/// A pre-registered loopback redirect URI (RFC 8252 §7.3): http, a loopback host, a port.
+fn check_redirect_uri(u: &str) -> Result<(), UsageError> {
+    let bad = || {
+        usage(format!(
+            "--oauth-redirect-uri: '{u}' must be http://127.0.0.1:PORT/path (or localhost / [::1]) with an explicit port"
+        ))
+    };
+    let parsed = url::Url::parse(u).map_err(|_| bad())?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if parsed.scheme() != "http" || !loopback || parsed.port().is_none() {
+        return Err(bad());
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The authorization server's side of the wire: GET a metadata document, POST a form (token,
+//! revocation) or JSON (registration). Through the bridge's own agent, so the same TLS identity,
+//! trust, proxy and `--allow-http` rules apply as for the MCP server. Every call is bounded in
+//! time and in what it reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::http::{Method, Request};
+
+use super::metadata::check_endpoint;
+use crate::config::Config;
+use crate::http::diagnose::diagnose;
+use crate::http::encoding::{decoded_body, read_limited};
+use crate::http::Http;
+
+/// The longest answer read from an authorization server: metadata and tokens are small; a
+/// hostile server gets no more memory than this.
+pub const MAX_ANSWER: u64 = 256 * 1024;
+/// How long one call to the authorization server may take to answer.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An answer: status and (bounded) body.
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// `DPoP-Nonce` and the like are not used yet; the content type helps messages.
+    pub content_type: Option<String>,
+}
+
+impl Answer {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as JSON of type T, or a message naming `what` and `url`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str, url: &str) -> Result<T, String> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| format!("{what} at {url} is not valid JSON for its purpose ({e})"))
+    }
+}
+
+#[derive(Clone)]
+pub struct AsHttp {
+    config: Arc<Config>,
+    http: Http,
+}
+
+impl AsHttp {
+    pub fn new(config: Arc<Config>, http: Http) -> Self {
+        Self { config, http }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn get(&self, url: &str) -> Result<Answer, String> {
+        self.send(Method::GET, url, &[("Accept", "application/json")], Vec::new())
+    }
+
+    /// POST `form` (application/x-www-form-urlencoded), with an `Authorization` value if given.
+    pub fn post_form(
+        &self,
+        url: &str,
+        form: &[(String, String)],
+        authorization: Option<&str>,
+    ) -> Result<Answer, String> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut headers = vec![
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Accept", "application/json"),
+        ];
+        if let Some(value) = authorization {
+            headers.push(("Authorization", value));
+        }
+        self.send(Method::POST, url, &headers, body.into_bytes())
+    }
+
+    pub fn post_json(&self, url: &str, value: &serde_json::Value) -> Result<Answer, String> {
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ];
+        self.send(Method::POST, url, &headers, value.to_string().into_bytes())
+    }
+
+    fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Answer, String> {
+        check_endpoint(url, self.config.oauth.allow_http)?;
+        let mut builder = Request::builder().method(method.clone()).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(body)
+            .map_err(|e| format!("cannot build the request to {url}: {e}"))?;
+        let request = self
+            .http
+            .agent
+            .configure_request(request)
+            .timeout_recv_response(Some(ANSWER_TIMEOUT))
+            .timeout_per_read(Some(ANSWER_TIMEOUT))
+            .build();
+        log::debug!("OAuth: {method} {}", shown_url(url));
+        let response = self
+            .http
+            .agent
+            .run(request)
+            .map_err(|e| self.describe_failure(url, &e))?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_limited(decoded_body(response), MAX_ANSWER)
+            .map_err(|e| format!("reading the answer of {} failed: {e}", shown_url(url)))?;
+        log::debug!("OAuth: {} answered HTTP {status}", shown_url(url));
+        Ok(Answer {
+            status,
+            body,
+            content_type,
+        })
+    }
+
+    /// The bridge's diagnosis of a failed connection, about the authorization server's host.
+    fn describe_failure(&self, url: &str, e: &ureq::Error) -> String {
+        match crate::cli::parse_url(url) {
+            Ok(as_url) => {
+                let mut config = (*self.config).clone();
+                config.url = as_url;
+                format!(
+                    "the authorization server at {} could not be reached: {}",
+                    shown_url(url),
+                    diagnose(e, &config).message
+                )
+            }
+            Err(_) => format!("the authorization server at {url} could not be reached: {e}"),
+        }
+    }
+}
+
+/// A URL for logs: without its query (an authorization URL's query is not secret, but a
+/// callback's is, and no log line needs either).
+pub fn shown_url(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
