@@ -88,6 +88,9 @@ pub fn check(config: Config, client_tls: &ClientTls, http: Http) -> Report {
         error: probe.failure.as_ref().map(|f| f.to_string()),
         tls: Tls::describe(&config, client_tls, facts),
         transport: Transport::describe(&config, session.transport_name()),
+        authorization: session
+            .authorization()
+            .map(report::Authorization::from_status),
         server: probe.server,
         tools: probe.tools,
         tool_filter: (!config.tools.is_empty()).then(|| report::ToolFilter {

@@ -21,6 +21,7 @@ pub fn human(report: &Report) -> String {
     );
     tls(&mut out, &report.tls);
     transport(&mut out, report);
+    authorization(&mut out, report);
     server(&mut out, report);
     listing(
         &mut out,
@@ -152,6 +153,26 @@ fn transport(out: &mut String, report: &Report) {
         (true, _) => ": fell back from Streamable HTTP",
     };
     let _ = writeln!(out, "  {} (strategy {}{fallback})", t.name, t.strategy);
+}
+
+/// The OAuth authorization, when the server asked for one (never a token).
+fn authorization(out: &mut String, report: &Report) {
+    let Some(a) = &report.authorization else {
+        return;
+    };
+    let _ = writeln!(out, "\nAuthorization (OAuth)");
+    let _ = writeln!(out, "  issuer: {}", a.issuer);
+    if let Some(registration) = &a.registration {
+        let _ = writeln!(out, "  client: {registration}");
+    }
+    let _ = writeln!(out, "  scope: {}", a.scope.as_deref().unwrap_or("(none)"));
+    let expiry = match a.expires_in_s {
+        Some(s) if s <= 0 => "expired".to_string(),
+        Some(s) => format!("in {s} s"),
+        None => "not said".to_string(),
+    };
+    let _ = writeln!(out, "  token expires: {expiry}");
+    let _ = writeln!(out, "  kept in: {}", a.store);
 }
 
 fn server(out: &mut String, report: &Report) {
@@ -358,6 +379,7 @@ mod tests {
                 instructions: None,
             }),
             tool_filter: None,
+            authorization: None,
             tools: Listing::Listed {
                 items: vec![
                     Tool {

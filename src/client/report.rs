@@ -18,6 +18,10 @@ pub struct Report {
     pub error: Option<String>,
     pub tls: Tls,
     pub transport: Transport,
+    /// The OAuth authorization the server asked for; absent when it asked for none (or OAuth is
+    /// off). Never a token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
     /// The initialize result; `None` when initialize did not succeed.
     pub server: Option<Server>,
     pub tools: Listing<Tool>,
@@ -30,6 +34,34 @@ pub struct Report {
     /// Every step in order, with its duration.
     pub steps: Vec<Step>,
     pub total_ms: u64,
+}
+
+/// The authorization the bridge obtained: who issued it, how the client was registered, what
+/// was granted, and for how long.
+#[derive(Debug, Clone, Serialize)]
+pub struct Authorization {
+    /// The authorization server (its metadata's `issuer`).
+    pub issuer: String,
+    /// `pre-registered client`, `client ID metadata document` or `dynamic client registration`.
+    pub registration: Option<String>,
+    /// The scope granted (else the one asked for).
+    pub scope: Option<String>,
+    /// Seconds until the access token expires, when the server said.
+    pub expires_in_s: Option<i64>,
+    /// Where the tokens are kept.
+    pub store: String,
+}
+
+impl Authorization {
+    pub fn from_status(status: crate::oauth::authorizer::Status) -> Self {
+        Self {
+            issuer: status.issuer,
+            registration: status.registration,
+            scope: status.scope,
+            expires_in_s: status.expires_in,
+            store: status.store,
+        }
+    }
 }
 
 /// The tool filter the user asked for, and the tools it removed from the listing.

@@ -59,6 +59,11 @@ impl Session {
         self.remote.hidden_tools()
     }
 
+    /// The OAuth authorization obtained, if the server asked for one.
+    pub fn authorization(&self) -> Option<crate::oauth::authorizer::Status> {
+        self.remote.authorization()
+    }
+
     /// `Streamable HTTP`, `legacy HTTP+SSE`, or `undecided` before the first answer.
     pub fn transport_name(&self) -> &'static str {
         self.remote.transport_name()

@@ -184,8 +184,9 @@ pub fn login(http: &AsHttp, plan: LoginPlan<'_>) -> Result<LoggedIn, String> {
         plan.scope.as_deref(),
         plan.discovered.resource.as_deref(),
     )?;
-    eprintln!(
-        "mcp-secure-remote: sign in to {} in your browser; if it did not open, visit:\n{url}",
+    // Info, which is on by default: the user must see it even without --debug.
+    log::info!(
+        "sign in to {} in your browser; if it did not open, visit:\n{url}",
         plan.server_name
     );
     match browser::open(plan.opener, &url) {

@@ -634,6 +634,11 @@ impl Remote {
         &self.config
     }
 
+    /// The OAuth authorization obtained for this server, for the test client's report.
+    pub fn authorization(&self) -> Option<crate::oauth::authorizer::Status> {
+        self.exchange.authorizer().and_then(|a| a.status())
+    }
+
     /// Tools hidden from the listings so far (`--ignore-tool`/`--allow-tool`), for the report.
     pub fn hidden_tools(&self) -> Vec<String> {
         self.tool_filter.hidden()
