@@ -787,6 +787,11 @@ pub fn help(program: Program) -> String {
         Program::Proxy => "Bridge a stdio MCP client to a remote MCP server over HTTPS with a TLS client certificate.",
         Program::Client => "Connect to a remote MCP server like the proxy would, check the TLS handshake and list\nwhat the server offers (tools, resources, prompts).",
     };
+    let subcommands = match program {
+        Program::Proxy => "       {name} login <server-url> [options]    sign in once (OAuth), keep the tokens\n       {name} logout <server-url> [options]   revoke and forget them\n",
+        Program::Client => "",
+    }
+    .replace("{name}", name);
     let client_flags = match program {
         Program::Proxy => "",
         Program::Client => "  --json                           Print one JSON document instead of the readable report\n",
@@ -796,7 +801,7 @@ pub fn help(program: Program) -> String {
 {what}
 
 Usage: {name} <server-url> [options]
-
+{subcommands}
 Arguments:
   <server-url>                     Remote MCP endpoint, https://… (http:// only with --allow-http)
 
@@ -823,6 +828,23 @@ Tool filtering (globs: * matches anything, case-insensitive; repeatable):
                                    their tools/call (e.g. --ignore-tool 'delete_*')
   --allow-tool <glob>              Show and allow only matching tools; a tool matching
                                    both --allow-tool and --ignore-tool is hidden
+
+Authorization (OAuth; on when the server asks for it):       Environment fallback:
+  --oauth <auto|off>               off: never log in          MCP_REMOTE_OAUTH
+                                   (also off with --header Authorization)
+  --oauth-client-id <id>           Pre-registered client      MCP_REMOTE_OAUTH_CLIENT_ID
+  --oauth-client-secret <secret>   Its secret (prefer the     MCP_REMOTE_OAUTH_CLIENT_SECRET
+                                   variable)
+  --oauth-client-metadata-url <url>  Client ID metadata       MCP_REMOTE_OAUTH_CLIENT_METADATA_URL
+                                   document (https)
+  --oauth-redirect-uri <uri>       Registered loopback        MCP_REMOTE_OAUTH_REDIRECT_URI
+                                   redirect [default: http://127.0.0.1:<free port>/callback]
+  --oauth-browser <cmd|none>       Opens the sign-in URL      MCP_REMOTE_OAUTH_BROWSER
+                                   (URL appended) [default: system browser]
+  --oauth-token-store <where>      auto, memory or file:PATH  MCP_REMOTE_OAUTH_TOKEN_STORE
+                                   [default: auto = OS credential store]
+  --oauth-login-wait <seconds>     How long a request waits   MCP_REMOTE_OAUTH_LOGIN_WAIT
+                                   for the sign-in [default: 45]
 
 mTLS / TLS:                                                  Environment fallback:
   --tls-cert <path|pkcs11:URI>     PEM client certificate     MCP_REMOTE_TLS_CERT

@@ -55,11 +55,11 @@ fn result_text(resp: &Value) -> &str {
 // --- 6. 401 with WWW-Authenticate: Bearer ---------------------------------------------------------
 
 #[test]
-fn a_401_bearer_challenge_asks_for_a_token_and_shows_the_header_flag() {
+fn with_oauth_off_a_401_bearer_challenge_says_oauth_is_off_and_how_to_turn_it_on() {
     let srv = TestServer::start(ServerOptions::default());
     let challenge = r#"Bearer realm="mcp", resource_metadata="https://127.0.0.1/.well-known/oauth-protected-resource""#;
     srv.inject(answer(401, &[("WWW-Authenticate", challenge)], Vec::new()));
-    let mut b = Bridge::start(&srv.url("/mcp"), &[]);
+    let mut b = Bridge::start(&srv.url("/mcp"), &["--oauth", "off"]);
     let resp = b.call(
         json!(0),
         "initialize",
@@ -68,9 +68,10 @@ fn a_401_bearer_challenge_asks_for_a_token_and_shows_the_header_flag() {
     assert_eq!(
         resp["error"]["message"],
         format!(
-            "HTTP 401 from server: the server wants an OAuth bearer token, besides or instead of a \
-             client certificate (WWW-Authenticate: {challenge}); pass a valid token with \
-             --header \"Authorization: Bearer ${{TOKEN}}\""
+            "HTTP 401 from server: the server wants an OAuth bearer token, and OAuth is off \
+             (--oauth off) (WWW-Authenticate: {challenge}); remove --oauth off (or \
+             MCP_REMOTE_OAUTH=off) so that the bridge logs in, or pass a token with --header \
+             \"Authorization: Bearer ${{TOKEN}}\""
         ),
         "{resp}"
     );
