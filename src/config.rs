@@ -51,6 +51,70 @@ pub struct OAuthOptions {
     pub login_wait: std::time::Duration,
     /// Plain-HTTP authorization-server endpoints are allowed (`--allow-http`).
     pub allow_http: bool,
+    /// `--oauth-grant`: how tokens are obtained (a browser sign-in, or a machine grant).
+    pub grant: OAuthGrant,
+    /// `--oauth-client-auth`: how the client authenticates at the token endpoint (None: as the
+    /// authorization server and the credentials given suggest).
+    pub client_auth: Option<String>,
+    /// `--oauth-jwt-key`: the key that signs `private_key_jwt` assertions.
+    pub jwt_key: Option<JwtKeySource>,
+    /// `--oauth-assertion-file`: the workload's JWT for the jwt-bearer grant, read on each use.
+    pub assertion_file: Option<PathBuf>,
+    /// Enterprise-managed authorization (`--oauth-grant id-jag`): the identity provider.
+    pub idp: Option<IdpOptions>,
+}
+
+/// How the bridge obtains tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OAuthGrant {
+    /// A person signs in in the browser (the default).
+    AuthorizationCode,
+    /// OAuth client credentials (the MCP `oauth-client-credentials` extension).
+    ClientCredentials,
+    /// RFC 7523 JWT bearer with a workload's token (workload identity federation).
+    JwtBearer,
+    /// Enterprise-managed authorization: an ID-JAG from the enterprise IdP, then jwt-bearer.
+    IdJag,
+}
+
+impl OAuthGrant {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "authorization-code" => Some(Self::AuthorizationCode),
+            "client-credentials" => Some(Self::ClientCredentials),
+            "jwt-bearer" => Some(Self::JwtBearer),
+            "id-jag" => Some(Self::IdJag),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization-code",
+            Self::ClientCredentials => "client-credentials",
+            Self::JwtBearer => "jwt-bearer",
+            Self::IdJag => "id-jag",
+        }
+    }
+}
+
+/// Where the `private_key_jwt` signing key is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JwtKeySource {
+    /// A PEM private key file.
+    File(PathBuf),
+    /// The TLS client key the bridge already holds (file, PKCS#12 or token).
+    Tls,
+}
+
+/// The enterprise identity provider of `--oauth-grant id-jag`.
+#[derive(Clone, Debug)]
+pub struct IdpOptions {
+    pub token_endpoint: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    /// The user's ID token from the IdP, read on each use.
+    pub id_token_file: PathBuf,
 }
 
 /// Tool-name globs (`*` wildcard, matched case-insensitively; see `transport::tool_filter`).

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use super::{parse_seconds, string_value, usage, UsageError};
-use crate::config::{OAuthOptions, Secret};
+use std::path::PathBuf;
+
+use crate::config::{IdpOptions, JwtKeySource, OAuthGrant, OAuthOptions, Secret};
 use crate::oauth::browser::Opener;
 use crate::oauth::store::StoreChoice;
 
@@ -16,6 +18,24 @@ pub const ENV_REDIRECT_URI: &str = "MCP_REMOTE_OAUTH_REDIRECT_URI";
 pub const ENV_BROWSER: &str = "MCP_REMOTE_OAUTH_BROWSER";
 pub const ENV_TOKEN_STORE: &str = "MCP_REMOTE_OAUTH_TOKEN_STORE";
 pub const ENV_LOGIN_WAIT: &str = "MCP_REMOTE_OAUTH_LOGIN_WAIT";
+pub const ENV_GRANT: &str = "MCP_REMOTE_OAUTH_GRANT";
+pub const ENV_CLIENT_AUTH: &str = "MCP_REMOTE_OAUTH_CLIENT_AUTH";
+pub const ENV_JWT_KEY: &str = "MCP_REMOTE_OAUTH_JWT_KEY";
+pub const ENV_ASSERTION_FILE: &str = "MCP_REMOTE_OAUTH_ASSERTION_FILE";
+pub const ENV_IDP_TOKEN_ENDPOINT: &str = "MCP_REMOTE_OAUTH_IDP_TOKEN_ENDPOINT";
+pub const ENV_IDP_CLIENT_ID: &str = "MCP_REMOTE_OAUTH_IDP_CLIENT_ID";
+pub const ENV_IDP_CLIENT_SECRET: &str = "MCP_REMOTE_OAUTH_IDP_CLIENT_SECRET";
+pub const ENV_IDP_ID_TOKEN_FILE: &str = "MCP_REMOTE_OAUTH_IDP_ID_TOKEN_FILE";
+
+/// The token endpoint authentication methods `--oauth-client-auth` takes.
+const CLIENT_AUTH_METHODS: [&str; 6] = [
+    "none",
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
+];
 
 /// How long the request that met a login waits for it, by default: below the ~60 s that agents
 /// (Claude Desktop among them) give an initialize.
@@ -32,6 +52,13 @@ pub(super) struct OAuthFlags {
     browser: Option<String>,
     token_store: Option<String>,
     login_wait: Option<String>,
+    grant: Option<String>,
+    client_auth: Option<String>,
+    jwt_key: Option<String>,
+    assertion_file: Option<String>,
+    idp_token_endpoint: Option<String>,
+    idp_client_id: Option<String>,
+    idp_id_token_file: Option<String>,
 }
 
 impl OAuthFlags {
@@ -50,6 +77,13 @@ impl OAuthFlags {
             "oauth-browser" => &mut self.browser,
             "oauth-token-store" => &mut self.token_store,
             "oauth-login-wait" => &mut self.login_wait,
+            "oauth-grant" => &mut self.grant,
+            "oauth-client-auth" => &mut self.client_auth,
+            "oauth-jwt-key" => &mut self.jwt_key,
+            "oauth-assertion-file" => &mut self.assertion_file,
+            "oauth-idp-token-endpoint" => &mut self.idp_token_endpoint,
+            "oauth-idp-client-id" => &mut self.idp_client_id,
+            "oauth-idp-id-token-file" => &mut self.idp_id_token_file,
             _ => return Ok(false),
         };
         *slot = Some(string_value(parser, &format!("--{name}"))?);
@@ -123,6 +157,67 @@ impl OAuthFlags {
                 ))
             })?,
         };
+        let grant = match pick(self.grant, ENV_GRANT) {
+            None => OAuthGrant::AuthorizationCode,
+            Some(g) => OAuthGrant::parse(&g).ok_or_else(|| {
+                usage(format!(
+                    "--oauth-grant: '{g}' is not one of authorization-code, client-credentials, jwt-bearer, id-jag"
+                ))
+            })?,
+        };
+        let client_auth = pick(self.client_auth, ENV_CLIENT_AUTH);
+        if let Some(method) = &client_auth {
+            if !CLIENT_AUTH_METHODS.contains(&method.as_str()) {
+                return Err(usage(format!(
+                    "--oauth-client-auth: '{method}' is not one of {}",
+                    CLIENT_AUTH_METHODS.join(", ")
+                )));
+            }
+        }
+        let jwt_key = pick(self.jwt_key, ENV_JWT_KEY).map(|k| match k.as_str() {
+            "tls" => JwtKeySource::Tls,
+            path => JwtKeySource::File(PathBuf::from(path)),
+        });
+        if client_auth.as_deref() == Some("private_key_jwt") && jwt_key.is_none() {
+            return Err(usage(
+                "--oauth-client-auth private_key_jwt needs --oauth-jwt-key <PEM file | tls>",
+            ));
+        }
+        let assertion_file = pick(self.assertion_file, ENV_ASSERTION_FILE).map(PathBuf::from);
+        let idp_token_endpoint = pick(self.idp_token_endpoint, ENV_IDP_TOKEN_ENDPOINT);
+        let idp_client_id = pick(self.idp_client_id, ENV_IDP_CLIENT_ID);
+        let idp_id_token_file = pick(self.idp_id_token_file, ENV_IDP_ID_TOKEN_FILE);
+        let idp_client_secret = pick(None, ENV_IDP_CLIENT_SECRET).map(Secret::new);
+        let idp = match (grant, idp_token_endpoint, idp_client_id, idp_id_token_file) {
+            (OAuthGrant::IdJag, Some(token_endpoint), Some(client_id), Some(file)) => {
+                Some(IdpOptions {
+                    token_endpoint,
+                    client_id,
+                    client_secret: idp_client_secret,
+                    id_token_file: PathBuf::from(file),
+                })
+            }
+            (OAuthGrant::IdJag, ..) => {
+                return Err(usage(
+                    "--oauth-grant id-jag needs --oauth-idp-token-endpoint, --oauth-idp-client-id and --oauth-idp-id-token-file (the IdP's secret in MCP_REMOTE_OAUTH_IDP_CLIENT_SECRET)",
+                ))
+            }
+            _ => None,
+        };
+        match grant {
+            OAuthGrant::JwtBearer if assertion_file.is_none() => {
+                return Err(usage(
+                    "--oauth-grant jwt-bearer needs --oauth-assertion-file PATH (the workload's JWT, e.g. a projected service-account token)",
+                ))
+            }
+            OAuthGrant::ClientCredentials | OAuthGrant::IdJag if client_id.is_none() => {
+                return Err(usage(format!(
+                    "--oauth-grant {} needs --oauth-client-id (a client registered at the authorization server)",
+                    grant.name()
+                )))
+            }
+            _ => {}
+        }
         Ok(OAuthOptions {
             enabled,
             client_id,
@@ -133,6 +228,11 @@ impl OAuthFlags {
             token_store,
             login_wait,
             allow_http,
+            grant,
+            client_auth,
+            jwt_key,
+            assertion_file,
+            idp,
         })
     }
 }

@@ -22,6 +22,7 @@ use super::browser::Opener;
 use super::challenge::{self, Challenge};
 use super::flow::{self, Discovered, LoginPlan};
 use super::lock;
+use super::machine::{self, MachineClient};
 use super::metadata;
 use super::registration::ClientConfig;
 use super::store::TokenStore;
@@ -55,6 +56,11 @@ pub enum Verdict {
 
 /// The settings the authorizer needs (from the configuration).
 pub struct Settings {
+    /// A machine grant's client (`--oauth-grant` other than `authorization-code`).
+    pub machine: Option<MachineClient>,
+    /// A configuration that could not be loaded (an unreadable `--oauth-jwt-key`): every
+    /// authorization fails with it.
+    pub config_error: Option<String>,
     pub client: ClientConfig,
     pub redirect_uri: Option<String>,
     pub opener: Opener,
@@ -87,6 +93,8 @@ struct State {
     refreshing: bool,
     authorizations: u32,
     recent_logins: Vec<Instant>,
+    /// A machine grant the authorization server refused: final (no retry, no other grant).
+    machine_refused: Option<String>,
 }
 
 impl Authorizer {
@@ -131,12 +139,15 @@ impl Authorizer {
 
     /// The `Authorization` value for the next request, renewing a token about to expire first.
     pub fn header(&self) -> Option<String> {
-        let needs_refresh = {
+        let (needs_refresh, renewable) = {
             let st = self.state();
             let tokens = st.record.tokens.as_ref()?;
-            tokens.needs_refresh(now()) && tokens.refresh_token.is_some()
+            (
+                tokens.needs_refresh(now()),
+                tokens.refresh_token.is_some() || self.settings.machine.is_some(),
+            )
         };
-        if needs_refresh {
+        if needs_refresh && renewable {
             let held = self.state().record.tokens.clone();
             self.refresh(held.as_ref());
         }
@@ -164,6 +175,12 @@ impl Authorizer {
         let Some(found) = challenge::oauth(challenges) else {
             return Verdict::PassThrough;
         };
+        if let Some(e) = &self.settings.config_error {
+            return Verdict::Fail(e.clone());
+        }
+        if let Some(e) = &self.state().machine_refused {
+            return Verdict::Fail(e.clone());
+        }
         let error = found.param("error");
         if status == 403 {
             if error != Some("insufficient_scope") {
@@ -191,7 +208,10 @@ impl Authorizer {
             ));
         }
         if let Some(sent) = sent {
-            if !self.issuer_moved(found) && self.refresh_refused(sent) {
+            if !self.issuer_moved(found)
+                && self.settings.machine.is_none()
+                && self.refresh_refused(sent)
+            {
                 return Verdict::Retry;
             }
             self.forget_tokens();
@@ -366,6 +386,9 @@ impl Authorizer {
                 st.record.client_for(&discovered.server.issuer).cloned(),
             )
         };
+        if let Some(client) = &self.settings.machine {
+            return self.machine_grant(client, &discovered, scope);
+        }
         let server_name = self.mcp_url.to_string();
         let logged_in = flow::login(
             &self.http,
@@ -402,6 +425,50 @@ impl Authorizer {
         };
         self.write_store(&record);
         Ok(())
+    }
+
+    /// Run the machine grant and keep its tokens. An authorization server's refusal is final.
+    fn machine_grant(
+        &self,
+        client: &MachineClient,
+        discovered: &Discovered,
+        scope: Option<String>,
+    ) -> Result<(), String> {
+        // A machine grant gets no refresh token: offline_access means nothing to it.
+        let scope = scope.and_then(|s| {
+            let kept: Vec<&str> = s
+                .split_ascii_whitespace()
+                .filter(|s| *s != "offline_access")
+                .collect();
+            (!kept.is_empty()).then(|| kept.join(" "))
+        });
+        match machine::obtain(&self.http, discovered, client, scope.as_deref()) {
+            Ok(tokens) => {
+                log::info!(
+                    "obtained a token from {} ({} grant); scope {}; {}",
+                    discovered.server.issuer,
+                    client.grant.name(),
+                    tokens.scope.as_deref().unwrap_or("(none asked)"),
+                    expiry_words(&tokens)
+                );
+                let record = {
+                    let mut st = self.state();
+                    st.record.resource = discovered.resource.clone();
+                    st.record.server = Some(discovered.server.clone());
+                    st.record.tokens = Some(tokens);
+                    st.discovered = Some(discovered.clone());
+                    st.record.clone()
+                };
+                self.write_store(&record);
+                Ok(())
+            }
+            Err(failure) => {
+                if failure.refused {
+                    self.state().machine_refused = Some(failure.message.clone());
+                }
+                Err(failure.message)
+            }
+        }
     }
 
     /// Renew `held` with its refresh token (single-flight here, and across processes with a
@@ -449,6 +516,20 @@ impl Authorizer {
         // Under the lock: another process may have refreshed (and rotated the refresh token).
         if self.adopt_newer(Some(held)) {
             return true;
+        }
+        if let Some(client) = &self.settings.machine {
+            let discovered = self.state().discovered.clone();
+            let Some(discovered) = discovered else {
+                return false;
+            };
+            let scope = held.scope.clone();
+            return match self.machine_grant(client, &discovered, scope) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!("renewing the token failed: {e}");
+                    false
+                }
+            };
         }
         let (server, client, resource) = {
             let st = self.state();

@@ -356,8 +356,20 @@ pub fn token_request(
 ) -> Result<TokenResponse, TokenFailure> {
     let endpoint = server.token_endpoint.as_deref().unwrap_or_default();
     let basic = registration::authenticate(client, &mut form);
+    post_token(http, &server.issuer, endpoint, &form, basic.as_deref())
+}
+
+/// POST a token request to `endpoint` of `issuer` (the form already authenticated) and read the
+/// answer.
+pub fn post_token(
+    http: &AsHttp,
+    issuer: &str,
+    endpoint: &str,
+    form: &[(String, String)],
+    basic: Option<&str>,
+) -> Result<TokenResponse, TokenFailure> {
     let answer = http
-        .post_form(endpoint, &form, basic.as_deref())
+        .post_form(endpoint, form, basic)
         .map_err(|message| TokenFailure {
             status: None,
             error: None,
@@ -368,8 +380,7 @@ pub fn token_request(
         return Err(TokenFailure {
             status: Some(answer.status),
             message: format!(
-                "the token endpoint of {} answered {}",
-                server.issuer,
+                "the token endpoint of {issuer} answered {}",
                 error.describe(answer.status)
             ),
             error: error.error,

@@ -33,6 +33,15 @@ pub struct AuthServer {
     pub client_id_metadata_document_supported: bool,
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    /// RFC 8705 §5: endpoints to use when the client authenticates with its certificate.
+    pub mtls_endpoint_aliases: Option<MtlsAliases>,
+}
+
+/// RFC 8705 `mtls_endpoint_aliases` (the one a client uses).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct MtlsAliases {
+    pub token_endpoint: Option<String>,
 }
 
 impl AuthServer {
@@ -65,14 +74,19 @@ impl AuthServer {
 
     /// The URLs this metadata makes the client send to, for the scheme and origin checks.
     pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        let alias = self
+            .mtls_endpoint_aliases
+            .as_ref()
+            .and_then(|a| a.token_endpoint.as_deref());
         [
-            &self.authorization_endpoint,
-            &self.token_endpoint,
-            &self.registration_endpoint,
-            &self.revocation_endpoint,
+            self.authorization_endpoint.as_deref(),
+            self.token_endpoint.as_deref(),
+            self.registration_endpoint.as_deref(),
+            self.revocation_endpoint.as_deref(),
+            alias,
         ]
         .into_iter()
-        .filter_map(|e| e.as_deref())
+        .flatten()
     }
 }
 

@@ -22,8 +22,10 @@ pub mod browser;
 pub mod challenge;
 pub mod command;
 pub mod flow;
+pub mod jws;
 pub mod lock;
 pub mod loopback;
+pub mod machine;
 pub mod metadata;
 pub mod pkce;
 pub mod registration;
@@ -55,7 +57,15 @@ pub fn authorizer_for(config: &Arc<Config>, http: &Http, stop: &Arc<Stop>) -> Op
     let opener = browser::Opener::parse(&options.browser).unwrap_or(browser::Opener::None);
     let choice = store::StoreChoice::parse(&options.token_store).unwrap_or(store::StoreChoice::Memory);
     let (store, warning) = store::open(&choice);
+    // A key that cannot be read fails every authorization with its reason (the bridge stays up
+    // for servers that never ask).
+    let (machine, config_error) = match machine_client(config, http) {
+        Ok(m) => (m, None),
+        Err(e) => (None, Some(e)),
+    };
     let settings = authorizer::Settings {
+        machine,
+        config_error,
         client: registration::ClientConfig {
             client_id: options.client_id.clone(),
             client_secret: options.client_secret.as_ref().map(|s| s.expose().to_string()),
@@ -73,4 +83,44 @@ pub fn authorizer_for(config: &Arc<Config>, http: &Http, stop: &Arc<Stop>) -> Op
         store,
         Arc::clone(stop),
     ))
+}
+
+/// The machine grant's client, when `--oauth-grant` is not `authorization-code`.
+fn machine_client(config: &Config, http: &Http) -> Result<Option<machine::MachineClient>, String> {
+    let options = &config.oauth;
+    if options.grant == crate::config::OAuthGrant::AuthorizationCode {
+        return Ok(None);
+    }
+    let jwt_key = match &options.jwt_key {
+        None => None,
+        Some(crate::config::JwtKeySource::File(path)) => Some(
+            crate::tls::signing_key_file("--oauth-jwt-key", path).map_err(|e| e.to_string())?,
+        ),
+        Some(crate::config::JwtKeySource::Tls) => Some(tls_signing_key(http).ok_or(
+            "--oauth-jwt-key tls needs a client certificate and key (--tls-cert/--tls-key, --tls-pfx or a pkcs11: key)",
+        )?),
+    };
+    Ok(Some(machine::MachineClient {
+        grant: options.grant,
+        client_id: options.client_id.clone(),
+        client_secret: options.client_secret.as_ref().map(|s| s.expose().to_string()),
+        auth_method: options.client_auth.clone(),
+        jwt_key,
+        assertion_file: options.assertion_file.clone(),
+        idp: options.idp.clone(),
+    }))
+}
+
+/// The TLS client key the bridge presents (the one of the current, possibly rotated, config).
+fn tls_signing_key(http: &Http) -> Option<Arc<dyn rustls::sign::SigningKey>> {
+    let config = http.tls_config.read().ok()?.clone();
+    if !config.client_auth_cert_resolver.has_certs() {
+        return None;
+    }
+    let schemes = config
+        .crypto_provider()
+        .signature_verification_algorithms
+        .supported_schemes();
+    let certified = config.client_auth_cert_resolver.resolve(&[], &schemes)?;
+    Some(Arc::clone(&certified.key))
 }

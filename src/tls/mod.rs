@@ -123,6 +123,20 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
     })
 }
 
+/// A signing key from a PEM key file (for JWT assertions), read the way `--tls-key` is read
+/// (PKCS#8, SEC1, PKCS#1; encrypted keys need the passphrase, which this path does not take).
+pub fn signing_key_file(
+    flag: &'static str,
+    path: &std::path::Path,
+) -> Result<Arc<dyn rustls::sign::SigningKey>, TlsError> {
+    let der = keyfile::load(flag, path, None)?;
+    rustls::crypto::ring::sign::any_supported_type(&der).map_err(|e| TlsError::UnsupportedKey {
+        flag,
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
+}
+
 /// TLS 1.3 only when the minimum is 1.3; otherwise 1.2 and 1.3 (rustls has nothing older).
 fn protocol_versions(min: Option<TlsVersion>) -> &'static [&'static SupportedProtocolVersion] {
     const TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
