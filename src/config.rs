@@ -62,6 +62,8 @@ pub struct OAuthOptions {
     pub assertion_file: Option<PathBuf>,
     /// Enterprise-managed authorization (`--oauth-grant id-jag`): the identity provider.
     pub idp: Option<IdpOptions>,
+    /// DPoP-bound tokens where the authorization server offers them (`--oauth-dpop off`: never).
+    pub dpop: bool,
 }
 
 /// How the bridge obtains tokens.

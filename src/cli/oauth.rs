@@ -19,6 +19,7 @@ pub const ENV_BROWSER: &str = "MCP_REMOTE_OAUTH_BROWSER";
 pub const ENV_TOKEN_STORE: &str = "MCP_REMOTE_OAUTH_TOKEN_STORE";
 pub const ENV_LOGIN_WAIT: &str = "MCP_REMOTE_OAUTH_LOGIN_WAIT";
 pub const ENV_GRANT: &str = "MCP_REMOTE_OAUTH_GRANT";
+pub const ENV_DPOP: &str = "MCP_REMOTE_OAUTH_DPOP";
 pub const ENV_CLIENT_AUTH: &str = "MCP_REMOTE_OAUTH_CLIENT_AUTH";
 pub const ENV_JWT_KEY: &str = "MCP_REMOTE_OAUTH_JWT_KEY";
 pub const ENV_ASSERTION_FILE: &str = "MCP_REMOTE_OAUTH_ASSERTION_FILE";
@@ -59,6 +60,7 @@ pub(super) struct OAuthFlags {
     idp_token_endpoint: Option<String>,
     idp_client_id: Option<String>,
     idp_id_token_file: Option<String>,
+    dpop: Option<String>,
 }
 
 impl OAuthFlags {
@@ -84,6 +86,7 @@ impl OAuthFlags {
             "oauth-idp-token-endpoint" => &mut self.idp_token_endpoint,
             "oauth-idp-client-id" => &mut self.idp_client_id,
             "oauth-idp-id-token-file" => &mut self.idp_id_token_file,
+            "oauth-dpop" => &mut self.dpop,
             _ => return Ok(false),
         };
         *slot = Some(string_value(parser, &format!("--{name}"))?);
@@ -218,6 +221,15 @@ impl OAuthFlags {
             }
             _ => {}
         }
+        let dpop = match pick(self.dpop, ENV_DPOP).as_deref() {
+            None | Some("auto") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(usage(format!(
+                    "--oauth-dpop: '{other}' is not one of auto, off ({ENV_DPOP} likewise)"
+                )))
+            }
+        };
         Ok(OAuthOptions {
             enabled,
             client_id,
@@ -233,6 +245,7 @@ impl OAuthFlags {
             jwt_key,
             assertion_file,
             idp,
+            dpop,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! trust, proxy and `--allow-http` rules apply as for the MCP server. Every call is bounded in
 //! time and in what it reads.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ureq::http::{Method, Request};
@@ -24,8 +24,9 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
-    /// `DPoP-Nonce` and the like are not used yet; the content type helps messages.
     pub content_type: Option<String>,
+    /// The server's `DPoP-Nonce`, for the next proof.
+    pub dpop_nonce: Option<String>,
 }
 
 impl Answer {
@@ -44,11 +45,31 @@ impl Answer {
 pub struct AsHttp {
     config: Arc<Config>,
     http: Http,
+    /// The DPoP key, once an authorization server that supports DPoP was found (and DPoP is
+    /// not turned off): token requests then carry a proof.
+    dpop: Arc<OnceLock<Arc<super::dpop::Dpop>>>,
 }
 
 impl AsHttp {
     pub fn new(config: Arc<Config>, http: Http) -> Self {
-        Self { config, http }
+        Self {
+            config,
+            http,
+            dpop: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Use DPoP from now on (the key is made once per process).
+    pub fn enable_dpop(&self) -> Result<Arc<super::dpop::Dpop>, String> {
+        if let Some(d) = self.dpop.get() {
+            return Ok(Arc::clone(d));
+        }
+        let made = Arc::new(super::dpop::Dpop::generate()?);
+        Ok(Arc::clone(self.dpop.get_or_init(|| made)))
+    }
+
+    pub fn dpop(&self) -> Option<Arc<super::dpop::Dpop>> {
+        self.dpop.get().cloned()
     }
 
     pub fn config(&self) -> &Config {
@@ -59,12 +80,14 @@ impl AsHttp {
         self.send(Method::GET, url, &[("Accept", "application/json")], Vec::new())
     }
 
-    /// POST `form` (application/x-www-form-urlencoded), with an `Authorization` value if given.
+    /// POST `form` (application/x-www-form-urlencoded), with an `Authorization` value and a
+    /// `DPoP` proof if given.
     pub fn post_form(
         &self,
         url: &str,
         form: &[(String, String)],
         authorization: Option<&str>,
+        dpop_proof: Option<&str>,
     ) -> Result<Answer, String> {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
@@ -75,6 +98,9 @@ impl AsHttp {
         ];
         if let Some(value) = authorization {
             headers.push(("Authorization", value));
+        }
+        if let Some(proof) = dpop_proof {
+            headers.push(("DPoP", proof));
         }
         self.send(Method::POST, url, &headers, body.into_bytes())
     }
@@ -121,6 +147,11 @@ impl AsHttp {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let dpop_nonce = response
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = read_limited(decoded_body(response), MAX_ANSWER)
             .map_err(|e| format!("reading the answer of {} failed: {e}", shown_url(url)))?;
         log::debug!("OAuth: {} answered HTTP {status}", shown_url(url));
@@ -128,6 +159,7 @@ impl AsHttp {
             status,
             body,
             content_type,
+            dpop_nonce,
         })
     }
 

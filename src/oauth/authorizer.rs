@@ -22,6 +22,7 @@ use super::browser::Opener;
 use super::challenge::{self, Challenge};
 use super::flow::{self, Discovered, LoginPlan};
 use super::lock;
+use super::dpop::Side;
 use super::machine::{self, MachineClient};
 use super::metadata;
 use super::registration::ClientConfig;
@@ -65,6 +66,8 @@ pub struct Settings {
     pub redirect_uri: Option<String>,
     pub opener: Opener,
     pub login_wait: Duration,
+    /// Use DPoP where the authorization server offers it (`--oauth-dpop`).
+    pub dpop: bool,
     /// Said once, at the first login, when the store will not keep it across restarts.
     pub store_warning: Option<String>,
 }
@@ -137,6 +140,33 @@ impl Authorizer {
         &self.key
     }
 
+    /// The `Authorization` value and, for a DPoP-bound token, the `DPoP` proof of the next
+    /// request (`method` to `url`), renewing a token about to expire first.
+    pub fn headers(&self, method: &str, url: &str) -> Option<(String, Option<String>)> {
+        let authorization = self.header()?;
+        let tokens = self.state().record.tokens.clone()?;
+        let proof = match (tokens.is_dpop(), self.http.dpop()) {
+            (true, Some(dpop)) => {
+                match dpop.proof(Side::Resource, method, url, Some(&tokens.access_token)) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        log::warn!("cannot make the DPoP proof: {e}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        Some((authorization, proof))
+    }
+
+    /// A server's `DPoP-Nonce` (on any answer): used by the next proof to it.
+    pub fn keep_resource_nonce(&self, nonce: &str) {
+        if let Some(dpop) = self.http.dpop() {
+            dpop.keep_nonce(Side::Resource, nonce);
+        }
+    }
+
     /// The `Authorization` value for the next request, renewing a token about to expire first.
     pub fn header(&self) -> Option<String> {
         let (needs_refresh, renewable) = {
@@ -182,6 +212,11 @@ impl Authorizer {
             return Verdict::Fail(e.clone());
         }
         let error = found.param("error");
+        if error == Some("use_dpop_nonce") && self.http.dpop().is_some() {
+            // RFC 9449 §9: a nonce demanded, not a token refused (the nonce was kept already).
+            log::debug!("OAuth: the server wants a DPoP nonce; sending again");
+            return Verdict::Retry;
+        }
         if status == 403 {
             if error != Some("insufficient_scope") {
                 return Verdict::PassThrough;
@@ -386,6 +421,9 @@ impl Authorizer {
                 st.record.client_for(&discovered.server.issuer).cloned(),
             )
         };
+        if self.settings.dpop && discovered.server.offers_dpop() {
+            self.http.enable_dpop()?;
+        }
         if let Some(client) = &self.settings.machine {
             return self.machine_grant(client, &discovered, scope);
         }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::as_http::{shown_url, AsHttp};
 use super::browser::{self, Opener};
 use super::challenge::Challenge;
+use super::dpop::Side;
 use super::loopback::{Listener, LoopbackError};
 use super::metadata::{self, AuthServer, ProtectedResource};
 use super::pkce;
@@ -368,13 +369,36 @@ pub fn post_token(
     form: &[(String, String)],
     basic: Option<&str>,
 ) -> Result<TokenResponse, TokenFailure> {
-    let answer = http
-        .post_form(endpoint, form, basic)
-        .map_err(|message| TokenFailure {
-            status: None,
-            error: None,
-            message,
-        })?;
+    let failed = |message| TokenFailure {
+        status: None,
+        error: None,
+        message,
+    };
+    let dpop = http.dpop();
+    let proof = || -> Result<Option<String>, TokenFailure> {
+        dpop.as_ref()
+            .map(|d| d.proof(Side::AuthServer, "POST", endpoint, None))
+            .transpose()
+            .map_err(failed)
+    };
+    let mut answer = http
+        .post_form(endpoint, form, basic, proof()?.as_deref())
+        .map_err(failed)?;
+    if let (Some(d), Some(nonce)) = (&dpop, &answer.dpop_nonce) {
+        d.keep_nonce(Side::AuthServer, nonce);
+        // RFC 9449 §8: a nonce demanded is a retry with a new proof, not a failure.
+        if !answer.ok()
+            && ErrorResponse::parse(&answer.body).error.as_deref() == Some("use_dpop_nonce")
+        {
+            log::debug!("OAuth: the token endpoint wants a DPoP nonce; sending again");
+            answer = http
+                .post_form(endpoint, form, basic, proof()?.as_deref())
+                .map_err(failed)?;
+            if let Some(nonce) = &answer.dpop_nonce {
+                d.keep_nonce(Side::AuthServer, nonce);
+            }
+        }
+    }
     if !answer.ok() {
         let error = ErrorResponse::parse(&answer.body);
         return Err(TokenFailure {
@@ -386,13 +410,15 @@ pub fn post_token(
             error: error.error,
         });
     }
-    answer
+    let response: TokenResponse = answer
         .json("the token endpoint's answer", endpoint)
-        .map_err(|message| TokenFailure {
-            status: None,
-            error: None,
-            message,
-        })
+        .map_err(failed)?;
+    if response.token_type.eq_ignore_ascii_case("dpop") && dpop.is_none() {
+        return Err(failed(
+            "the token endpoint issued a DPoP-bound token to a request without a DPoP proof".into(),
+        ));
+    }
+    Ok(response)
 }
 
 /// Renew with the refresh token, asking for the same scope (Entra refuses a scopeless refresh).
@@ -439,7 +465,7 @@ pub fn revoke(http: &AsHttp, server: &AuthServer, client: &Client, token: &str, 
         ("token_type_hint".to_string(), hint.to_string()),
     ];
     let basic = registration::authenticate(client, &mut form);
-    match http.post_form(endpoint, &form, basic.as_deref()) {
+    match http.post_form(endpoint, &form, basic.as_deref(), None) {
         Ok(a) if a.ok() => log::info!("revoked the {hint} at {}", server.issuer),
         Ok(a) => log::warn!(
             "the revocation endpoint of {} answered HTTP {}",

@@ -34,6 +34,8 @@ pub struct AuthServer {
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
     pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    /// RFC 9449: the server issues DPoP-bound tokens with these proof algorithms.
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
     /// RFC 8705 §5: endpoints to use when the client authenticates with its certificate.
     pub mtls_endpoint_aliases: Option<MtlsAliases>,
 }
@@ -70,6 +72,13 @@ impl AuthServer {
         self.scopes_supported
             .as_ref()
             .is_some_and(|s| s.iter().any(|s| s == scope))
+    }
+
+    /// DPoP with the one proof algorithm the bridge makes (ES256) is offered.
+    pub fn offers_dpop(&self) -> bool {
+        self.dpop_signing_alg_values_supported
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|a| a == "ES256"))
     }
 
     /// The URLs this metadata makes the client send to, for the scheme and origin checks.

@@ -20,6 +20,7 @@ pub mod as_http;
 pub mod authorizer;
 pub mod browser;
 pub mod challenge;
+pub mod dpop;
 pub mod command;
 pub mod flow;
 pub mod jws;
@@ -74,6 +75,7 @@ pub fn authorizer_for(config: &Arc<Config>, http: &Http, stop: &Arc<Stop>) -> Op
         redirect_uri: options.redirect_uri.clone(),
         opener,
         login_wait: options.login_wait,
+        dpop: options.dpop,
         store_warning: warning,
     };
     Some(Authorizer::new(

@@ -83,9 +83,13 @@ impl fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    /// The `Authorization` header value.
+    /// The `Authorization` header value (`Bearer …`, or `DPoP …` for a DPoP-bound token).
     pub fn header(&self) -> String {
-        format!("Bearer {}", self.access_token)
+        format!("{} {}", self.token_type, self.access_token)
+    }
+
+    pub fn is_dpop(&self) -> bool {
+        self.token_type == "DPoP"
     }
 
     /// Expired or about to: renew before use.
@@ -148,18 +152,22 @@ impl TokenResponse {
         asked_scope: Option<&str>,
         old_refresh: Option<String>,
     ) -> Result<Tokens, String> {
-        if !self.token_type.eq_ignore_ascii_case("bearer") {
+        let token_type = if self.token_type.eq_ignore_ascii_case("bearer") {
+            "Bearer"
+        } else if self.token_type.eq_ignore_ascii_case("dpop") {
+            "DPoP"
+        } else {
             return Err(format!(
-                "the token endpoint issued a '{}' token; only Bearer tokens are used",
+                "the token endpoint issued a '{}' token; only Bearer and DPoP tokens are used",
                 self.token_type
             ));
-        }
+        };
         if self.access_token.is_empty() {
             return Err("the token endpoint answered with an empty access token".into());
         }
         Ok(Tokens {
             access_token: self.access_token,
-            token_type: "Bearer".into(),
+            token_type: token_type.into(),
             refresh_token: self.refresh_token.or(old_refresh),
             expires_at: self.expires_in.map(|s| now.saturating_add(s)),
             scope: self.scope.or_else(|| asked_scope.map(str::to_string)),

@@ -100,12 +100,30 @@ impl Exchange {
         // The token goes only to the MCP server's origin (never along a redirect elsewhere).
         let auth = self.auth.as_ref().filter(|_| url.same_origin(&self.config.url));
         let Some(auth) = auth else {
-            return self.send(method, url, headers, None, body, waits);
+            return self.send(method, url, headers, None, None, body, waits);
         };
         let mut retried = false;
         for _ in 0..=MAX_AUTHORIZATIONS {
-            let token = auth.header();
-            let response = self.send(method.clone(), url, headers, token.as_deref(), body, waits)?;
+            let (token, proof) = match auth.headers(method.as_str(), &url.full) {
+                Some((token, proof)) => (Some(token), proof),
+                None => (None, None),
+            };
+            let response = self.send(
+                method.clone(),
+                url,
+                headers,
+                token.as_deref(),
+                proof.as_deref(),
+                body,
+                waits,
+            )?;
+            if let Some(nonce) = response
+                .headers()
+                .get("dpop-nonce")
+                .and_then(|v| v.to_str().ok())
+            {
+                auth.keep_resource_nonce(nonce);
+            }
             let status = response.status().as_u16();
             if status != 401 && status != 403 {
                 if response.status().is_success() {
@@ -140,13 +158,16 @@ impl Exchange {
         )))
     }
 
-    /// One HTTP request, with `token` as its `Authorization` when given.
+    /// One HTTP request, with `token` as its `Authorization` (and `proof` as its `DPoP`) when
+    /// given.
+    #[allow(clippy::too_many_arguments)]
     fn send<B: AsSendBody>(
         &self,
         method: Method,
         url: &Url,
         headers: &[(String, String)],
         token: Option<&str>,
+        proof: Option<&str>,
         body: B,
         waits: Waits,
     ) -> Result<Response<Body>, TransportError> {
@@ -169,6 +190,9 @@ impl Exchange {
         }
         if let Some(token) = token {
             builder = builder.header("Authorization", token);
+        }
+        if let Some(proof) = proof {
+            builder = builder.header("DPoP", proof);
         }
         let request = builder
             .body(body)
