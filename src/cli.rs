@@ -845,6 +845,23 @@ Authorization (OAuth; on when the server asks for it):       Environment fallbac
                                    [default: auto = OS credential store]
   --oauth-login-wait <seconds>     How long a request waits   MCP_REMOTE_OAUTH_LOGIN_WAIT
                                    for the sign-in [default: 45]
+  --oauth-dpop <auto|off>          DPoP-bound tokens where    MCP_REMOTE_OAUTH_DPOP
+                                   the server offers them
+
+Machine identity (no browser):
+  --oauth-grant <grant>            authorization-code         MCP_REMOTE_OAUTH_GRANT
+                                   (default), client-credentials, jwt-bearer, id-jag
+  --oauth-client-auth <method>     client_secret_basic,       MCP_REMOTE_OAUTH_CLIENT_AUTH
+                                   client_secret_post, private_key_jwt, tls_client_auth,
+                                   self_signed_tls_client_auth, none
+  --oauth-jwt-key <file|tls>       Key that signs             MCP_REMOTE_OAUTH_JWT_KEY
+                                   private_key_jwt (tls: the TLS client key, token too)
+  --oauth-assertion-file <path>    Workload JWT for           MCP_REMOTE_OAUTH_ASSERTION_FILE
+                                   jwt-bearer (read on each use)
+  --oauth-idp-token-endpoint <url> Enterprise IdP (id-jag)    MCP_REMOTE_OAUTH_IDP_TOKEN_ENDPOINT
+  --oauth-idp-client-id <id>       Client at the IdP          MCP_REMOTE_OAUTH_IDP_CLIENT_ID
+                                   (its secret: MCP_REMOTE_OAUTH_IDP_CLIENT_SECRET)
+  --oauth-idp-id-token-file <path> The user's ID token        MCP_REMOTE_OAUTH_IDP_ID_TOKEN_FILE
 
 mTLS / TLS:                                                  Environment fallback:
   --tls-cert <path|pkcs11:URI>     PEM client certificate     MCP_REMOTE_TLS_CERT
