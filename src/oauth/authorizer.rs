@@ -160,6 +160,13 @@ impl Authorizer {
         Some((authorization, proof))
     }
 
+    /// A 2026-07-28 request with the authorization extensions in use declared in its `_meta`
+    /// (None: nothing to declare).
+    pub fn declare_extensions(&self, frame: &[u8]) -> Option<Vec<u8>> {
+        let ids = super::extensions::in_use(&self.http.config().oauth, self.http.dpop().is_some());
+        super::extensions::declare(frame, &ids)
+    }
+
     /// A server's `DPoP-Nonce` (on any answer): used by the next proof to it.
     pub fn keep_resource_nonce(&self, nonce: &str) {
         if let Some(dpop) = self.http.dpop() {

@@ -21,6 +21,7 @@ pub mod authorizer;
 pub mod browser;
 pub mod challenge;
 pub mod dpop;
+pub mod extensions;
 pub mod command;
 pub mod flow;
 pub mod jws;

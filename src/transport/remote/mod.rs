@@ -257,6 +257,12 @@ impl Remote {
         let is_initialize = info.method.as_deref() == Some("initialize");
         let modern = modern::is_modern_request(info);
         if modern {
+            // The authorization extensions the bridge runs for the client are declared too.
+            let declared = self
+                .exchange
+                .authorizer()
+                .and_then(|auth| auth.declare_extensions(frame));
+            let frame = declared.as_deref().unwrap_or(frame);
             return self.modern_request(frame, info, id, answered);
         }
         self.state().session.client_request(info, frame);
