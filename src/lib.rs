@@ -12,6 +12,7 @@ pub mod hygiene;
 pub mod jsonrpc;
 pub mod logging;
 pub mod modern;
+pub mod oauth;
 pub mod sse;
 pub mod startup;
 pub mod sync;
