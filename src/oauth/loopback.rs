@@ -28,6 +28,9 @@ const MAX_CONNECTIONS: usize = 16;
 /// The longest sleep between two looks at the sockets and at `stopped()`: far below the 100 ms
 /// in which a stop must be noticed.
 const POLL: Duration = Duration::from_millis(20);
+/// How long, and how much, a closing connection's remaining input is read before it is closed.
+const LINGER: Duration = Duration::from_millis(50);
+const LINGER_BYTES: usize = 64 * 1024;
 /// How long writing a response may block (it is a few hundred bytes: the socket buffer takes it).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -355,12 +358,13 @@ impl Connection {
                 Ok(read) => {
                     progressed = true;
                     self.head.extend_from_slice(&chunk[..read]);
-                    if let Some(end) = head_end(&self.head) {
-                        self.head.truncate(end);
-                        return Poll::Head(std::mem::take(&mut self.head));
-                    }
-                    if self.head.len() > MAX_REQUEST {
-                        return Poll::TooLarge;
+                    match head_end(&self.head) {
+                        Some(end) if end <= MAX_REQUEST => {
+                            self.head.truncate(end);
+                            return Poll::Head(std::mem::take(&mut self.head));
+                        }
+                        _ if self.head.len() > MAX_REQUEST => return Poll::TooLarge,
+                        _ => {}
                     }
                 }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => break,
@@ -382,6 +386,26 @@ impl Connection {
         let _ = self.stream.write_all(response.bytes().as_bytes());
         let _ = self.stream.flush();
         let _ = self.stream.shutdown(Shutdown::Write);
+        self.linger();
+    }
+
+    /// Read (and drop) what the peer is still sending, briefly: closing a socket with unread
+    /// input sends a reset, which can destroy the response before the browser reads it (an
+    /// oversized head, a POST body).
+    fn linger(&mut self) {
+        let deadline = Instant::now() + LINGER;
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match self.stream.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => drained += read,
+            }
+        }
     }
 }
 
