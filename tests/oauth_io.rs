@@ -482,17 +482,47 @@ fn file_store_refuses_a_file_others_can_read() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Whether this kernel lets us use keyrings at all, asked by a direct system call. qemu-user (the
+/// arm64 suite of `make test-cross`) answers ENOSYS to every key system call; container seccomp
+/// profiles often EPERM.
+#[cfg(target_os = "linux")]
+fn kernel_has_keyrings() -> bool {
+    // SAFETY: plain integers: KEYCTL_GET_KEYRING_ID (0) of the user keyring (-4), not creating it.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            0 as libc::c_long,
+            -4 as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    !(result < 0 && matches!(errno, Some(libc::ENOSYS | libc::EPERM)))
+}
+
 /// The kernel keyring keeps a key after the process that saved it has exited, and another
-/// process reads it: what "survives a restart" means. This machine's kernel allows keyrings, so
-/// the `auto` store is the kernel keyring here, with no warning.
+/// process reads it: what "survives a restart" means. This machine kind's kernel allows
+/// keyrings, so `auto` is the kernel keyring here, with no warning; where keyrings are denied
+/// (qemu-user), `auto` must fall back to memory and say why, once.
 #[cfg(target_os = "linux")]
 #[test]
-fn kernel_keyring_entry_outlives_the_process_that_saved_it() {
+fn kernel_keyring_entry_outlives_the_process_that_saved_it_or_auto_warns_where_denied() {
     use mcp_secure_remote::oauth::store::{open, StoreChoice};
     if child_role().is_some() {
         return;
     }
     let (store, warning) = open(&StoreChoice::Auto);
+    if !kernel_has_keyrings() {
+        assert_eq!(store.describe(), "memory");
+        assert!(!store.persistent());
+        let warning = warning.unwrap_or_default();
+        assert!(
+            warning.contains("the kernel keyring is not available"),
+            "{warning}"
+        );
+        assert!(warning.contains("will not survive a restart"), "{warning}");
+        return;
+    }
     assert_eq!(warning, None);
     assert_eq!(store.describe(), "Linux kernel keyring");
     assert!(store.persistent());
@@ -500,7 +530,7 @@ fn kernel_keyring_entry_outlives_the_process_that_saved_it() {
     let key = format!("oauth-io-test-{}", std::process::id());
     let saved = run_role(
         "keyring-save",
-        "kernel_keyring_entry_outlives_the_process_that_saved_it",
+        "kernel_keyring_entry_outlives_the_process_that_saved_it_or_auto_warns_where_denied",
         Path::new("."),
         &key,
     )

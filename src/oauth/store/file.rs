@@ -226,6 +226,7 @@ impl TokenStore for FileStore {
 
 /// Options that create a file readable by its owner only, from the start.
 fn private_options() -> OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut options = OpenOptions::new();
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
