@@ -126,6 +126,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Take the lock of `key` if no other process (or handle) holds it: `Ok(None)` when one does.
+/// The lock belongs to the open file, not the process: a second `try_lock` in the same process
+/// also gets `None` while the first [`ServerLock`] lives (the flow's own single-flight decides
+/// which of its threads asks).
 pub fn try_lock(key: &str) -> Result<Option<ServerLock>, LockError> {
     try_lock_at(&state_dir()?, key)
 }

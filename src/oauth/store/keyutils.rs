@@ -3,10 +3,13 @@
 //! Why this store on Linux: it needs no D-Bus session, no unlocked desktop keyring and no library
 //! (two system calls, so it works in the static musl build too), and every process of the user
 //! sees it, so a `login` in one terminal serves the bridges an agent starts elsewhere. Its limits:
-//! it is kept in kernel memory until reboot (then the user signs in again); a "user" key holds at
+//! it lives in kernel memory while the user has any process running, never across a reboot (then
+//! the user signs in again); a "user" key holds at
 //! most 32,767 bytes; and non-root users have a byte quota (`/proc/sys/kernel/keys/maxbytes`,
 //! 20,000 by default). Container runtimes often forbid these calls (Docker's default seccomp
-//! profile does): the probe then fails and the caller falls back to memory.
+//! profile does): the probe then fails and the caller falls back to memory. Where they are
+//! allowed, a uid's user keyring is one per user namespace: root in containers that share the
+//! host's namespace shares it with every such container (`--oauth-token-store memory` there).
 //!
 //! Keys go into the *user* keyring rather than the session keyring, which each login (each SSH
 //! connection, each terminal under pam_keyinit) replaces. A process only "possesses" keys it
