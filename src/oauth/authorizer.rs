@@ -705,6 +705,11 @@ impl Authorizer {
     pub fn store_description(&self) -> String {
         self.store.describe()
     }
+
+    /// Whether the store keeps tokens across restarts (and shares them with other processes).
+    pub fn store_is_persistent(&self) -> bool {
+        self.store.persistent()
+    }
 }
 
 /// What is known of the authorization, for reports.

@@ -26,8 +26,7 @@ pub fn login(mut config: Config) -> i32 {
     let Some(auth) = exchange.authorizer().cloned() else {
         return 1;
     };
-    let store = auth.store_description();
-    if store == "memory" {
+    if !auth.store_is_persistent() {
         log::error!(
             "the token store is memory only, so a login here would be lost when this command ends: pass --oauth-token-store file:PATH, or use a machine with an OS credential store"
         );
