@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::pending::Pending;
@@ -245,26 +245,19 @@ impl Dispatcher {
         let worker_id = id.clone();
         let modern = crate::modern::is_modern_request(&info);
         let spawned = self.pool.run(move || {
-            // The slot is freed as soon as the answer is out: reading the rest of the stream
-            // (so that its connection can be reused) does not count against the limit.
-            let finished = Once::new();
-            let finish = |failure| {
-                finished.call_once(|| {
-                    let _ = events.send(Event::Finished {
-                        id: worker_id.clone(),
-                        failure,
-                    });
-                })
-            };
-            // Once answered, a late cancel must not touch the connection (it may be pooled).
-            let answered = || {
-                worker_handle.release();
-                finish(None);
-            };
-            let failure = cancel::with_handle(Arc::clone(&worker_handle), || {
-                remote.request_then(frame, &info, &answered)
+            let outcome = cancel::with_handle(Arc::clone(&worker_handle), || {
+                remote.request(frame, &info)
             });
-            finish(failure);
+            // Once answered, a late cancel must not touch the connection (it may be pooled).
+            worker_handle.release();
+            let (failure, tail) = outcome.into_parts();
+            let _ = events.send(Event::Finished {
+                id: worker_id,
+                failure,
+            });
+            // The slot is free: reading the rest of the stream (so that its connection can be
+            // reused) does not count against the limit.
+            tail.drain();
             drop(held);
         });
         if let Err(e) = spawned {
