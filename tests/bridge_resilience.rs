@@ -347,8 +347,10 @@ fn legacy_sse_server_restart_restores_subscriptions_and_log_level() {
     );
     // The resource may have changed while no session existed: the client is told so.
     assert!(
-        before.iter().any(|m| m["method"] == "notifications/resources/updated"
-            && m["params"]["uri"] == "test://hello"),
+        before
+            .iter()
+            .any(|m| m["method"] == "notifications/resources/updated"
+                && m["params"]["uri"] == "test://hello"),
         "no notifications/resources/updated before the answer: {before:?}"
     );
     assert_quiet(&mut b);

@@ -245,9 +245,8 @@ impl Dispatcher {
         let worker_id = id.clone();
         let modern = crate::modern::is_modern_request(&info);
         let spawned = self.pool.run(move || {
-            let outcome = cancel::with_handle(Arc::clone(&worker_handle), || {
-                remote.request(frame, &info)
-            });
+            let outcome =
+                cancel::with_handle(Arc::clone(&worker_handle), || remote.request(frame, &info));
             // Once answered, a late cancel must not touch the connection (it may be pooled).
             worker_handle.release();
             let (failure, tail) = outcome.into_parts();

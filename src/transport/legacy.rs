@@ -113,15 +113,15 @@ impl LegacyLink {
             .name("legacy-sse".into())
             .spawn(move || reader.run(&endpoint_tx))
             .map_err(|e| TransportError::Local(format!("cannot start the SSE reader: {e}")))?;
-        let post_url = match wait_for_endpoint(&endpoint_rx, config.connect_timeout, &stop, &sse_url)
-        {
-            Ok(url) => url,
-            Err(f) => {
-                // The reader may still be waiting for the endpoint: end it with its connection.
-                connection.cancel();
-                return Err(f);
-            }
-        };
+        let post_url =
+            match wait_for_endpoint(&endpoint_rx, config.connect_timeout, &stop, &sse_url) {
+                Ok(url) => url,
+                Err(f) => {
+                    // The reader may still be waiting for the endpoint: end it with its connection.
+                    connection.cancel();
+                    return Err(f);
+                }
+            };
         log::debug!("legacy SSE endpoint: {post_url}");
         Ok(LegacyLink {
             post_url,
@@ -270,14 +270,12 @@ fn wait_for_endpoint(
         match rx.recv_timeout(STOP_POLL) {
             Ok(endpoint) => return endpoint,
             Err(RecvTimeoutError::Timeout) if Instant::now() < deadline && !stop.is_stopped() => {}
-            Err(_) => {
-                return Err(TransportError::Connection {
-                    message: format!(
-                        "the server at {sse_url} sent no `endpoint` event: is this a legacy SSE URL?"
-                    ),
-                    setup: false,
-                })
-            }
+            Err(_) => return Err(TransportError::Connection {
+                message: format!(
+                    "the server at {sse_url} sent no `endpoint` event: is this a legacy SSE URL?"
+                ),
+                setup: false,
+            }),
         }
     }
 }

@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::budget::Budget;
 use super::error::TransportError;
 use super::events::Limits;
 use super::exchange::Exchange;
@@ -18,7 +19,6 @@ use super::sink::Sink;
 use super::stop::Stop;
 use super::streamable::{Reply, Streamable, Tail};
 use super::tool_filter::ToolFilter;
-use super::budget::Budget;
 use crate::config::{Config, TransportStrategy};
 use crate::http::cancel;
 use crate::http::Http;
@@ -225,7 +225,10 @@ impl Remote {
         }
         match failure.server_frame() {
             Some(_) => self.inbox.sink().fail_with(&id, failure.answer(&id)),
-            None => self.inbox.sink().fail(&id, failure.code(), failure.message()),
+            None => self
+                .inbox
+                .sink()
+                .fail(&id, failure.code(), failure.message()),
         }
         Outcome::Failed(failure)
     }

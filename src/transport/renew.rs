@@ -23,8 +23,9 @@ pub fn replay_initialize(
     ask: &Ask<'_>,
 ) -> Result<Vec<u8>, TransportError> {
     let waiter = inbox.own_request("reinit");
-    let frame = with_id(original, waiter.id())
-        .ok_or_else(|| TransportError::SessionLost("cannot replay the client's initialize".into()))?;
+    let frame = with_id(original, waiter.id()).ok_or_else(|| {
+        TransportError::SessionLost("cannot replay the client's initialize".into())
+    })?;
     inbox.session().initialize_id = Some(waiter.id().clone());
     let reply = ask(&frame, &waiter)?;
     if error_code(&reply).is_some() {

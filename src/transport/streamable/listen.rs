@@ -80,7 +80,9 @@ fn listen(t: &Arc<Streamable>) {
                 return;
             }
             if renewed_here && generation == stream_generation {
-                log::debug!("server offers no listening stream (HTTP {status} on a new session too)");
+                log::debug!(
+                    "server offers no listening stream (HTTP {status} on a new session too)"
+                );
                 return;
             }
             if inbox.session().id.is_some() && is_session_gone(status, &body) {

@@ -34,10 +34,8 @@ use crate::http::encoding::decoded_body;
 use crate::http::response::{content_type, error_frame, read_short_body, www_authenticate};
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
 use crate::sync::lock;
-use answers::{
-    http_error_message, is_modern_error, is_session_gone, proxy_certificate_complaint,
-};
 pub use answers::backoff;
+use answers::{http_error_message, is_modern_error, is_session_gone, proxy_certificate_complaint};
 use reply::Streams;
 pub use reply::Tail;
 
@@ -156,8 +154,7 @@ impl Streamable {
                 result = self.post_accepted(frame, info);
             }
         }
-        if listen && info.method.as_deref() == Some("notifications/initialized") && result.is_ok()
-        {
+        if listen && info.method.as_deref() == Some("notifications/initialized") && result.is_ok() {
             listen::start(self);
         }
         result
@@ -192,7 +189,10 @@ impl Streamable {
             if session.generation != seen_generation {
                 return Ok(()); // another request already started the new session
             }
-            (session.lost(seen_generation), session.server_identity.clone())
+            (
+                session.lost(seen_generation),
+                session.server_identity.clone(),
+            )
         };
         let original = original.ok_or_else(|| {
             TransportError::SessionLost(
@@ -213,7 +213,11 @@ impl Streamable {
 
     /// Send a request of the bridge's own and return the response frame (never shown to the
     /// client).
-    fn own_request(self: &Arc<Self>, frame: &[u8], waiter: &Waiter<'_>) -> Result<Vec<u8>, TransportError> {
+    fn own_request(
+        self: &Arc<Self>,
+        frame: &[u8],
+        waiter: &Waiter<'_>,
+    ) -> Result<Vec<u8>, TransportError> {
         let info = jsonrpc::classify(frame).map_err(|e| TransportError::Local(e.to_string()))?;
         if let Reply::Answered(tail) = self.post_request(frame, &info, waiter.id(), false)? {
             tail.drain();
@@ -288,9 +292,9 @@ impl Streamable {
                     .finish(stream, id, &awaiting, resumable, &resume)
                     .map(Reply::Answered)
             }
-            200..=299 if ct.starts_with("application/json") => {
-                self.deliver_json(resp, id).map(|()| Reply::Answered(Tail::none()))
-            }
+            200..=299 if ct.starts_with("application/json") => self
+                .deliver_json(resp, id)
+                .map(|()| Reply::Answered(Tail::none())),
             200..=299 => {
                 let body = read_short_body(resp);
                 let shown = excerpt(&jsonrpc::error_from_http(id, status, Some(&ct), &body));
