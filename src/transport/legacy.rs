@@ -270,12 +270,14 @@ fn wait_for_endpoint(
         match rx.recv_timeout(STOP_POLL) {
             Ok(endpoint) => return endpoint,
             Err(RecvTimeoutError::Timeout) if Instant::now() < deadline && !stop.is_stopped() => {}
-            Err(_) => return Err(TransportError::Connection {
-                message: format!(
+            Err(_) => {
+                return Err(TransportError::Connection {
+                    message: format!(
                     "the server at {sse_url} sent no `endpoint` event: is this a legacy SSE URL?"
                 ),
-                setup: false,
-            }),
+                    setup: false,
+                })
+            }
         }
     }
 }

@@ -25,8 +25,12 @@ const MAX_RESUMES: u32 = 10;
 /// the response, so this is short; shutdown ends it at once.
 #[must_use = "a tail holds a connection until it is drained or dropped"]
 pub struct Tail {
-    rest: Option<(EventStream<Decoded>, Arc<Inbox>, Arc<Stop>)>,
+    /// Boxed: a stream's buffers make it large, and outcomes are moved around by value.
+    rest: Option<Box<Rest>>,
 }
+
+/// An unfinished stream, where its messages go, and the stop that ends it.
+struct Rest(EventStream<Decoded>, Arc<Inbox>, Arc<Stop>);
 
 impl Tail {
     /// Nothing follows (a JSON reply, or a response that was not streamed).
@@ -36,7 +40,8 @@ impl Tail {
 
     /// Forward what follows the response until the server ends the stream.
     pub fn drain(self) {
-        if let Some((mut stream, inbox, stop)) = self.rest {
+        if let Some(rest) = self.rest {
+            let Rest(mut stream, inbox, stop) = *rest;
             let deliver = |message: Message| inbox.deliver(message);
             let stopped = || stop.is_stopped();
             pump(&mut stream, None, &deliver, &stopped);
@@ -58,7 +63,11 @@ impl Streams {
 
     fn tail(&self, stream: EventStream<Decoded>) -> Tail {
         Tail {
-            rest: Some((stream, Arc::clone(&self.inbox), Arc::clone(&self.stop))),
+            rest: Some(Box::new(Rest(
+                stream,
+                Arc::clone(&self.inbox),
+                Arc::clone(&self.stop),
+            ))),
         }
     }
 
