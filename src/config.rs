@@ -330,7 +330,11 @@ impl TlsOptions {
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::parse_url;
+    use super::Url;
+
+    fn parse_url(raw: &str) -> Result<Url, super::UrlError> {
+        Url::parse(raw)
+    }
 
     #[test]
     fn joins_references_like_the_sdks() {
