@@ -48,5 +48,5 @@ pub mod tool_filter;
 pub mod tool_headers;
 
 pub use error::TransportError;
-pub use remote::{Outcome, Remote};
+pub use remote::Remote;
 pub use sink::Sink;

@@ -149,11 +149,6 @@ impl Session {
         }
         replays
     }
-
-    /// Resources the client is subscribed to (they may have changed while no session existed).
-    pub fn subscriptions(&self) -> impl Iterator<Item = &String> {
-        self.subscriptions.iter()
-    }
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub(super) fn http_error_message(status: u16, frame: &[u8]) -> String {
 }
 
 /// Exponential backoff with jitter, capped at 30 s.
-pub fn backoff(attempt: u32) -> Duration {
+pub(super) fn backoff(attempt: u32) -> Duration {
     let base = 250u64.saturating_mul(1 << attempt.min(7)).min(30_000);
     let jitter = u64::from(
         std::time::SystemTime::now()

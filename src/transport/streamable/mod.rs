@@ -34,7 +34,6 @@ use crate::http::encoding::decoded_body;
 use crate::http::response::{content_type, error_frame, read_short_body, www_authenticate};
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
 use crate::sync::lock;
-pub use answers::backoff;
 use answers::{http_error_message, is_modern_error, is_session_gone, proxy_certificate_complaint};
 use reply::Streams;
 pub use reply::Tail;
