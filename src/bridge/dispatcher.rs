@@ -22,7 +22,7 @@ use super::{Event, EOF_GRACE};
 use crate::http::cancel::{self, CancelHandle};
 use crate::http::MAX_IN_FLIGHT;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
-use crate::transport::budget::Held;
+use crate::transport::budget::{Held, PER_MESSAGE_OVERHEAD};
 use crate::transport::stop::Stop;
 use crate::transport::{Remote, Sink};
 
@@ -335,18 +335,29 @@ impl Dispatcher {
     }
 
     /// Answer a line that is not a JSON-RPC message, with its id whenever it can be read.
-    /// The errors keep the line's room in the budget until written, so that a client that
-    /// floods invalid lines without reading stdout is slowed down like any other.
-    fn refuse(&self, line: &[u8], held: Held, e: &jsonrpc::FrameError) {
+    /// Each error holds its own room in the budget until written (a refused batch of N ids makes
+    /// N frames, larger than the line), so that a client that floods invalid lines without
+    /// reading stdout is slowed down like any other. The dispatcher never waits for that room:
+    /// it is charged, and the next stdin line waits instead.
+    fn refuse(&self, line: &[u8], mut held: Held, e: &jsonrpc::FrameError) {
         log::warn!("stdin line is not a JSON-RPC message: {e}");
         let ids = jsonrpc::recover_ids(line);
-        let mut held = Some(held.into_queued());
-        if ids.is_empty() {
-            self.write_error(None, e.code(), &e.to_string(), held.take());
+        let ids: Vec<Option<&Id>> = match ids.is_empty() {
+            true => vec![None],
+            false => ids.iter().map(Some).collect(),
+        };
+        for id in ids {
+            let frame = jsonrpc::error_response(id, e.code(), &e.to_string(), None);
+            let mut room = held.split(0);
+            room.charge(frame.len() + PER_MESSAGE_OVERHEAD);
+            let _ = self.out.send(Out::Frame {
+                frame,
+                answers: None,
+                held: room.into_queued(),
+            });
         }
-        for id in &ids {
-            self.write_error(Some(id), e.code(), &e.to_string(), held.take());
-        }
+        // The line itself is no longer held: its errors are.
+        drop(held);
     }
 
     fn on_too_long(&self, head: &[u8]) {

@@ -223,6 +223,7 @@ impl Reader {
         self.carried.ended.store(true, Ordering::SeqCst);
         let unanswered: Vec<Id> = self.carried.ids().drain().collect();
         for id in &unanswered {
+            self.inbox.forget_listing(id);
             self.inbox.sink().fail(
                 id,
                 jsonrpc::STREAM_ENDED,

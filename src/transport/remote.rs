@@ -209,6 +209,11 @@ impl Remote {
             .prepare()
             .and_then(|()| self.send_request(&frame, info, &id));
         let failure = match sent {
+            Ok(Outcome::Dropped) => {
+                // Cancelled: no answer from the server is coming, stop watching for a listing.
+                self.inbox.forget_listing(&id);
+                return Outcome::Dropped;
+            }
             Ok(outcome) => return outcome,
             Err(failure) => failure,
         };
