@@ -380,6 +380,10 @@ fn a_legacy_stream_that_ends_right_after_its_endpoint_is_reopened() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "wine: the test server sees a closed connection late or never"
+)]
 fn a_legacy_stream_without_an_endpoint_is_closed_when_the_wait_ends() {
     let srv = TestServer::start(ServerOptions {
         legacy_endpoint_event: false,
