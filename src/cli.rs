@@ -601,86 +601,9 @@ fn validate_servername(name: &str, source: &str) -> Result<String, UsageError> {
     Ok(name.to_string())
 }
 
-/// Parse an absolute `http(s)://host[:port][/path][?query]` URL. Hand-written because the rules are
-/// few and strict: no credentials in the URL (they would be logged), no fragment sent.
+/// Parse an absolute `http(s)://host[:port][/path][?query]` URL (see [`Url::parse`]).
 pub fn parse_url(raw: &str) -> Result<Url, UsageError> {
-    let bad = |why: &str| usage(format!("<server-url> '{raw}' is not a valid URL: {why}"));
-    let (scheme, rest) = raw
-        .split_once("://")
-        .ok_or_else(|| bad("expected https://host/path"))?;
-    let scheme = scheme.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "https" => 443,
-        "http" => 80,
-        _ => {
-            return Err(bad(
-                "the scheme must be https:// (or http:// with --allow-http)",
-            ))
-        }
-    };
-    let rest = rest.split('#').next().unwrap_or_default();
-    let split_at = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path_and_query) = rest.split_at(split_at);
-    if authority.contains('@') {
-        return Err(bad(
-            "credentials in the URL are not supported; use --header \"Authorization: ...\"",
-        ));
-    }
-    if authority
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(bad("the host contains whitespace"));
-    }
-    let (host, port) = split_host_port(authority).ok_or_else(|| bad("cannot read host[:port]"))?;
-    if host.is_empty() {
-        return Err(bad("the host is missing"));
-    }
-    let port = match port {
-        None => default_port,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| bad("the port must be a number from 1 to 65535"))?,
-    };
-    if path_and_query
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(bad(
-            "the path contains spaces or control characters (percent-encode them)",
-        ));
-    }
-    let path_and_query = if path_and_query.starts_with('/') {
-        path_and_query.to_string()
-    } else {
-        format!("/{path_and_query}")
-    };
-    Ok(Url {
-        full: raw.split('#').next().unwrap_or(raw).to_string(),
-        scheme,
-        host: host.to_ascii_lowercase(),
-        port,
-        path_and_query,
-    })
-}
-
-/// Split `host[:port]` / `[v6][:port]`; the host comes back without brackets.
-fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        host.parse::<std::net::Ipv6Addr>().ok()?;
-        return match after {
-            "" => Some((host, None)),
-            _ => Some((host, Some(after.strip_prefix(':')?))),
-        };
-    }
-    match authority.split_once(':') {
-        Some((host, port)) if !port.contains(':') => Some((host, Some(port))),
-        Some(_) => None, // bare IPv6 without brackets is ambiguous
-        None => Some((authority, None)),
-    }
+    Url::parse(raw).map_err(|e| usage(format!("<server-url> '{raw}' is not a valid URL: {}", e.0)))
 }
 
 /// Parse `--header "Name: value"`, expanding `${VAR}` in the value from the environment.
@@ -949,6 +872,7 @@ mod tests {
         assert_eq!(u.path_and_query, "/mcp?x=1");
         assert_eq!(u.authority(), "[::1]:8443");
         assert_eq!(u.full, "https://[::1]:8443/mcp?x=1");
+        assert_eq!(parse_url("HTTPS://H:443/a#f").unwrap().full, "https://h/a");
     }
 
     #[test]

@@ -159,10 +159,13 @@ impl fmt::Debug for Config {
     }
 }
 
-/// A parsed, validated absolute http(s) URL, split into the parts we use.
+/// A parsed, validated absolute http(s) URL, split into the parts we use. Parsing and joining
+/// are the `url` crate's (WHATWG rules, as the SDKs resolve an `endpoint` or a `Location`); this
+/// type adds the bridge's own rules: http(s) only, no credentials, no port 0, no fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
-    /// The URL exactly as given (after validation).
+    /// The URL as sent: normalised by `url` (lower-case scheme and host, default port left out),
+    /// without its fragment.
     pub full: String,
     /// `https` or `http`.
     pub scheme: String,
@@ -173,7 +176,70 @@ pub struct Url {
     pub path_and_query: String,
 }
 
+/// Why a URL was refused, in words that complete "… is not a valid URL: ".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlError(pub &'static str);
+
 impl Url {
+    /// Parse an absolute `http(s)://host[:port][/path][?query]` URL.
+    pub fn parse(raw: &str) -> Result<Url, UrlError> {
+        // `url` would percent-encode these silently; a URL typed with a space is a mistake.
+        let before_fragment = raw.split('#').next().unwrap_or_default();
+        if before_fragment.trim() != before_fragment
+            || before_fragment
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(UrlError(
+                "it contains spaces or control characters (percent-encode them)",
+            ));
+        }
+        if !raw.contains("://") {
+            return Err(UrlError("expected https://host/path"));
+        }
+        let parsed = url::Url::parse(raw).map_err(|e| match e {
+            url::ParseError::EmptyHost => UrlError("the host is missing"),
+            url::ParseError::InvalidPort => UrlError("the port must be a number from 1 to 65535"),
+            _ => UrlError("cannot read host[:port]"),
+        })?;
+        Url::from_parsed(parsed)
+    }
+
+    fn from_parsed(mut parsed: url::Url) -> Result<Url, UrlError> {
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(UrlError(
+                "the scheme must be https:// (or http:// with --allow-http)",
+            ));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(UrlError(
+                "credentials in the URL are not supported; use --header \"Authorization: ...\"",
+            ));
+        }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            _ => return Err(UrlError("the host is missing")),
+        };
+        let port = match parsed.port_or_known_default() {
+            Some(0) | None => return Err(UrlError("the port must be a number from 1 to 65535")),
+            Some(p) => p,
+        };
+        parsed.set_fragment(None);
+        let path_and_query = match parsed.query() {
+            Some(q) => format!("{}?{q}", parsed.path()),
+            None => parsed.path().to_string(),
+        };
+        Ok(Url {
+            full: parsed.as_str().to_string(),
+            scheme: parsed.scheme().to_string(),
+            host,
+            port,
+            path_and_query,
+        })
+    }
+
     pub fn is_https(&self) -> bool {
         self.scheme == "https"
     }
@@ -191,30 +257,14 @@ impl Url {
             format!("{}:{}", self.host, self.port)
         }
     }
-}
 
-impl Url {
     /// Resolve a URL reference (as in an SSE `endpoint` event or a `Location` header) against this
-    /// URL: absolute, scheme-relative (`//host/p`), absolute-path (`/p?q`), query-only (`?q`) or
-    /// relative (`p`). Returns None when the reference cannot be read.
+    /// URL, as a browser would: absolute, scheme-relative (`//host/p`), absolute-path (`/p?q`),
+    /// query-only (`?q`) or relative (`p`). Returns None when the result is not a URL the bridge
+    /// may use.
     pub fn join(&self, reference: &str) -> Option<Url> {
-        let reference = reference.trim();
-        if reference.contains("://") {
-            return crate::cli::parse_url(reference).ok();
-        }
-        if let Some(rest) = reference.strip_prefix("//") {
-            return crate::cli::parse_url(&format!("{}://{rest}", self.scheme)).ok();
-        }
-        let path = self.path_and_query.split('?').next().unwrap_or("/");
-        let new_path = if reference.starts_with('/') {
-            reference.to_string()
-        } else if reference.starts_with('?') {
-            format!("{path}{reference}")
-        } else {
-            let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-            format!("{dir}{reference}")
-        };
-        crate::cli::parse_url(&format!("{}{}", self.origin(), new_path)).ok()
+        let base = url::Url::parse(&self.full).ok()?;
+        Url::from_parsed(base.join(reference.trim()).ok()?).ok()
     }
 
     /// Same scheme, host and port: where the certificate and headers may follow.
@@ -373,7 +423,11 @@ impl TlsOptions {
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::parse_url;
+    use super::Url;
+
+    fn parse_url(raw: &str) -> Result<Url, super::UrlError> {
+        Url::parse(raw)
+    }
 
     #[test]
     fn joins_references_like_the_sdks() {
@@ -392,5 +446,13 @@ mod tests {
         assert_eq!(j("http://h:8443/p"), "http://h:8443/p");
         assert!(!base.same_origin(&base.join("http://h:8443/p").unwrap()));
         assert!(base.same_origin(&base.join("/x").unwrap()));
+    }
+
+    #[test]
+    fn a_reference_with_a_url_in_its_query_stays_relative() {
+        let base = parse_url("https://h:8443/sse").unwrap();
+        let joined = base.join("/messages?next=https://x").unwrap();
+        assert_eq!(joined.full, "https://h:8443/messages?next=https://x");
+        assert!(base.same_origin(&joined));
     }
 }

@@ -16,6 +16,7 @@ pub enum Hardening {
     /// The call failed (the value is errno).
     Failed(i32),
     /// No mechanism on this platform.
+    #[cfg_attr(target_os = "linux", allow(dead_code))] // built on the other platforms
     Unsupported,
 }
 

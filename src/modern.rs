@@ -17,6 +17,7 @@ use crate::http::is_tchar;
 use crate::jsonrpc::{FrameInfo, Kind};
 
 /// Protocol versions known to be modern (stateless, header-mirroring).
+#[cfg(test)]
 pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
 /// The first modern protocol version; every later date version is assumed to be modern too.
 pub const FIRST_MODERN_VERSION: &str = "2026-07-28";
@@ -74,7 +75,9 @@ pub fn encode_header_value(value: &str) -> String {
 }
 
 /// The inverse of [`encode_header_value`] (for test servers and diagnostics): `None` when the
-/// sentinel form holds invalid base64 or invalid UTF-8.
+/// sentinel form holds invalid base64 or invalid UTF-8. The bridge only encodes; kept beside
+/// the encoder to test it.
+#[cfg(test)]
 pub fn decode_header_value(value: &str) -> Option<Cow<'_, str>> {
     let encoded = value
         .strip_prefix(ENCODED_PREFIX)

@@ -906,6 +906,58 @@ fn each_batch_element_with_a_readable_id_gets_its_own_error() {
     }
 }
 
+#[test]
+fn a_refused_batch_holds_back_stdin_until_its_errors_are_written() {
+    // 4,000 ids in one 52 KB line make 4,000 error frames (about 600 KB): far more than the pipe
+    // holds while the client does not read, and more than the 64 KiB budget.
+    const N: usize = 4000;
+    let srv = TestServer::start(ServerOptions::default());
+    let mut b = bridge_with_env(
+        &srv.url("/mcp"),
+        &[],
+        &[("MCP_REMOTE_MEMORY_BUDGET", "65536")],
+    );
+    b.initialize();
+    b.pause_stdout();
+    let batch: Vec<String> = (1..=N).map(|id| format!(r#"{{"id":{id}}}"#)).collect();
+    b.send_raw(&format!("[{}]", batch.join(",")));
+    // Once the batch is refused (the stdin reader may read one line ahead of the dispatcher);
+    // its errors are made right after the warning.
+    assert!(
+        eventually(HANG, || b.stderr().contains("not a JSON-RPC message")),
+        "the batch was never refused"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    b.send(&tool_call(json!("after"), "echo", json!({"text":"after"})));
+    std::thread::sleep(Duration::from_millis(1500));
+    let calls = srv
+        .requests()
+        .iter()
+        .filter(|r| r.rpc_method().as_deref() == Some("tools/call"))
+        .count();
+    assert_eq!(
+        calls, 0,
+        "the next line went out while the batch's errors were neither written nor counted"
+    );
+    b.resume_stdout();
+    let mut errors = 0;
+    loop {
+        let msg = b
+            .recv_within(HANG)
+            .expect("the batch's errors and the call's answer");
+        if msg["id"] == "after" {
+            assert_eq!(msg["result"]["content"][0]["text"], "after", "{msg}");
+            break;
+        }
+        assert_invalid_request(&msg, msg["id"].clone());
+        errors += 1;
+    }
+    assert_eq!(
+        errors, N,
+        "one error per batch element, before the next answer"
+    );
+}
+
 // ---- 8. a new session gets the old one's set-up back ----------------------------------------
 
 fn call_ok(b: &mut Bridge, id: Value, method: &str, params: Value) -> Value {

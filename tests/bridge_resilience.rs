@@ -305,3 +305,109 @@ fn legacy_sse_server_restart_is_survived() {
     assert_quiet(&mut b);
     report("legacy SSE server restart");
 }
+
+/// The `params` of the requests with `method` that `srv` received.
+fn params_of(srv: &TestServer, method: &str) -> Vec<Value> {
+    srv.requests()
+        .iter()
+        .filter(|r| r.rpc_method().as_deref() == Some(method))
+        .filter_map(|r| r.json())
+        .map(|v| v["params"].clone())
+        .collect()
+}
+
+#[test]
+fn legacy_sse_server_restart_restores_subscriptions_and_log_level() {
+    let srv = TestServer::start(ServerOptions::default());
+    let port = srv.port();
+    let mut b = Bridge::start(&srv.url("/sse"), &["--transport", "sse-only"]);
+    b.initialize();
+    for (id, method, params) in [
+        (1, "resources/subscribe", json!({"uri":"test://hello"})),
+        (2, "logging/setLevel", json!({"level":"debug"})),
+    ] {
+        let resp = b.call(json!(id), method, params);
+        assert!(resp.get("result").is_some(), "{method}: {resp}");
+    }
+    srv.stop();
+    let srv = TestServer::start_on(port, ServerOptions::default());
+    std::thread::sleep(Duration::from_millis(100));
+    b.send(&json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"two"}}}));
+    let (resp, before) = b.recv_response(&json!(3));
+    assert_eq!(echoed(&resp), Some("two"), "{}", b.stderr());
+    assert_eq!(
+        params_of(&srv, "resources/subscribe"),
+        [json!({"uri":"test://hello"})],
+        "the subscription is restored on the new SSE session"
+    );
+    assert_eq!(
+        params_of(&srv, "logging/setLevel"),
+        [json!({"level":"debug"})],
+        "the log level is restored on the new SSE session"
+    );
+    // The resource may have changed while no session existed: the client is told so.
+    assert!(
+        before
+            .iter()
+            .any(|m| m["method"] == "notifications/resources/updated"
+                && m["params"]["uri"] == "test://hello"),
+        "no notifications/resources/updated before the answer: {before:?}"
+    );
+    assert_quiet(&mut b);
+}
+
+#[test]
+fn a_legacy_stream_that_ends_right_after_its_endpoint_is_reopened() {
+    let srv = TestServer::start(ServerOptions::default());
+    srv.inject(Fault::EndNextLegacyStreamAfterEndpoint);
+    let mut b = Bridge::start(&srv.url("/sse"), &["--transport", "sse-only"]);
+    let resp = b.call(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}),
+    );
+    assert!(
+        resp.get("result").is_some(),
+        "the initialize went over a stream known to have ended: {resp}\n{}",
+        b.stderr()
+    );
+    let gets = srv
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/sse")
+        .count();
+    assert_eq!(gets, 2, "the ended stream was replaced by a new one");
+}
+
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "wine: the test server sees a closed connection late or never"
+)]
+fn a_legacy_stream_without_an_endpoint_is_closed_when_the_wait_ends() {
+    let srv = TestServer::start(ServerOptions {
+        legacy_endpoint_event: false,
+        ..Default::default()
+    });
+    let mut b = Bridge::start(
+        &srv.url("/sse"),
+        &["--transport", "sse-only", "--connect-timeout", "1"],
+    );
+    let resp = b.call(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}),
+    );
+    let message = resp["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no `endpoint` event"), "{resp}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while srv.open_connections() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        srv.open_connections(),
+        0,
+        "the SSE connection (and its reader) outlived the failed connect"
+    );
+    assert!(b.running(), "the bridge goes on after a failed initialize");
+}

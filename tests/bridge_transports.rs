@@ -45,6 +45,33 @@ fn sse_only_speaks_legacy_http_sse() {
 }
 
 #[test]
+fn a_legacy_endpoint_with_a_url_in_its_query_is_used() {
+    let srv = TestServer::start(ServerOptions {
+        legacy_endpoint_query: Some("next=https://elsewhere.example/x"),
+        ..Default::default()
+    });
+    let mut b = Bridge::start(&srv.url("/sse"), &["--transport", "sse-only"]);
+    b.initialize();
+    assert_echoed(&echo(&mut b, 1, "relative"), "relative");
+    let posts: Vec<_> = srv
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert!(!posts.is_empty());
+    for post in &posts {
+        assert_eq!(post.path, "/message");
+        assert!(
+            post.query
+                .iter()
+                .any(|(k, v)| k == "next" && v == "https://elsewhere.example/x"),
+            "{:?}",
+            post.query
+        );
+    }
+}
+
+#[test]
 fn http_first_falls_back_to_legacy_when_initialize_post_is_refused() {
     for status in [404, 405] {
         let srv = TestServer::start(ServerOptions {

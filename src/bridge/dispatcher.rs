@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::pending::Pending;
@@ -22,7 +22,7 @@ use super::{Event, EOF_GRACE};
 use crate::http::cancel::{self, CancelHandle};
 use crate::http::MAX_IN_FLIGHT;
 use crate::jsonrpc::{self, FrameInfo, Id, Kind};
-use crate::transport::budget::Held;
+use crate::transport::budget::{Held, PER_MESSAGE_OVERHEAD};
 use crate::transport::stop::Stop;
 use crate::transport::{Remote, Sink};
 
@@ -245,26 +245,18 @@ impl Dispatcher {
         let worker_id = id.clone();
         let modern = crate::modern::is_modern_request(&info);
         let spawned = self.pool.run(move || {
-            // The slot is freed as soon as the answer is out: reading the rest of the stream
-            // (so that its connection can be reused) does not count against the limit.
-            let finished = Once::new();
-            let finish = |failure| {
-                finished.call_once(|| {
-                    let _ = events.send(Event::Finished {
-                        id: worker_id.clone(),
-                        failure,
-                    });
-                })
-            };
+            let outcome =
+                cancel::with_handle(Arc::clone(&worker_handle), || remote.request(frame, &info));
             // Once answered, a late cancel must not touch the connection (it may be pooled).
-            let answered = || {
-                worker_handle.release();
-                finish(None);
-            };
-            let failure = cancel::with_handle(Arc::clone(&worker_handle), || {
-                remote.request_then(frame, &info, &answered)
+            worker_handle.release();
+            let (failure, tail) = outcome.into_parts();
+            let _ = events.send(Event::Finished {
+                id: worker_id,
+                failure,
             });
-            finish(failure);
+            // The slot is free: reading the rest of the stream (so that its connection can be
+            // reused) does not count against the limit.
+            tail.drain();
             drop(held);
         });
         if let Err(e) = spawned {
@@ -343,18 +335,29 @@ impl Dispatcher {
     }
 
     /// Answer a line that is not a JSON-RPC message, with its id whenever it can be read.
-    /// The errors keep the line's room in the budget until written, so that a client that
-    /// floods invalid lines without reading stdout is slowed down like any other.
-    fn refuse(&self, line: &[u8], held: Held, e: &jsonrpc::FrameError) {
+    /// Each error holds its own room in the budget until written (a refused batch of N ids makes
+    /// N frames, larger than the line), so that a client that floods invalid lines without
+    /// reading stdout is slowed down like any other. The dispatcher never waits for that room:
+    /// it is charged, and the next stdin line waits instead.
+    fn refuse(&self, line: &[u8], mut held: Held, e: &jsonrpc::FrameError) {
         log::warn!("stdin line is not a JSON-RPC message: {e}");
         let ids = jsonrpc::recover_ids(line);
-        let mut held = Some(held.into_queued());
-        if ids.is_empty() {
-            self.write_error(None, e.code(), &e.to_string(), held.take());
+        let ids: Vec<Option<&Id>> = match ids.is_empty() {
+            true => vec![None],
+            false => ids.iter().map(Some).collect(),
+        };
+        for id in ids {
+            let frame = jsonrpc::error_response(id, e.code(), &e.to_string(), None);
+            let mut room = held.split(0);
+            room.charge(frame.len() + PER_MESSAGE_OVERHEAD);
+            let _ = self.out.send(Out::Frame {
+                frame,
+                answers: None,
+                held: room.into_queued(),
+            });
         }
-        for id in &ids {
-            self.write_error(Some(id), e.code(), &e.to_string(), held.take());
-        }
+        // The line itself is no longer held: its errors are.
+        drop(held);
     }
 
     fn on_too_long(&self, head: &[u8]) {

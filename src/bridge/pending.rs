@@ -6,16 +6,13 @@
 
 use crate::sync::lock;
 use std::collections::HashSet;
-use std::sync::{Condvar, Mutex};
-use std::time::Instant;
+use std::sync::Mutex;
 
 use crate::jsonrpc::Id;
 
 #[derive(Default)]
 pub struct Pending {
     ids: Mutex<HashSet<Id>>,
-    /// Signalled whenever an id is answered, for callers that wait for one (initialize).
-    answered: Condvar,
 }
 
 impl Pending {
@@ -30,11 +27,7 @@ impl Pending {
 
     /// Take `id` out of the table; true means the caller owns its one answer.
     pub fn take(&self, id: &Id) -> bool {
-        let taken = self.lock().remove(id);
-        if taken {
-            self.answered.notify_all();
-        }
-        taken
+        self.lock().remove(id)
     }
 
     pub fn len(&self) -> usize {
@@ -43,27 +36,6 @@ impl Pending {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// All ids in flight (to fail them when a stream that carries their answers dies).
-    pub fn ids(&self) -> Vec<Id> {
-        self.lock().iter().cloned().collect()
-    }
-
-    /// Block until `id` is no longer in flight or `deadline` passes; true if it was answered.
-    pub fn wait_answered(&self, id: &Id, deadline: Instant) -> bool {
-        let mut ids = self.lock();
-        while ids.contains(id) {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            ids = match self.answered.wait_timeout(ids, deadline - now) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Id>> {

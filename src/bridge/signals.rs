@@ -14,8 +14,8 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long the Windows close handler waits for the shutdown before letting Windows end the
-/// process: the bridge needs up to 1 s of in-flight grace plus 0.7 s for the DELETE and 0.5 s to
-/// flush stdout (bridge::run); Windows ends the process after 5 s anyway.
+/// process: the bridge needs up to 1 s of in-flight grace plus 0.7 s for the DELETE and 0.2 s to
+/// flush stdout (1.9 s, see `bridge::EOF_GRACE`); Windows ends the process after 5 s anyway.
 pub const CLOSE_WAIT: Duration = Duration::from_millis(2500);
 
 /// Set once the bridge finished its shutdown; the Windows close handler waits on it.

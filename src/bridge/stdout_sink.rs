@@ -54,8 +54,4 @@ impl Sink for StdoutSink {
     fn forget(&self, id: &Id) {
         self.pending.take(id);
     }
-
-    fn in_flight(&self) -> Vec<Id> {
-        self.pending.ids()
-    }
 }

@@ -112,7 +112,9 @@ impl Rpc for Session {
         thread::Builder::new()
             .name(format!("req-{id}"))
             .spawn(move || {
-                let _ = failure_tx.send(remote.request(frame, &info));
+                let (failure, tail) = remote.request(frame, &info).into_parts();
+                let _ = failure_tx.send(failure);
+                tail.drain();
             })
             .map_err(|e| CallError::Transport(format!("cannot start a request thread: {e}")))?;
 

@@ -13,8 +13,8 @@ use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
 use ureq::{Agent, Proxy};
 
-use super::connector::{ConfigSlot, HandshakeLog, MtlsConnector};
-use super::rotation::Rotation;
+use super::connector::{HandshakeLog, MtlsConnector};
+use super::rotation::{ConfigSlot, Rotation};
 use crate::config::Config;
 use crate::tls::ClientTls;
 

@@ -74,11 +74,13 @@ thread_local! {
     static CURRENT: RefCell<Option<Arc<CancelHandle>>> = const { RefCell::new(None) };
 }
 
-/// Run `f` with `handle` as this thread's cancel handle: requests sent inside bind to it.
+/// Run `f` with `handle` as this thread's cancel handle: requests sent inside bind to it. The
+/// thread's previous handle (a worker's, around a connection of the transport's own) comes back
+/// afterwards.
 pub fn with_handle<T>(handle: Arc<CancelHandle>, f: impl FnOnce() -> T) -> T {
-    CURRENT.with(|c| *c.borrow_mut() = Some(handle));
+    let previous = CURRENT.with(|c| c.borrow_mut().replace(handle));
     let out = f();
-    CURRENT.with(|c| *c.borrow_mut() = None);
+    CURRENT.with(|c| *c.borrow_mut() = previous);
     out
 }
 

@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -18,10 +18,8 @@ use ureq::unversioned::transport::{
 };
 
 use super::cancel;
+use super::rotation::{ConfigSlot, Rotation};
 use super::stage::{self, Accepted, Stage};
-
-/// The current rustls configuration; replaced as a whole when certificates rotate.
-pub type ConfigSlot = Arc<RwLock<Arc<ClientConfig>>>;
 
 /// What a completed handshake looked like (for the test client's report).
 #[derive(Debug, Clone)]
@@ -43,7 +41,7 @@ pub struct MtlsConnector {
     /// HTTPS proxy in between keeps its own name.
     servername: Option<(String, ServerName<'static>)>,
     log: HandshakeLog,
-    rotation: Option<Arc<super::rotation::Rotation>>,
+    rotation: Option<Arc<Rotation>>,
     /// The configuration the server has accepted, so that a failure on a fresh connection is not
     /// blamed on a certificate the server took a moment ago.
     accepted: Accepted,
@@ -54,7 +52,7 @@ impl MtlsConnector {
         config: ConfigSlot,
         servername: Option<(String, ServerName<'static>)>,
         log: HandshakeLog,
-        rotation: Option<Arc<super::rotation::Rotation>>,
+        rotation: Option<Arc<Rotation>>,
     ) -> Self {
         Self {
             config,

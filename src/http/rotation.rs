@@ -6,12 +6,17 @@
 //! they are.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::connector::ConfigSlot;
+use rustls::ClientConfig;
+
 use crate::config::TlsOptions;
 use crate::tls;
+
+/// The current rustls configuration; replaced as a whole when certificates rotate. The connector
+/// reads it for each new connection.
+pub type ConfigSlot = Arc<RwLock<Arc<ClientConfig>>>;
 
 /// How often the files are looked at, at most.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);

@@ -8,21 +8,20 @@ use ureq::http::Method;
 
 use super::authorizer::LOGIN_BOUND;
 use crate::config::Config;
+use crate::http::Http;
 use crate::http::response::read_short_body;
 use crate::transport::exchange::{Exchange, Waits};
 use crate::transport::stop::Stop;
 
 /// Log in to the server of `config` and keep the tokens; returns the exit code.
-pub fn login(mut config: Config) -> i32 {
+pub fn login(mut config: Config, http: Http) -> i32 {
     if !config.oauth.enabled {
         log::error!("OAuth is off (--oauth off, MCP_REMOTE_OAUTH=off or an Authorization header): nothing to log in to");
         return 1;
     }
     // In a terminal the user is there: wait for the browser as long as a login may take.
     config.oauth.login_wait = LOGIN_BOUND;
-    let Some((exchange, config)) = setup(config) else {
-        return 1;
-    };
+    let (exchange, config) = setup(config, http);
     let Some(auth) = exchange.authorizer().cloned() else {
         return 1;
     };
@@ -91,10 +90,8 @@ pub fn login(mut config: Config) -> i32 {
 }
 
 /// Revoke and forget the kept login; returns the exit code.
-pub fn logout(config: Config) -> i32 {
-    let Some((exchange, config)) = setup(config) else {
-        return 1;
-    };
+pub fn logout(config: Config, http: Http) -> i32 {
+    let (exchange, config) = setup(config, http);
     let Some(auth) = exchange.authorizer() else {
         log::error!("OAuth is off: there is no login to forget");
         return 1;
@@ -115,19 +112,12 @@ pub fn logout(config: Config) -> i32 {
     0
 }
 
-fn setup(config: Config) -> Option<(Exchange, Arc<Config>)> {
-    let (_tls, http) = match crate::startup::connect_setup(&config) {
-        Ok(ready) => ready,
-        Err(e) => {
-            log::error!("{e}");
-            return None;
-        }
-    };
+fn setup(config: Config, http: Http) -> (Exchange, Arc<Config>) {
     let config = Arc::new(config);
     let stop = Arc::new(Stop::new());
     let auth = super::authorizer_for(&config, &http, &stop);
     let exchange = Exchange::new(Arc::clone(&config), http).with_auth(auth);
-    Some((exchange, config))
+    (exchange, config)
 }
 
 /// An `initialize` that makes a protected server show its challenge.

@@ -183,6 +183,16 @@ impl Held {
         }
     }
 
+    /// Reserve `bytes` more at once, even beyond the limit: for frames the bridge makes itself
+    /// from a line it already holds (a refused batch's errors), on a thread that must never wait.
+    /// Room over the limit holds back the next stdin line until the frames are written.
+    pub fn charge(&mut self, bytes: usize) {
+        if let Some(budget) = &self.budget {
+            budget.lock().used += bytes;
+            self.bytes += bytes;
+        }
+    }
+
     /// Give back everything above `bytes`.
     pub fn shrink_to(&mut self, bytes: usize) {
         if self.bytes > bytes {
@@ -266,6 +276,28 @@ mod tests {
         assert_eq!(b.used(), 500);
         drop((done, c));
         assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn charged_frames_hold_back_the_next_line_until_written() {
+        let b = budget(1000);
+        let mut line = b.line(100).unwrap();
+        let mut errors = line.split(0);
+        errors.charge(2000);
+        let errors = errors.into_queued();
+        drop(line);
+        assert_eq!(b.used(), 2000, "counted, over the limit");
+        let next = {
+            let b = Arc::clone(&b);
+            thread::spawn(move || b.line(10).map(|h| h.bytes()))
+        };
+        thread::sleep(Duration::from_millis(30));
+        assert!(
+            !next.is_finished(),
+            "the next line waits for the errors to be written"
+        );
+        drop(errors);
+        assert_eq!(next.join().unwrap(), Some(10 + PER_MESSAGE_OVERHEAD));
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct EventStream<R> {
     held: Held,
     /// The latest `retry:` the server asked for, capped at [`MAX_RETRY`].
     pub retry: Option<Duration>,
+    /// The event id this stream resumed from, until it carries one of its own.
+    resumed_from: Option<String>,
 }
 
 /// Why an event stream stopped giving events.
@@ -74,6 +76,7 @@ impl<R: Read> EventStream<R> {
             buf: vec![0u8; READ_CHUNK],
             held: limits.budget.reading(),
             retry: None,
+            resumed_from: None,
         }
     }
 
@@ -124,7 +127,16 @@ impl<R: Read> EventStream<R> {
 
     /// The id to send as Last-Event-ID when resuming this stream.
     pub fn last_event_id(&self) -> Option<String> {
-        self.parser.last_event_id().map(str::to_string)
+        self.parser
+            .last_event_id()
+            .map(str::to_string)
+            .or_else(|| self.resumed_from.clone())
+    }
+
+    /// This stream resumes another from event `id`: resuming it again starts there, until it
+    /// carries an event id of its own.
+    pub fn resume_from(&mut self, id: String) {
+        self.resumed_from = Some(id);
     }
 }
 

@@ -98,6 +98,11 @@ impl Session {
         true
     }
 
+    /// Whether an initialize has succeeded (the server answered over the transport that carried it).
+    pub fn is_established(&self) -> bool {
+        self.server_identity.is_some()
+    }
+
     /// Session id and negotiated version, for every request after initialize.
     pub fn headers(&self) -> Vec<(String, String)> {
         let mut headers = Vec::new();
@@ -143,11 +148,6 @@ impl Session {
             });
         }
         replays
-    }
-
-    /// Resources the client is subscribed to (they may have changed while no session existed).
-    pub fn subscriptions(&self) -> impl Iterator<Item = &String> {
-        self.subscriptions.iter()
     }
 }
 

@@ -12,8 +12,6 @@ pub trait Sink: Send + Sync {
     fn fail_with(&self, id: &Id, frame: Vec<u8>);
     /// The client cancelled request `id`: it gets no answer (a late one is dropped).
     fn forget(&self, id: &Id);
-    /// Ids of the client's requests still waiting for an answer.
-    fn in_flight(&self) -> Vec<Id>;
 
     /// Answer the client's request `id` with an error.
     fn fail(&self, id: &Id, code: i64, message: &str) {

@@ -26,6 +26,11 @@ impl ToolHeaders {
         lock(&self.list_requests).insert(id.clone());
     }
 
+    /// The `tools/list` request `id` failed without an answer: stop watching for one.
+    pub fn forget(&self, id: &Id) {
+        lock(&self.list_requests).remove(id);
+    }
+
     /// If `frame` answers a watched `tools/list`, learn from it and return the frame the client
     /// should see (tools with invalid annotations removed); otherwise return it unchanged.
     pub fn absorb(&self, id: Option<&Id>, frame: Vec<u8>) -> Vec<u8> {

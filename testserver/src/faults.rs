@@ -32,6 +32,7 @@ pub(super) fn take(state: &State, incoming: &Incoming, can_prime: bool) -> Optio
         | Fault::ExpireSessionsSilently
         | Fault::EndGetStreams
         | Fault::EndLegacyStreams
+        | Fault::EndNextLegacyStreamAfterEndpoint
         | Fault::HoldFor { .. }
         | Fault::DelayFor { .. } => false,
     })?;
@@ -64,6 +65,7 @@ pub(super) fn take(state: &State, incoming: &Incoming, can_prime: bool) -> Optio
         | Fault::ExpireSessionsSilently
         | Fault::EndGetStreams
         | Fault::EndLegacyStreams
+        | Fault::EndNextLegacyStreamAfterEndpoint
         | Fault::HoldFor { .. }
         | Fault::DelayFor { .. } => PostFault::CloseAfterPriming,
     })

@@ -12,6 +12,7 @@ use super::mcp::{self, Call, Incoming, Outlet};
 use super::pump;
 use super::sse;
 use super::state::{Outbound, State};
+use super::Fault;
 
 /// Path of the POST endpoint announced in the `endpoint` event.
 const MESSAGE_PATH: &str = "/message";
@@ -27,15 +28,26 @@ pub(super) fn sse_stream(state: &Arc<State>, http: &mut HttpConn, req: &Request)
     let endpoint = sse::encode(
         &sse::Event {
             event: Some("endpoint"),
-            data: &format!("{MESSAGE_PATH}?sessionId={id}"),
+            data: &match state.opts.legacy_endpoint_query {
+                Some(extra) => format!("{MESSAGE_PATH}?sessionId={id}&{extra}"),
+                None => format!("{MESSAGE_PATH}?sessionId={id}"),
+            },
             ..sse::Event::default()
         },
         state.opts.crlf,
     );
+    let end_after_endpoint = state
+        .take_fault(|f| matches!(f, Fault::EndNextLegacyStreamAfterEndpoint))
+        .is_some();
     // Without the endpoint event (legacy_endpoint_event off) the stream opens and stays silent.
     let next = if http.start_stream(200, &headers).is_ok()
         && (!state.opts.legacy_endpoint_event || http.write_chunk(endpoint.as_bytes()).is_ok())
     {
+        if end_after_endpoint {
+            state.close_legacy(&id);
+            let _ = http.end_stream();
+            return Next::Close;
+        }
         pump::pump(state, http, &outbox)
     } else {
         Next::Close

@@ -136,6 +136,9 @@ pub struct ServerOptions {
     /// (default false), so that one URL serves legacy SSE (GET) and Streamable HTTP / 2026-07-28
     /// (POST): both eras of one bridge against one endpoint.
     pub legacy_get_on_mcp: bool,
+    /// Appended to the query of the legacy `endpoint` event (`/message?sessionId=<id>&<this>`),
+    /// e.g. `next=https://x` (default none).
+    pub legacy_endpoint_query: Option<&'static str>,
 }
 
 impl Default for ServerOptions {
@@ -162,6 +165,7 @@ impl Default for ServerOptions {
             modern: false,
             legacy_endpoint_event: true,
             legacy_get_on_mcp: false,
+            legacy_endpoint_query: None,
         }
     }
 }
@@ -207,6 +211,9 @@ pub enum Fault {
     ExpireSessionsSilently,
     /// End every legacy `GET /sse` stream now, cleanly (its session is forgotten).
     EndLegacyStreams,
+    /// The next legacy `GET /sse` stream ends cleanly right after its `endpoint` event (its
+    /// session is forgotten): a server that restarts just as the client connects.
+    EndNextLegacyStreamAfterEndpoint,
     /// The next POST (`/mcp` or `/message`) whose message has this method is never answered: the
     /// server holds it until the client hangs up or the server stops.
     HoldFor { method: &'static str },

@@ -1,6 +1,11 @@
-//! Reading what the server answered: content types, error bodies, redirects, backoff.
+//! Reading what the server answered: error bodies, certificate complaints of proxies, lost
+//! sessions, backoff. Pure functions.
 
-use super::*;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::jsonrpc;
+use crate::transport::renew::excerpt;
 
 /// Whether an HTTP error body is a 2026-07-28 JSON-RPC error, which rules out the legacy fallback.
 pub(super) fn is_modern_error(body: &[u8]) -> bool {
@@ -43,20 +48,8 @@ pub(super) fn http_error_message(status: u16, frame: &[u8]) -> String {
     }
 }
 
-/// The message of an error frame, for logs.
-pub(super) fn excerpt(frame: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(frame)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_default()
-}
-
 /// Exponential backoff with jitter, capped at 30 s.
-pub fn backoff(attempt: u32) -> Duration {
+pub(super) fn backoff(attempt: u32) -> Duration {
     let base = 250u64.saturating_mul(1 << attempt.min(7)).min(30_000);
     let jitter = u64::from(
         std::time::SystemTime::now()
@@ -67,7 +60,18 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base - base / 8 + jitter)
 }
 
-/// The failure of a request abandoned because the bridge is exiting.
-pub(super) fn shutting_down() -> TransportError {
-    TransportError::ShuttingDown
+/// 404 on a request that carried a session id means the session is gone (spec); the TypeScript
+/// SDK answers 400 "No valid session ID provided" instead.
+pub(super) fn is_session_gone(status: u16, body: &[u8]) -> bool {
+    match status {
+        404 => true,
+        400 => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(2048)]).to_ascii_lowercase();
+            text.contains("session")
+                && (text.contains("no valid")
+                    || text.contains("not found")
+                    || text.contains("invalid"))
+        }
+        _ => false,
+    }
 }
