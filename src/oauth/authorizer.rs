@@ -346,7 +346,11 @@ impl Authorizer {
         if self.adopt_newer(refused.as_ref()) && !step_up {
             return Ok(());
         }
-        let discovered = match self.state().discovered.clone() {
+        // Bound first: a guard in the `match` scrutinee would live to the end of the match, so
+        // the state lock would be held through discovery and every request waiting for this login
+        // (and the stop) would block on it for as long as the authorization server is silent.
+        let kept = self.state().discovered.clone();
+        let discovered = match kept {
             Some(d) if !step_up && found.param("resource_metadata").is_none() => d,
             _ => flow::discover(&self.http, &self.mcp_url, Some(found))?,
         };
