@@ -81,6 +81,8 @@ struct State {
     /// This process's discovery (scopes the resource lists).
     discovered: Option<Discovered>,
     login_running: bool,
+    /// The running login has shown its authorization URL (it is past discovery and registration).
+    login_shown: bool,
     /// Bumped when a login ends; `last_login` is its outcome.
     logins_ended: u64,
     last_login: Option<Result<(), String>>,
@@ -277,6 +279,7 @@ impl Authorizer {
             st.recent_logins.push(now_instant);
             st.authorizations += 1;
             st.login_running = true;
+            st.login_shown = false;
             let me = Arc::clone(self);
             let found = found.clone();
             let spawned = thread::Builder::new()
@@ -300,10 +303,19 @@ impl Authorizer {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Verdict::Fail(format!(
-                    "the server {} needs a sign-in: finish it in the browser (the URL is on stderr), or run `mcp-secure-remote login {}`, then retry",
-                    self.mcp_url, self.mcp_url
-                ));
+                // True to where the login is: before its URL is shown, the authorization server
+                // is what keeps it (a silent one is bounded by the answer timeout).
+                return Verdict::Fail(if st.login_shown {
+                    format!(
+                        "the server {} needs a sign-in: finish it in the browser (the URL is on stderr), or run `mcp-secure-remote login {}`, then retry",
+                        self.mcp_url, self.mcp_url
+                    )
+                } else {
+                    format!(
+                        "the server {} needs a sign-in, and its authorization server has not answered yet (the login goes on; see stderr): retry in a moment, or run `mcp-secure-remote login {}`",
+                        self.mcp_url, self.mcp_url
+                    )
+                });
             }
             st = match self.changed.wait_timeout(st, left.min(POLL)) {
                 Ok((guard, _)) => guard,
@@ -383,6 +395,7 @@ impl Authorizer {
                 server_name: &server_name,
                 deadline: Instant::now() + LOGIN_BOUND,
                 stopped: &stopped,
+                shown: &|| self.state().login_shown = true,
             },
         )?;
         if let Some(warning) = &self.settings.store_warning {
