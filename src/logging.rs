@@ -24,14 +24,42 @@ pub fn init(program: &'static str, debug: bool) {
             log::Level::Debug => "debug",
             log::Level::Trace => "trace",
         };
-        writeln!(buf, "{program}: {level}: {}", record.args())
+        writeln!(buf, "{program}: {level}: {}", one_line(record.args()))
     });
     let _ = builder.try_init();
+}
+
+/// A record as one line: remote text in a message (a server's error, an authorization server's
+/// issuer or token type) must not start lines of its own on stderr, nor send terminal escapes.
+fn one_line(args: &std::fmt::Arguments<'_>) -> String {
+    let text = args.to_string();
+    if text.contains(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    } else {
+        text
+    }
 }
 
 fn level(name: &str) -> log::LevelFilter {
     match name {
         "debug" => log::LevelFilter::Debug,
         _ => log::LevelFilter::Info,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_record_is_one_line_without_terminal_escapes() {
+        let remote = "issuer 'x\nmcp-secure-remote: forged'\r\u{1b}[2J";
+        assert_eq!(
+            one_line(&format_args!("refused {remote}")),
+            "refused issuer 'x mcp-secure-remote: forged'  [2J"
+        );
+        assert_eq!(one_line(&format_args!("plain")), "plain");
     }
 }
