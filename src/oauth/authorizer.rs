@@ -326,7 +326,7 @@ impl Authorizer {
 
     /// The login thread: one login (or the tokens another process got meanwhile).
     fn run_login(&self, found: &Challenge, step_up: bool) {
-        let outcome = self.login(found, step_up);
+        let outcome = self.login(found, step_up).map_err(|e| one_line(&e));
         if let Err(e) = &outcome {
             log::warn!("authorization failed: {e}");
         }
@@ -614,6 +614,24 @@ fn expiry_words(tokens: &Tokens) -> String {
         Some(s) => format!("expires in {s} s"),
         None => "no expiry given".into(),
     }
+}
+
+/// The longest failure message a login reports (messages quote what an authorization server
+/// sent, and a hostile one sends up to the answer bound).
+const MESSAGE_CHARS: usize = 1000;
+
+/// A login's failure as one bounded line: it quotes the authorization server (an issuer, a
+/// token type), whose line breaks must not split the request's error or forge log lines.
+fn one_line(message: &str) -> String {
+    let mut line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MESSAGE_CHARS)
+        .collect();
+    if message.chars().nth(MESSAGE_CHARS).is_some() {
+        line.push('…');
+    }
+    line
 }
 
 /// One record per MCP server and client configuration.
