@@ -37,7 +37,21 @@ pub enum Metadata {
     IssuerMismatch,
     /// Names a plain-http token endpoint on a host that is not this machine.
     PlainHttpToken,
+    /// Names another issuer, with a line break and a forged log line in it.
+    ForgedLine,
 }
+
+/// What the protected-resource metadata names as the resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// The MCP endpoint itself.
+    Good,
+    /// An MCP server of another origin.
+    Foreign,
+}
+
+/// The log line a hostile authorization server tries to forge on the bridge's stderr.
+pub const FORGED: &str = "mcp-secure-remote: FORGED by the authorization server";
 
 /// What `/authorize` redirects with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +69,10 @@ pub enum Token {
     Malformed,
     /// Accepts the connection, reads the request, never answers.
     Silent,
+    /// A token of another type than Bearer, whose name carries a forged log line.
+    ForgedType,
+    /// A good token whose granted scope carries a forged log line.
+    ForgedScope,
 }
 
 /// One request the peer received.
@@ -98,11 +116,13 @@ struct Issued {
     access: Vec<String>,
     refresh: Vec<String>,
     secrets: Vec<String>,
+    verifiers: Vec<String>,
 }
 
 struct Shared {
     base: String,
     metadata: Mutex<Metadata>,
+    resource: Mutex<Resource>,
     redirect: Mutex<Redirect>,
     token: Mutex<Token>,
     /// `expires_in` of the access tokens issued.
@@ -140,6 +160,7 @@ impl Peer {
         let shared = Arc::new(Shared {
             base: format!("{scheme}://127.0.0.1:{port}"),
             metadata: Mutex::new(Metadata::Good),
+            resource: Mutex::new(Resource::Good),
             redirect: Mutex::new(Redirect::Good),
             token: Mutex::new(Token::Good),
             expires_in: AtomicU64::new(3600),
@@ -175,6 +196,10 @@ impl Peer {
         *self.shared.metadata.lock().unwrap() = m;
     }
 
+    pub fn set_resource(&self, r: Resource) {
+        *self.shared.resource.lock().unwrap() = r;
+    }
+
     pub fn set_redirect(&self, r: Redirect) {
         *self.shared.redirect.lock().unwrap() = r;
     }
@@ -199,7 +224,8 @@ impl Peer {
             .collect()
     }
 
-    /// Every secret handed out so far: codes, access and refresh tokens, client secrets.
+    /// Every secret handed out so far (codes, access and refresh tokens, client secrets) and the
+    /// PKCE verifiers the bridge sent.
     pub fn secrets(&self) -> Vec<String> {
         let issued = self.shared.issued.lock().unwrap();
         issued
@@ -209,6 +235,7 @@ impl Peer {
             .chain(issued.access.iter().cloned())
             .chain(issued.refresh.iter().cloned())
             .chain(issued.secrets.iter().cloned())
+            .chain(issued.verifiers.iter().cloned())
             .collect()
     }
 
@@ -419,11 +446,17 @@ fn handle<S: Read + Write>(shared: &Shared, stream: &mut S, client_cert: bool) {
     match (req.method.as_str(), req.path()) {
         ("POST", "/mcp") => mcp(shared, stream, &req),
         (_, "/mcp") => respond(stream, 405, &[], b""),
-        ("GET", "/.well-known/oauth-protected-resource/mcp") => json_answer(
-            stream,
-            200,
-            &json!({"resource": format!("{base}/mcp"), "authorization_servers": [base]}),
-        ),
+        ("GET", "/.well-known/oauth-protected-resource/mcp") => {
+            let resource = match *shared.resource.lock().unwrap() {
+                Resource::Good => format!("{base}/mcp"),
+                Resource::Foreign => "https://evil.invalid/mcp".to_string(),
+            };
+            json_answer(
+                stream,
+                200,
+                &json!({"resource": resource, "authorization_servers": [base]}),
+            );
+        }
         ("GET", "/.well-known/oauth-authorization-server") => {
             let mode = *shared.metadata.lock().unwrap();
             let mut doc = json!({
@@ -444,6 +477,10 @@ fn handle<S: Read + Write>(shared: &Shared, stream: &mut S, client_cert: bool) {
                 Metadata::PlainHttpToken => {
                     // `.invalid` never resolves (RFC 6761): the check must refuse it unsent.
                     doc["token_endpoint"] = json!("http://as.invalid/token");
+                    json_answer(stream, 200, &doc);
+                }
+                Metadata::ForgedLine => {
+                    doc["issuer"] = json!(format!("{base}/x\n{FORGED}"));
                     json_answer(stream, 200, &doc);
                 }
                 Metadata::Silent => stay_silent(shared),
@@ -549,8 +586,18 @@ fn authorize<S: Write>(shared: &Shared, stream: &mut S, req: &Seen, n: usize) {
 
 fn token<S: Write>(shared: &Shared, stream: &mut S, req: &Seen, n: usize) {
     match *shared.token.lock().unwrap() {
-        Token::Good => {}
+        Token::Good | Token::ForgedScope => {}
         Token::Silent => return stay_silent(shared),
+        Token::ForgedType => {
+            let access = format!("access-{n}-{}", random());
+            shared.issued.lock().unwrap().access.push(access.clone());
+            json_answer(
+                stream,
+                200,
+                &json!({"access_token": access, "token_type": format!("mac\n{FORGED}")}),
+            );
+            return;
+        }
         Token::Malformed => {
             // Starts like a token answer, then is cut: not JSON.
             respond(
@@ -570,6 +617,10 @@ fn token<S: Write>(shared: &Shared, stream: &mut S, req: &Seen, n: usize) {
         )
     };
     let mut issued = shared.issued.lock().unwrap();
+    // The bridge's PKCE verifier is its secret: no log may show it either.
+    if let Some(verifier) = req.param("code_verifier") {
+        issued.verifiers.push(verifier);
+    }
     match req.param("grant_type").as_deref() {
         Some("authorization_code") => {
             let code = req.param("code").unwrap_or_default();
@@ -599,16 +650,16 @@ fn token<S: Write>(shared: &Shared, stream: &mut S, req: &Seen, n: usize) {
     issued.access.push(access.clone());
     issued.refresh.push(refresh.clone());
     drop(issued);
-    json_answer(
-        stream,
-        200,
-        &json!({
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": shared.expires_in.load(Ordering::SeqCst),
-            "refresh_token": refresh,
-        }),
-    );
+    let mut answer = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": shared.expires_in.load(Ordering::SeqCst),
+        "refresh_token": refresh,
+    });
+    if *shared.token.lock().unwrap() == Token::ForgedScope {
+        answer["scope"] = json!(format!("mcp\n{FORGED}"));
+    }
+    json_answer(stream, 200, &answer);
 }
 
 /// A `200` JSON answer whose chunked body never ends (until the client leaves, or HOSTILE_FOR).
