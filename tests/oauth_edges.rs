@@ -93,11 +93,8 @@ impl Run {
     /// Play the browser for the `nth` authorization URL the bridge printed.
     fn finish_login(&mut self, peer: &Peer, nth: usize) {
         let url = wait_for_url(|| self.b.stderr(), nth, support::bridge::WAIT);
-        assert_eq!(
-            peer.complete_login(&url),
-            200,
-            "the loopback listener took the redirect"
-        );
+        // Any HTTP answer: what the listener shows the browser is its own business.
+        peer.complete_login(&url);
     }
 
     /// Close stdin (or send SIGTERM) and assert the bridge exits within about two seconds.
@@ -108,11 +105,15 @@ impl Run {
             #[cfg(unix)]
             End::Sigterm => self.b.terminate(),
         }
-        assert!(
-            self.b.wait_exit(ABOUT_TWO_SECONDS).is_some(),
-            "the bridge did not exit within {ABOUT_TWO_SECONDS:?} of {how:?}"
-        );
+        let status = self.b.wait_exit(ABOUT_TWO_SECONDS);
+        let status = status.unwrap_or_else(|| {
+            panic!("the bridge did not exit within {ABOUT_TWO_SECONDS:?} of {how:?}")
+        });
         assert!(started.elapsed() < ABOUT_TWO_SECONDS);
+        assert!(
+            status.success(),
+            "{how:?} during a login is a normal end: {status:?}"
+        );
     }
 
     /// No secret the peer issued or saw (codes, tokens, client secrets, PKCE verifiers) is on

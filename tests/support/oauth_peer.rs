@@ -252,8 +252,8 @@ impl Peer {
     }
 
     /// Play the browser: fetch the authorization URL (with the test client identity when it is
-    /// https), then follow its redirect to the bridge's loopback listener. Returns the status the
-    /// loopback answered.
+    /// https), then follow its redirect to the bridge's loopback listener (which must answer
+    /// HTTP). Returns the status the loopback answered.
     pub fn complete_login(&self, authorization_url: &str) -> u16 {
         let answer = fetch(authorization_url, self.tls.is_some());
         assert_eq!(answer.status, 302, "the scripted /authorize redirects");
