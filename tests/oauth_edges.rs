@@ -423,6 +423,60 @@ fn stdin_eof_while_a_token_request_is_pending_ends_the_bridge_promptly() {
     run.assert_ends_promptly(End::Eof);
 }
 
+#[cfg(unix)]
+#[test]
+fn sigterm_while_a_token_request_is_pending_ends_the_bridge_promptly() {
+    let peer = Peer::plain();
+    peer.set_token(Token::Silent);
+    let mut run = Run::plain(&peer, &["--oauth-login-wait", "30"]);
+    run.send_tools_list(1);
+    run.finish_login(&peer, 0);
+    wait_until("the token request arrives", || {
+        !peer.seen_at("/token").is_empty()
+    });
+    run.assert_no_secret(&peer, &[]);
+    run.assert_ends_promptly(End::Sigterm);
+}
+
+#[test]
+fn requests_that_meet_the_401_during_a_login_share_it() {
+    let peer = Peer::plain();
+    let mut run = Run::plain(&peer, &["--oauth-login-wait", "15"]);
+    run.send_tools_list(1);
+    wait_for_url(|| run.b.stderr(), 0, support::bridge::WAIT);
+    run.send_tools_list(2);
+    wait_until("the second request meets the 401", || {
+        peer.seen_at("/mcp").len() >= 2
+    });
+    run.finish_login(&peer, 0);
+    for id in [1, 2] {
+        let resp = run.response(id, support::bridge::WAIT);
+        let resp = resp.unwrap_or_else(|| panic!("no answer to {id}:\n{}", run.b.stderr()));
+        assert_answered(&resp, &run);
+    }
+    assert_eq!(peer.seen_at("/authorize").len(), 1, "one login for both");
+    assert_eq!(peer.seen_at("/token").len(), 1, "one code redeemed");
+    run.assert_no_secret(&peer, &[]);
+}
+
+#[test]
+fn a_refused_login_is_one_line_in_the_request_and_on_stderr() {
+    let peer = Peer::plain();
+    peer.set_redirect(Redirect::Denied);
+    let mut run = Run::plain(&peer, &["--oauth-login-wait", "15"]);
+    let resp = run.tools_list_through_login(&peer, 1, 0);
+    let msg = error_message(&resp);
+    assert!(msg.contains("access_denied"), "{msg}");
+    assert!(msg.contains("the user said no"), "{msg}");
+    assert!(peer.seen_at("/token").is_empty(), "nothing to redeem");
+    let stderr = run.b.stderr();
+    assert!(
+        !stderr.lines().any(|l| l.starts_with(FORGED)),
+        "a line of the authorization server's making is on stderr:\n{stderr}"
+    );
+    run.assert_no_secret(&peer, &[]);
+}
+
 /// The 401 the bridge passes on with OAuth off; asserts that only the MCP endpoint was asked.
 fn refused_without_oauth(peer: &Peer, args: &[&str], env: &[(&str, &str)]) -> (String, Run) {
     let mut all = vec![peer.mcp_url(), "--allow-http".to_string()];

@@ -59,6 +59,9 @@ pub enum Redirect {
     Good,
     WrongState,
     WrongIss,
+    /// The right state and issuer, and `error=access_denied` with a description that carries a
+    /// forged log line.
+    Denied,
 }
 
 /// What the token endpoint answers.
@@ -567,12 +570,19 @@ fn authorize<S: Write>(shared: &Shared, stream: &mut S, req: &Seen, n: usize) {
         .codes
         .push((code.clone(), challenge, redirect_uri.clone()));
     let (state, iss) = match *shared.redirect.lock().unwrap() {
-        Redirect::Good => (state, shared.base.clone()),
+        Redirect::Good | Redirect::Denied => (state, shared.base.clone()),
         Redirect::WrongState => (format!("{state}x"), shared.base.clone()),
         Redirect::WrongIss => (state, "https://attacker.invalid".to_string()),
     };
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("code", &code)
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if *shared.redirect.lock().unwrap() == Redirect::Denied {
+        query
+            .append_pair("error", "access_denied")
+            .append_pair("error_description", &format!("the user said no\n{FORGED}"));
+    } else {
+        query.append_pair("code", &code);
+    }
+    let query = query
         .append_pair("state", &state)
         .append_pair("iss", &iss)
         .finish();
