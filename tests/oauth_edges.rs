@@ -26,6 +26,8 @@ const ABOUT_TWO_SECONDS: Duration = Duration::from_secs(5);
 struct Run {
     b: Bridge,
     stdout: Vec<String>,
+    /// Messages read while waiting for another response.
+    pending: Vec<Value>,
 }
 
 impl Run {
@@ -50,6 +52,7 @@ impl Run {
         Run {
             b: Bridge::spawn(&args, env),
             stdout: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -58,8 +61,12 @@ impl Run {
             .send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": {}}));
     }
 
-    /// The response to `id` (other messages are kept but skipped), if it comes within `wait`.
+    /// The response to `id`, if it comes within `wait` (or came already, while waiting for
+    /// another one).
     fn response(&mut self, id: i64, wait: Duration) -> Option<Value> {
+        if let Some(pos) = self.pending.iter().position(|m| m["id"] == json!(id)) {
+            return Some(self.pending.remove(pos));
+        }
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -68,6 +75,7 @@ impl Run {
             if msg["id"] == json!(id) {
                 return Some(msg);
             }
+            self.pending.push(msg);
         }
     }
 
