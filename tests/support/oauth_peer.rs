@@ -289,10 +289,12 @@ pub fn wait_for_url(stderr: impl Fn() -> String, skip: usize, wait: Duration) ->
     let deadline = Instant::now() + wait;
     loop {
         let text = stderr();
+        // The URL follows "visit:" after a line break (and the logger's indentation, if the
+        // prompt is a log record).
         let urls: Vec<String> = text
-            .split("if it did not open, visit:\n")
+            .split("if it did not open, visit:")
             .skip(1)
-            .filter_map(|rest| rest.lines().next().map(|l| l.trim().to_string()))
+            .filter_map(|rest| rest.split_whitespace().next().map(str::to_string))
             .collect();
         if let Some(url) = urls.get(skip) {
             return url.clone();
