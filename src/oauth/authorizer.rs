@@ -90,6 +90,8 @@ struct State {
     /// This process's discovery (scopes the resource lists).
     discovered: Option<Discovered>,
     login_running: bool,
+    /// The running login has shown its authorization URL (it is past discovery and registration).
+    login_shown: bool,
     /// Bumped when a login ends; `last_login` is its outcome.
     logins_ended: u64,
     last_login: Option<Result<(), String>>,
@@ -339,6 +341,7 @@ impl Authorizer {
             st.recent_logins.push(now_instant);
             st.authorizations += 1;
             st.login_running = true;
+            st.login_shown = false;
             let me = Arc::clone(self);
             let found = found.clone();
             let spawned = thread::Builder::new()
@@ -362,10 +365,19 @@ impl Authorizer {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Verdict::Fail(format!(
-                    "the server {} needs a sign-in: finish it in the browser (the URL is on stderr), or run `mcp-secure-remote login {}`, then retry",
-                    self.mcp_url, self.mcp_url
-                ));
+                // True to where the login is: before its URL is shown, the authorization server
+                // is what keeps it (a silent one is bounded by the answer timeout).
+                return Verdict::Fail(if st.login_shown {
+                    format!(
+                        "the server {} needs a sign-in: finish it in the browser (the URL is on stderr), or run `mcp-secure-remote login {}`, then retry",
+                        self.mcp_url, self.mcp_url
+                    )
+                } else {
+                    format!(
+                        "the server {} needs a sign-in, and its authorization server has not answered yet (the login goes on; see stderr): retry in a moment, or run `mcp-secure-remote login {}`",
+                        self.mcp_url, self.mcp_url
+                    )
+                });
             }
             st = match self.changed.wait_timeout(st, left.min(POLL)) {
                 Ok((guard, _)) => guard,
@@ -376,7 +388,7 @@ impl Authorizer {
 
     /// The login thread: one login (or the tokens another process got meanwhile).
     fn run_login(&self, found: &Challenge, step_up: bool) {
-        let outcome = self.login(found, step_up);
+        let outcome = self.login(found, step_up).map_err(|e| one_line(&e));
         if let Err(e) = &outcome {
             log::warn!("authorization failed: {e}");
         }
@@ -408,7 +420,11 @@ impl Authorizer {
         if self.adopt_newer(refused.as_ref()) && !step_up {
             return Ok(());
         }
-        let discovered = match self.state().discovered.clone() {
+        // Bound first: a guard in the `match` scrutinee would live to the end of the match, so
+        // the state lock would be held through discovery and every request waiting for this login
+        // (and the stop) would block on it for as long as the authorization server is silent.
+        let kept = self.state().discovered.clone();
+        let discovered = match kept {
             Some(d) if !step_up && found.param("resource_metadata").is_none() => d,
             _ => flow::discover(&self.http, &self.mcp_url, Some(found))?,
         };
@@ -447,6 +463,7 @@ impl Authorizer {
                 server_name: &server_name,
                 deadline: Instant::now() + LOGIN_BOUND,
                 stopped: &stopped,
+                shown: &|| self.state().login_shown = true,
             },
         )?;
         if let Some(warning) = &self.settings.store_warning {
@@ -728,6 +745,24 @@ fn expiry_words(tokens: &Tokens) -> String {
         Some(s) => format!("expires in {s} s"),
         None => "no expiry given".into(),
     }
+}
+
+/// The longest failure message a login reports (messages quote what an authorization server
+/// sent, and a hostile one sends up to the answer bound).
+const MESSAGE_CHARS: usize = 1000;
+
+/// A login's failure as one bounded line: it quotes the authorization server (an issuer, a
+/// token type), whose line breaks must not split the request's error or forge log lines.
+fn one_line(message: &str) -> String {
+    let mut line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MESSAGE_CHARS)
+        .collect();
+    if message.chars().nth(MESSAGE_CHARS).is_some() {
+        line.push('…');
+    }
+    line
 }
 
 /// One record per MCP server and client configuration.

@@ -147,6 +147,9 @@ pub struct LoginPlan<'a> {
     pub server_name: &'a str,
     pub deadline: Instant,
     pub stopped: &'a (dyn Fn() -> bool + Sync),
+    /// Called once the authorization URL is on stderr: until then, a request that gives up
+    /// waiting must not tell the user to look for it there.
+    pub shown: &'a (dyn Fn() + Sync),
 }
 
 /// The result of a login: the client used and the tokens it got.
@@ -190,6 +193,7 @@ pub fn login(http: &AsHttp, plan: LoginPlan<'_>) -> Result<LoggedIn, String> {
         "sign in to {} in your browser; if it did not open, visit:\n{url}",
         plan.server_name
     );
+    (plan.shown)();
     match browser::open(plan.opener, &url) {
         Ok(true) => log::debug!("OAuth: browser opened for the login"),
         Ok(false) => {}
