@@ -1,18 +1,18 @@
 //! The bridge's OAuth edges end to end (issue 19, items 7 and 8): the real binary against a
-//! scripted MCP server and authorization server (tests/support/oauth_peer.rs) on loopback. A
+//! scripted MCP server and authorization server (tests/support/scripted_oauth.rs) on loopback. A
 //! broken or hostile authorization server is bad input like any other: every wait on it is
 //! bounded, what is read from it is size-bounded, nothing goes to an endpoint that failed
 //! validation, a bad answer is one true error line and the bridge stays up; `--oauth off` and a
 //! user's own `Authorization` header turn all of it off; and no secret the authorization server
 //! issued ever reaches stderr or stdout.
 
-#[path = "support/oauth_peer.rs"]
-mod oauth_peer;
+#[path = "support/scripted_oauth.rs"]
+mod scripted_oauth;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use oauth_peer::{wait_for_url, Metadata, Peer, Redirect, Resource, Token, FORGED};
+use scripted_oauth::{wait_for_url, Metadata, Peer, Redirect, Resource, Token, FORGED};
 use serde_json::{json, Value};
 use support::bridge::{mtls_args, Bridge};
 
