@@ -199,6 +199,18 @@ impl OauthPeer {
             .unwrap_or_default()
     }
 
+    /// The access, refresh and ID tokens the AS issued (a subset of [`Self::secrets`]).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.control("GET", "/secrets")["tokens"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Revoke every refresh token (of `client_id` if given), and the access tokens too with
     /// `access`; returns how many tokens were destroyed.
     pub fn revoke_all(&self, client_id: Option<&str>, access: bool) -> u64 {

@@ -97,6 +97,7 @@ const state = {
   refreshTokenReuse: 0,
   offlineAccessWithoutConsent: 0,
   secrets: new Set(),
+  tokens: new Set(), // the access, refresh and ID tokens among the secrets
   refreshTokens: new Map(), // jti -> clientId, every refresh token ever saved
   accessTokens: new Map(), // jti -> clientId (opaque format only: JWTs are not stored)
   clients: [],
@@ -275,7 +276,10 @@ provider.use(async (ctx, next) => {
       const decoded = Buffer.from(basic[1], 'base64').toString();
       keep(decodeURIComponent(decoded.slice(decoded.indexOf(':') + 1)));
     }
-    ['access_token', 'refresh_token', 'id_token'].forEach((k) => keep(body[k]));
+    ['access_token', 'refresh_token', 'id_token'].forEach((k) => {
+      keep(body[k]);
+      if (typeof body[k] === 'string') state.tokens.add(body[k]);
+    });
     if (ctx.status >= 400) {
       bump(state.tokenErrors, String(body.error ?? ctx.status));
     }
@@ -481,7 +485,7 @@ async function handleControl(req, res) {
       });
       return;
     case 'GET /secrets':
-      json(res, 200, { secrets: [...state.secrets] });
+      json(res, 200, { secrets: [...state.secrets], tokens: [...state.tokens] });
       return;
     case 'POST /revoke': {
       // Revokes every refresh token (of one client with ?client_id=), and with ?access=1 its access
