@@ -4,7 +4,8 @@
 //! interaction to the bridge's loopback listener. Every test runs the bridge with `--debug` and then
 //! asserts that no token, code, verifier or client secret the AS saw appears on its stdout or stderr.
 //!
-//! Windows: the peer is a Linux node process, which the Windows suite (run under wine) cannot start.
+//! Not on Windows: the Windows suite runs under wine, which cannot start the peer (a Linux node
+//! process), and the scripted browser and opener are Unix command lines.
 #![cfg_attr(windows, allow(unused))]
 
 mod support;
@@ -362,7 +363,10 @@ fn wait_for_file(path: &Path, what: &str, writer: &mut Session) -> String {
 /// The first request meets the 401; the bridge discovers the AS, registers, opens the (scripted)
 /// browser, redeems the code and answers initialize from the server; later requests carry the token.
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn login_through_a_scripted_browser_then_requests_carry_the_token() {
     let scene = Scene::new(PeerOptions::default());
     let mut bridge = scene.bridge(&scene.browser(), "memory", &[]);
@@ -414,7 +418,10 @@ fn login_through_a_scripted_browser_then_requests_carry_the_token() {
 /// With 3-second access tokens, a request after expiry is served through the refresh token: no
 /// second sign-in, no refused grant.
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn an_expired_access_token_is_refreshed_without_a_new_login() {
     let scene = Scene::new(PeerOptions {
         access_ttl: 3,
@@ -460,7 +467,10 @@ fn an_expired_access_token_is_refreshed_without_a_new_login() {
 /// answered; after each expiry all three call at once, and the rotating refresh token is never
 /// redeemed twice (the AS would revoke the family and answer invalid_grant).
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn three_bridges_at_once_share_one_login_and_never_reuse_a_rotated_refresh_token() {
     let scene = Scene::new(PeerOptions {
         access_ttl: 3,
@@ -547,7 +557,10 @@ fn three_bridges_at_once_share_one_login_and_never_reuse_a_rotated_refresh_token
 /// 401, the refresh is refused with invalid_grant: the bridge says so once, signs in again, and the
 /// request is answered.
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn a_revoked_refresh_token_gives_one_clear_error_then_a_new_login() {
     let scene = Scene::new(PeerOptions::default());
     let mut bridge = scene.bridge(&scene.browser(), "memory", &[]);
@@ -587,7 +600,10 @@ fn a_revoked_refresh_token_gives_one_clear_error_then_a_new_login() {
 /// `login` signs in once and stores the tokens; a bridge then needs no browser; `logout` revokes
 /// and forgets them, after which a bridge without a browser asks for a sign-in instead of working.
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn login_command_stores_tokens_and_logout_revokes_and_forgets_them() {
     let scene = Scene::new(PeerOptions::default());
     let store = scene.file_store();
@@ -687,7 +703,10 @@ fn login_command_stores_tokens_and_logout_revokes_and_forgets_them() {
 /// AS has seen the authorization request) does not block the next one: the OS frees the lock, and
 /// the next process signs in and is answered.
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn a_process_killed_mid_login_does_not_block_the_next_one() {
     let scene = Scene::new(PeerOptions::default());
     let store = scene.file_store();

@@ -3,7 +3,8 @@
 //! and the MCP server's demands (a client certificate and a live token for its resource). Driven with
 //! curl, so a later failure of tests/oauth_login.rs is the bridge's, not the peer's.
 //!
-//! Windows: the peer is a Linux node process, which the Windows suite (run under wine) cannot start.
+//! Not on Windows: the Windows suite runs under wine, which cannot start the peer (a Linux node
+//! process), and the scripted browser and opener are Unix command lines.
 #![cfg_attr(windows, allow(unused))]
 
 mod support;
@@ -147,6 +148,16 @@ fn register_native(peer: &OauthPeer) -> NativeApp {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind callback listener");
     let port = listener.local_addr().expect("callback addr").port();
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
+    let client_id = register_public(peer, &redirect_uri, "native");
+    NativeApp {
+        listener,
+        redirect_uri,
+        client_id,
+    }
+}
+
+/// DCR of a public (`none`) client; returns its client_id.
+fn register_public(peer: &OauthPeer, redirect_uri: &str, application_type: &str) -> String {
     let reg = post_json(
         &format!("{}/reg", peer.issuer()),
         &json!({
@@ -155,21 +166,16 @@ fn register_native(peer: &OauthPeer) -> NativeApp {
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
             "token_endpoint_auth_method": "none",
-            "application_type": "native",
+            "application_type": application_type,
         }),
         &[],
     )
     .expect("DCR request");
     assert_eq!(reg.status, 201, "DCR refused: {}", reg.body);
-    let client_id = reg.json()["client_id"]
+    reg.json()["client_id"]
         .as_str()
         .expect("client_id")
-        .to_string();
-    NativeApp {
-        listener,
-        redirect_uri,
-        client_id,
-    }
+        .to_string()
 }
 
 fn random_b64url(bytes: usize) -> String {
@@ -356,7 +362,10 @@ impl Drop for TempDir {
 // ---- the tests ---------------------------------------------------------------------------------
 
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn discovery_is_served_at_both_well_knowns_with_what_the_bridge_needs() {
     let peer = OauthPeer::start();
     for well_known in ["oauth-authorization-server", "openid-configuration"] {
@@ -403,7 +412,10 @@ fn discovery_is_served_at_both_well_knowns_with_what_the_bridge_needs() {
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn mcp_without_a_token_answers_401_naming_its_protected_resource_metadata() {
     let peer = OauthPeer::start();
     let certs = client_cert_args();
@@ -444,7 +456,10 @@ fn mcp_without_a_token_answers_401_naming_its_protected_resource_metadata() {
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn headless_login_with_pkce_gives_tokens_the_mcp_server_accepts_only_with_a_client_certificate() {
     let peer = OauthPeer::start();
     let login = login(&peer, "mcp:read mcp:write offline_access");
@@ -526,7 +541,10 @@ fn headless_login_with_pkce_gives_tokens_the_mcp_server_accepts_only_with_a_clie
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn refresh_rotates_and_a_reused_refresh_token_revokes_the_family() {
     let peer = OauthPeer::start();
     let login = login(&peer, "mcp:read mcp:write offline_access");
@@ -569,7 +587,10 @@ fn refresh_rotates_and_a_reused_refresh_token_revokes_the_family() {
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn no_offline_access_no_refresh_token() {
     let peer = OauthPeer::start();
     let login = login(&peer, "mcp:read");
@@ -583,7 +604,10 @@ fn no_offline_access_no_refresh_token() {
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn offline_access_without_prompt_consent_counts_and_is_dropped_only_in_strict_mode() {
     // Default: the login above (no prompt=consent) got a refresh token; the request is counted.
     let lenient = OauthPeer::start();
@@ -605,7 +629,10 @@ fn offline_access_without_prompt_consent_counts_and_is_dropped_only_in_strict_mo
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn revocation_endpoint_and_control_revocation_kill_tokens() {
     let peer = OauthPeer::start();
     // RFC 7009 revocation of the refresh token by the (public) client itself.
@@ -656,7 +683,10 @@ fn revocation_endpoint_and_control_revocation_kill_tokens() {
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn access_tokens_expire_after_the_configured_ttl() {
     let peer = OauthPeer::start_with(PeerOptions {
         access_ttl: 2,
@@ -689,7 +719,10 @@ fn access_tokens_expire_after_the_configured_ttl() {
 }
 
 #[test]
-#[cfg_attr(windows, ignore = "wine: the OAuth peer is a Linux node process")]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
 fn secret_client_gets_a_client_credentials_token_for_the_resource() {
     let peer = OauthPeer::start_with(PeerOptions {
         token_format: "jwt",
@@ -735,8 +768,35 @@ fn secret_client_gets_a_client_credentials_token_for_the_resource() {
         secrets.iter().any(|s| s == secret),
         "client secret not recorded"
     );
-    assert!(
-        secrets.iter().any(|s| *s == access),
-        "access token not recorded"
-    );
+    assert!(secrets.contains(&access), "access token not recorded");
+}
+
+/// RFC 8252 §7.3: a native client may come back on another loopback port than it registered (each
+/// bridge process binds an ephemeral one); oidc-provider allows that only for
+/// `application_type: native`, so a bridge that registers without it gets an error page instead.
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "Unix only: wine cannot start the node peer, and the scripted browser is a Unix command line"
+)]
+fn loopback_redirect_port_may_differ_from_the_registered_one_for_native_clients_only() {
+    let peer = OauthPeer::start();
+    for (application_type, expected) in [("native", 303), ("web", 400)] {
+        let client_id = register_public(&peer, "http://127.0.0.1:40001/callback", application_type);
+        let authorize = format!(
+            "{}/auth?response_type=code&client_id={}&redirect_uri={}&scope=mcp%3Aread&state=s\
+             &code_challenge={}&code_challenge_method=S256&resource={}",
+            peer.issuer(),
+            enc(&client_id),
+            enc("http://127.0.0.1:40002/callback"),
+            s256(&random_b64url(32)),
+            enc(&peer.resource()),
+        );
+        let reply = get(&authorize);
+        assert_eq!(
+            reply.status, expected,
+            "{application_type} client, other port: {}",
+            reply.body
+        );
+    }
 }
