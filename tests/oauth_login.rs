@@ -325,7 +325,8 @@ fn count(stats: &Value, path: &[&str]) -> u64 {
     path.iter().fold(stats, |v, k| &v[*k]).as_u64().unwrap_or(0)
 }
 
-/// Lines of the bridge's stderr that are not `--debug` tracing and mention a refused refresh.
+/// Lines of the bridge's stderr that are not `--debug` tracing and report a refused refresh: they name
+/// the AS's `invalid_grant`, or say that the refresh was revoked/refused/rejected/failed/….
 fn refresh_failure_lines(stderr: &str) -> Vec<&str> {
     stderr
         .lines()
@@ -335,7 +336,11 @@ fn refresh_failure_lines(stderr: &str) -> Vec<&str> {
         })
         .filter(|l| {
             let l = l.to_ascii_lowercase();
-            l.contains("invalid_grant") || l.contains("refresh token")
+            let refused = [
+                "revoked", "refused", "rejected", "invalid", "failed", "denied", "expired",
+            ];
+            l.contains("invalid_grant")
+                || (l.contains("refresh") && refused.iter().any(|w| l.contains(w)))
         })
         .collect()
 }
@@ -699,9 +704,9 @@ fn login_command_stores_tokens_and_logout_revokes_and_forgets_them() {
     ]);
 }
 
-/// A bridge killed while its sign-in waits for the browser (it holds the per-server lock, and the
-/// AS has seen the authorization request) does not block the next one: the OS frees the lock, and
-/// the next process signs in and is answered.
+/// A bridge killed while its sign-in waits for the browser (it holds the per-server lock) does not
+/// block the next one: a second bridge started meanwhile waits, then, once the OS frees the dead
+/// holder's lock, signs in itself and is answered.
 #[test]
 #[cfg_attr(
     windows,
@@ -730,26 +735,41 @@ fn a_process_killed_mid_login_does_not_block_the_next_one() {
     let mut first = scene.bridge(&opener.display().to_string(), &store, &[]);
     first.send_initialize(0);
     let url = wait_for_file(&noted, "the first bridge's browser launch", &mut first);
-    let url = url.trim();
-    let resource =
-        url::form_urlencoded::byte_serialize(scene.peer.resource().as_bytes()).collect::<String>();
-    assert!(
-        url.starts_with(&format!("{}/auth?", scene.peer.issuer())),
-        "not the AS's authorization URL: {url}"
+    let url = url::Url::parse(url.trim())
+        .unwrap_or_else(|e| panic!("the opener got no URL ({e}): {url}"));
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(
+        format!("{}{}", url.origin().ascii_serialization(), url.path()),
+        format!("{}/auth", scene.peer.issuer()),
+        "not the AS's authorization endpoint: {url}"
     );
-    assert!(
-        url.contains("code_challenge_method=S256"),
-        "no PKCE S256 in {url}"
+    assert_eq!(
+        param("code_challenge_method").as_deref(),
+        Some("S256"),
+        "{url}"
     );
-    assert!(
-        url.contains(&format!("resource={resource}")),
-        "no resource={resource} in {url}"
+    assert_eq!(param("resource"), Some(scene.peer.resource()), "{url}");
+
+    // A second bridge for the same server starts while the first holds the sign-in: it must wait for
+    // it, not sign in beside it; when the first dies mid-login, the second takes over.
+    let mut second = scene.bridge(&scene.browser(), &store, &[]);
+    second.send_initialize(0);
+    thread::sleep(Duration::from_millis(1500));
+    second.assert_running("while the first bridge held the sign-in");
+    assert_eq!(
+        count(&scene.stats(), &["authorizations"]),
+        0,
+        "the second bridge signed in while the first one's sign-in was under way"
     );
     let first_err = first.bridge.stderr();
     drop(first); // SIGKILL, mid-login
 
-    let mut second = scene.bridge(&scene.browser(), &store, &[]);
-    second.initialize();
+    let resp = second.response(0);
+    second.initialized(&resp);
     second.assert_echo(1, "after the crash");
     let stats = scene.stats();
     assert_eq!(count(&stats, &["authorizations"]), 1, "{stats}");
