@@ -25,6 +25,11 @@ use support::oauth_peer::{OauthPeer, PeerOptions};
 /// Bound on one answer that may include a whole sign-in (discovery, DCR, browser, token): about a
 /// second here, far more on a loaded 2-core CI machine or under qemu.
 const LOGIN_WAIT: Duration = Duration::from_secs(60);
+/// Lifetime of access tokens in the expiry tests: short, so the tests see several expiries, but long
+/// enough that a token is still valid when a loaded machine (or qemu) delivers the request it is for.
+const SHORT_TTL: u32 = 5;
+/// A wait after which a token issued at its start has expired.
+const PAST_EXPIRY: Duration = Duration::from_secs(SHORT_TTL as u64 + 1);
 
 // ---- scene: the peer, a private directory, the flags ---------------------------------------------
 
@@ -420,8 +425,8 @@ fn login_through_a_scripted_browser_then_requests_carry_the_token() {
     scene.assert_no_secret(&[("stdout", &stdout), ("stderr (--debug)", &stderr)]);
 }
 
-/// With 3-second access tokens, a request after expiry is served through the refresh token: no
-/// second sign-in, no refused grant.
+/// With access tokens of [`SHORT_TTL`] seconds, a request after expiry is served through the
+/// refresh token: no second sign-in, no refused grant.
 #[test]
 #[cfg_attr(
     windows,
@@ -429,7 +434,7 @@ fn login_through_a_scripted_browser_then_requests_carry_the_token() {
 )]
 fn an_expired_access_token_is_refreshed_without_a_new_login() {
     let scene = Scene::new(PeerOptions {
-        access_ttl: 3,
+        access_ttl: SHORT_TTL,
         ..PeerOptions::default()
     });
     let mut bridge = scene.bridge(&scene.browser(), "memory", &[]);
@@ -441,9 +446,9 @@ fn an_expired_access_token_is_refreshed_without_a_new_login() {
         1,
         "the sign-in got no refresh token: the bridge must ask for offline_access (the AS lists it): {stats}"
     );
-    thread::sleep(Duration::from_secs(4));
+    thread::sleep(PAST_EXPIRY);
     bridge.assert_echo(2, "after expiry");
-    thread::sleep(Duration::from_secs(4));
+    thread::sleep(PAST_EXPIRY);
     bridge.assert_echo(3, "after a second expiry");
 
     let stats = scene.stats();
@@ -478,7 +483,7 @@ fn an_expired_access_token_is_refreshed_without_a_new_login() {
 )]
 fn three_bridges_at_once_share_one_login_and_never_reuse_a_rotated_refresh_token() {
     let scene = Scene::new(PeerOptions {
-        access_ttl: 3,
+        access_ttl: SHORT_TTL,
         ..PeerOptions::default()
     });
     let store = scene.file_store();
@@ -506,7 +511,7 @@ fn three_bridges_at_once_share_one_login_and_never_reuse_a_rotated_refresh_token
     );
 
     for round in 1..=2u64 {
-        thread::sleep(Duration::from_secs(4));
+        thread::sleep(PAST_EXPIRY);
         for (n, bridge) in bridges.iter_mut().enumerate() {
             bridge.send(
                 round,

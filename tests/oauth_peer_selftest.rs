@@ -695,7 +695,8 @@ fn access_tokens_expire_after_the_configured_ttl() {
     let login = login(&peer, "mcp:read mcp:write offline_access");
     assert_eq!(login.tokens["expires_in"], json!(2));
     let access = token_str(&login.tokens, "access_token");
-    assert_eq!(mcp_echo(&peer, access, true).expect("echo").status, 200);
+    // Not checked while still valid: on a loaded machine two seconds can pass before the first
+    // request; that tokens work before expiry is the other tests' business.
     std::thread::sleep(Duration::from_millis(3100));
     assert_eq!(
         mcp_echo(&peer, access, true).expect("echo").status,
