@@ -595,6 +595,13 @@ fn a_revoked_refresh_token_gives_one_clear_error_then_a_new_login() {
         "exactly one refused refresh: {stats}"
     );
     assert_eq!(count(&stats, &["refresh_token_reuse"]), 0, "{stats}");
+    // invalid_grant condemns the tokens, not the client: only invalid_client calls for a new
+    // registration (a new client per sign-in piles up at the AS: claude-code#91641).
+    assert_eq!(
+        count(&stats, &["registrations"]),
+        1,
+        "the bridge registered a new client after invalid_grant: {stats}"
+    );
     bridge.assert_echo(3, "signed in again");
 
     let (stdout, stderr) = bridge.finish();
