@@ -8,7 +8,7 @@ MUSL_DIR    := target/$(MUSL_TARGET)/release
 SHELL       := bash
 
 .DEFAULT_GOAL := help
-.PHONY: help build release test fuzz lint fixtures musl scratch-test bench bench-pkcs11 demo interop dist test-cross clean
+.PHONY: help build release test oauth-peer fuzz lint fixtures musl scratch-test bench bench-pkcs11 demo interop dist test-cross clean
 .PHONY: packaging-tools wheels crate mcpb npm wheels-check mcpb-check npm-check release-check
 
 help: ## List the targets
@@ -24,11 +24,16 @@ release: ## Optimised build for this machine (see [profile.release] in Cargo.tom
 # reads, and the last line adds them up ("total: N passed, N failed, N skipped"). --all-targets runs
 # unit, integration and example tests; doc tests are not run (the crate has none: its only code blocks
 # are `text` diagrams).
-test: ## Run every test (unit, integration, examples); loopback only, no network
+test: oauth-peer ## Run every test (unit, integration, examples); loopback only, no network
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test --workspace --all-targets 2>&1 | tee target/test-output.txt
 	@awk '/^test result:/ { p += $$4; f += $$6; s += $$8 } \
 	  END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
+
+# The OAuth tests' authorization server (npm oidc-provider, pinned by tests/peers/oauth/package-lock.json)
+# goes into the git-ignored .peers/oauth; the script does nothing when it is already there.
+oauth-peer: ## Install the OAuth test peer's npm packages into .peers/oauth (needs node and npm)
+	@bash scripts/peers/install-oauth.sh
 
 fuzz: ## Long property-based fuzzing of the SSE parser and the stdin framer (make test runs a short pass)
 	PROPTEST_CASES=$${PROPTEST_CASES:-200000} $(CARGO) test --release --lib -- sse:: bridge::stdin::
@@ -73,7 +78,7 @@ interop: ## The bridge against the reference MCP servers, clients and conformanc
 dist: ## Release archives for Linux x86_64/aarch64 (static), Windows x86_64, macOS (on a Mac) + dist/SHA256SUMS
 	bash scripts/dist.sh
 
-test-cross: ## macOS compile check; Windows tests under wine, arm64 tests under qemu-user, a real session with each
+test-cross: oauth-peer ## macOS compile check; Windows tests under wine, arm64 tests under qemu-user, a real session with each
 	bash scripts/test-cross.sh
 
 # --- Release artifacts (issue 14). Each takes the binaries in target/<triple>/release/: `make musl`

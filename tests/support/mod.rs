@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bridge;
+pub mod oauth_peer;
 pub mod softhsm;
 pub use mcp_test_server as server;
 
