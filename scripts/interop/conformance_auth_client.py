@@ -17,6 +17,7 @@ script's stderr, which the runner saves with the scenario's results.
 import json
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 
@@ -24,10 +25,11 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-# The whole run must end before the runner's own 30 s timeout, so that a hang is reported here,
-# with the bridge's stderr, rather than as a bare "client timed out".
-RUN_TIMEOUT = 25.0
-REQUEST_TIMEOUT = 20.0
+# The whole run must end before the runner's own timeout (scripts/interop.sh passes --timeout 60000:
+# a login is several round trips and a browser process, on a loaded 2-core CI machine), so that a
+# hang is reported here, with the bridge's stderr, rather than as a bare "client timed out".
+RUN_TIMEOUT = 50.0
+REQUEST_TIMEOUT = 45.0
 
 # Headless browser: the conformance AS's /authorize answers a 302 straight to the bridge's
 # loopback redirect URI, so following redirects completes the login.
@@ -61,7 +63,7 @@ class Mapping:
     def __init__(self, context, secret_dir):
         self.context = context
         self.secret_dir = secret_dir
-        self.args = ["--oauth-browser", OPENER, "--oauth-token-store", "memory"]
+        self.args = ["--oauth-token-store", "memory"]  # every scenario starts with no tokens
         self.env = {}  # variable -> (context field, value)
         self.used = set(IGNORED)
 
@@ -87,7 +89,7 @@ def map_scenario(scenario, context, secret_dir):
     m = Mapping(context, secret_dir)
     name = scenario.removeprefix("auth/")
     if name == "basic-cimd":
-        m.args += ["--oauth-client-metadata-url", CIMD_URL]
+        m.args += ["--oauth-client-metadata-url", CIMD_URL, "--oauth-browser", OPENER]
     elif name in ("client-credentials-basic", "client-credentials-jwt"):
         m.args += ["--oauth-grant", "client-credentials"]
     elif name in ("enterprise-managed-authorization", "cross-app-access-complete-flow"):
@@ -101,6 +103,9 @@ def map_scenario(scenario, context, secret_dir):
     elif name == "wif-jwt-bearer":
         m.args += ["--oauth-grant", "jwt-bearer"]
         m.args += ["--oauth-assertion-file", m.file_of("valid_jwt", "workload.jwt")]
+    else:
+        # Authorization code: the browser login, made headless.
+        m.args += ["--oauth-browser", OPENER]
     # Pre-registered client (auth/pre-registration, and the extension scenarios' clients).
     if "client_id" in context:
         m.args += ["--oauth-client-id", m.take("client_id")]
@@ -121,7 +126,7 @@ def command_line(env, argv):
 
 def last_line(text):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "(nothing on stderr)"
+    return lines[-1][:150] if lines else "(nothing on stderr)"
 
 
 async def exercise(client):
@@ -138,6 +143,8 @@ async def exercise(client):
 
 async def run(bridge, url, scenario, context, modern, secret_dir, errlog):
     m = map_scenario(scenario, context, secret_dir)
+    if OPENER in m.args and shutil.which(OPENER.split()[0]) is None:
+        raise RuntimeError("curl, the headless browser, is not installed (apt-get install curl)")
     argv = [*bridge, "--allow-http", *m.args, url]
     print(f"bridge command: {command_line(m.env, argv)}", file=sys.stderr)
     if m.unmapped():
@@ -160,7 +167,7 @@ def describe(error):
         error = error.exceptions[0]
     if isinstance(error, TimeoutError):
         return f"no answer within {RUN_TIMEOUT:.0f} s"
-    return f"{type(error).__name__}: {error}".splitlines()[0][:300]
+    return f"{type(error).__name__}: {error}".splitlines()[0][:150]
 
 
 def main():
