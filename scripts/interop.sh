@@ -195,7 +195,8 @@ conformance_check() {
 # WARNING (a SHOULD the bridge skipped is a defect here). The runner's OVERALL verdict already
 # counts warnings, a timeout and a client that exited non-zero (unless the scenario expects a
 # client that gives up); the summary and the check lines are read as well, so that no change in
-# the runner's verdict rule can turn a warning into a pass.
+# the runner's verdict rule can turn a warning into a pass. The runner's per-client timeout is 60 s,
+# not 30: a login is several round trips and a browser process, on a loaded 2-core CI machine.
 auth_check() {
   local package=$1 scenario=$2 out results summary problems client
   shift 2
