@@ -171,9 +171,9 @@ def describe(error):
 
 
 def main():
-    *bridge, url = sys.argv[1:]
-    if not bridge:
+    if len(sys.argv) < 3:
         sys.exit("usage: conformance_auth_client.py BRIDGE [BRIDGE ARGS...] URL")
+    *bridge, url = sys.argv[1:]
     scenario = os.environ.get("MCP_CONFORMANCE_SCENARIO", "")
     context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
     modern = os.environ.get("MCP_CONFORMANCE_PROTOCOL_VERSION", "") >= "2026-07-28"
