@@ -768,8 +768,9 @@ Authorization (OAuth; on when the server asks for it):       Environment fallbac
                                    [default: auto = OS credential store]
   --oauth-login-wait <seconds>     How long a request waits   MCP_REMOTE_OAUTH_LOGIN_WAIT
                                    for the sign-in [default: 45]
-  --oauth-dpop <auto|off>          DPoP-bound tokens where    MCP_REMOTE_OAUTH_DPOP
-                                   the server offers them
+  --oauth-dpop <auto|on|off>       DPoP-bound tokens where    MCP_REMOTE_OAUTH_DPOP
+                                   the server offers them (auto: when the TLS key can
+                                   prove possession, or nothing is shared)
 
 Machine identity (no browser):
   --oauth-grant <grant>            authorization-code         MCP_REMOTE_OAUTH_GRANT

@@ -62,8 +62,20 @@ pub struct OAuthOptions {
     pub assertion_file: Option<PathBuf>,
     /// Enterprise-managed authorization (`--oauth-grant id-jag`): the identity provider.
     pub idp: Option<IdpOptions>,
-    /// DPoP-bound tokens where the authorization server offers them (`--oauth-dpop off`: never).
-    pub dpop: bool,
+    /// DPoP-bound tokens where the authorization server offers them (`--oauth-dpop`).
+    pub dpop: DpopMode,
+}
+
+/// When to ask for DPoP-bound tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DpopMode {
+    /// Where the server offers DPoP and the proof key can be shared by every bridge process (the
+    /// TLS client key), or nothing is shared anyway (`--oauth-token-store memory`): a key of one
+    /// process would bind the tokens to it, and other processes would each have to sign in.
+    Auto,
+    /// Wherever the server offers DPoP, with a key of this process if the TLS key cannot sign.
+    On,
+    Off,
 }
 
 /// How the bridge obtains tokens.

@@ -185,7 +185,14 @@ fn field_diagnoses() -> Vec<String> {
         .iter()
         .map(|e| diagnose(e, &config).message)
         .collect();
-    let frame = error_frame(&Id::Num(0), 401, None, Some("Bearer realm=\"mcp\""), b"", false);
+    let frame = error_frame(
+        &Id::Num(0),
+        401,
+        None,
+        Some("Bearer realm=\"mcp\""),
+        b"",
+        false,
+    );
     let frame: serde_json::Value = serde_json::from_slice(&frame).unwrap();
     messages.push(frame["error"]["message"].as_str().unwrap().to_string());
     messages.push(UnsupportedEncoding("br".into()).to_string());

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{parse_seconds, string_value, usage, UsageError};
 use std::path::PathBuf;
 
-use crate::config::{IdpOptions, JwtKeySource, OAuthGrant, OAuthOptions, Secret};
+use crate::config::{DpopMode, IdpOptions, JwtKeySource, OAuthGrant, OAuthOptions, Secret};
 use crate::oauth::browser::Opener;
 use crate::oauth::store::StoreChoice;
 
@@ -222,11 +222,12 @@ impl OAuthFlags {
             _ => {}
         }
         let dpop = match pick(self.dpop, ENV_DPOP).as_deref() {
-            None | Some("auto") => true,
-            Some("off") => false,
+            None | Some("auto") => DpopMode::Auto,
+            Some("on") => DpopMode::On,
+            Some("off") => DpopMode::Off,
             Some(other) => {
                 return Err(usage(format!(
-                    "--oauth-dpop: '{other}' is not one of auto, off ({ENV_DPOP} likewise)"
+                    "--oauth-dpop: '{other}' is not one of auto, on, off ({ENV_DPOP} likewise)"
                 )))
             }
         };

@@ -155,12 +155,23 @@ mod tests {
             "HTTP 401 from server: the server refused the Authorization header sent with --header"
         ));
         let none_sent = error_frame(&Id::Num(1), 401, None, Some(challenge), b"{}", false);
-        assert!(!message(&none_sent).contains("refused"), "{}", message(&none_sent));
+        assert!(
+            !message(&none_sent).contains("refused"),
+            "{}",
+            message(&none_sent)
+        );
     }
 
     #[test]
     fn other_challenges_and_statuses_keep_the_plain_mapping() {
-        let basic = error_frame(&Id::Num(1), 401, None, Some("Basic realm=\"x\""), b"", false);
+        let basic = error_frame(
+            &Id::Num(1),
+            401,
+            None,
+            Some("Basic realm=\"x\""),
+            b"",
+            false,
+        );
         assert_eq!(message(&basic), "HTTP 401 from server (empty body)");
         let forbidden = error_frame(&Id::Num(1), 403, None, Some("Bearer"), b"no", false);
         assert_eq!(message(&forbidden), "HTTP 403 from server: no");

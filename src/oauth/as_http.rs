@@ -59,13 +59,31 @@ impl AsHttp {
         }
     }
 
-    /// Use DPoP from now on (the key is made once per process).
-    pub fn enable_dpop(&self) -> Result<Arc<super::dpop::Dpop>, String> {
+    /// Use DPoP from now on with the authorization server's algorithms: the TLS client key when
+    /// there is one that fits (every bridge process holds it, so bound tokens can be shared),
+    /// else a P-256 key made for this process. Once per process.
+    /// `ephemeral_ok`: whether a key of this process may be used when the TLS key cannot sign;
+    /// None when it may not.
+    pub fn enable_dpop(
+        &self,
+        algs: &[String],
+        ephemeral_ok: bool,
+    ) -> Result<Option<Arc<super::dpop::Dpop>>, String> {
         if let Some(d) = self.dpop.get() {
-            return Ok(Arc::clone(d));
+            return Ok(Some(Arc::clone(d)));
         }
-        let made = Arc::new(super::dpop::Dpop::generate()?);
-        Ok(Arc::clone(self.dpop.get_or_init(|| made)))
+        let from_tls = super::tls_certified(&self.http)
+            .map(|certified| super::dpop::Dpop::from_certified(&certified, algs));
+        let made = match from_tls {
+            Some(Ok(dpop)) => dpop,
+            _ if !ephemeral_ok => return Ok(None),
+            Some(Err(e)) => {
+                log::debug!("OAuth: the TLS key cannot prove DPoP possession here ({e}); using a key of this process");
+                super::dpop::Dpop::generate()?
+            }
+            None => super::dpop::Dpop::generate()?,
+        };
+        Ok(Some(Arc::clone(self.dpop.get_or_init(|| Arc::new(made)))))
     }
 
     pub fn dpop(&self) -> Option<Arc<super::dpop::Dpop>> {
@@ -77,7 +95,12 @@ impl AsHttp {
     }
 
     pub fn get(&self, url: &str) -> Result<Answer, String> {
-        self.send(Method::GET, url, &[("Accept", "application/json")], Vec::new())
+        self.send(
+            Method::GET,
+            url,
+            &[("Accept", "application/json")],
+            Vec::new(),
+        )
     }
 
     /// POST `form` (application/x-www-form-urlencoded), with an `Authorization` value and a

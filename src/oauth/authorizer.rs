@@ -20,14 +20,15 @@ use std::time::{Duration, Instant};
 use super::as_http::AsHttp;
 use super::browser::Opener;
 use super::challenge::{self, Challenge};
+use super::dpop::Side;
 use super::flow::{self, Discovered, LoginPlan};
 use super::lock;
-use super::dpop::Side;
 use super::machine::{self, MachineClient};
 use super::metadata;
 use super::registration::ClientConfig;
 use super::store::TokenStore;
 use super::tokens::{now, Record, Tokens};
+use crate::config::DpopMode;
 use crate::sync::lock as lock_mutex;
 use crate::transport::stop::Stop;
 
@@ -66,8 +67,8 @@ pub struct Settings {
     pub redirect_uri: Option<String>,
     pub opener: Opener,
     pub login_wait: Duration,
-    /// Use DPoP where the authorization server offers it (`--oauth-dpop`).
-    pub dpop: bool,
+    /// When to use DPoP where the authorization server offers it (`--oauth-dpop`).
+    pub dpop: DpopMode,
     /// Said once, at the first login, when the store will not keep it across restarts.
     pub store_warning: Option<String>,
 }
@@ -147,7 +148,24 @@ impl Authorizer {
     pub fn headers(&self, method: &str, url: &str) -> Option<(String, Option<String>)> {
         let authorization = self.header()?;
         let tokens = self.state().record.tokens.clone()?;
-        let proof = match (tokens.is_dpop(), self.http.dpop()) {
+        let dpop = match self.http.dpop() {
+            // A DPoP-bound token from the store (another process got it, with the TLS key).
+            None if tokens.is_dpop() && self.settings.dpop != DpopMode::Off => {
+                let algs = self
+                    .state()
+                    .record
+                    .server
+                    .as_ref()
+                    .and_then(|s| s.dpop_signing_alg_values_supported.clone())
+                    .unwrap_or_default();
+                self.http
+                    .enable_dpop(&algs, self.ephemeral_dpop_ok())
+                    .ok()
+                    .flatten()
+            }
+            dpop => dpop,
+        };
+        let proof = match (tokens.is_dpop(), dpop) {
             (true, Some(dpop)) => {
                 match dpop.proof(Side::Resource, method, url, Some(&tokens.access_token)) {
                     Ok(p) => Some(p),
@@ -167,6 +185,12 @@ impl Authorizer {
     pub fn declare_extensions(&self, frame: &[u8]) -> Option<Vec<u8>> {
         let ids = super::extensions::in_use(&self.http.config().oauth, self.http.dpop().is_some());
         super::extensions::declare(frame, &ids)
+    }
+
+    /// Whether DPoP may bind tokens to a key only this process holds: asked for (`on`), or
+    /// nothing is shared with other processes anyway.
+    fn ephemeral_dpop_ok(&self) -> bool {
+        self.settings.dpop == DpopMode::On || !self.store.persistent()
     }
 
     /// A server's `DPoP-Nonce` (on any answer): used by the next proof to it.
@@ -300,9 +324,7 @@ impl Authorizer {
     fn refresh_refused(&self, sent: &str) -> bool {
         let held = self.state().record.tokens.clone();
         match held {
-            Some(t) if t.header() == sent && t.refresh_token.is_some() => {
-                self.refresh(Some(&t))
-            }
+            Some(t) if t.header() == sent && t.refresh_token.is_some() => self.refresh(Some(&t)),
             _ => false,
         }
     }
@@ -444,8 +466,22 @@ impl Authorizer {
                 st.record.client_for(&discovered.server.issuer).cloned(),
             )
         };
-        if self.settings.dpop && discovered.server.offers_dpop() {
-            self.http.enable_dpop()?;
+        if self.settings.dpop != DpopMode::Off && discovered.server.offers_dpop() {
+            let algs = discovered
+                .server
+                .dpop_signing_alg_values_supported
+                .clone()
+                .unwrap_or_default();
+            match self.http.enable_dpop(&algs, self.ephemeral_dpop_ok())? {
+                Some(dpop) => log::debug!(
+                    "OAuth: DPoP-bound tokens, proofs signed with {}",
+                    if dpop.shared { "the TLS client key" } else { "a key of this process" }
+                ),
+                None => log::debug!(
+                    "OAuth: bearer tokens: DPoP would bind them to a key of this process, and the {} shares them with other bridges (--oauth-dpop on to bind anyway)",
+                    self.store.describe()
+                ),
+            }
         }
         if let Some(client) = &self.settings.machine {
             return self.machine_grant(client, &discovered, scope);
@@ -605,7 +641,11 @@ impl Authorizer {
         };
         match flow::refresh(&self.http, &server, &client, held, resource.as_deref()) {
             Ok(tokens) => {
-                log::info!("renewed the access token at {} ({})", server.issuer, expiry_words(&tokens));
+                log::info!(
+                    "renewed the access token at {} ({})",
+                    server.issuer,
+                    expiry_words(&tokens)
+                );
                 let record = {
                     let mut st = self.state();
                     st.record.tokens = Some(tokens);
@@ -673,6 +713,19 @@ impl Authorizer {
     }
 
     fn write_store(&self, record: &Record) {
+        // Tokens bound to a key only this process holds are of no use to another one.
+        let process_bound = record.tokens.as_ref().is_some_and(Tokens::is_dpop)
+            && !self.http.dpop().is_some_and(|d| d.shared);
+        let kept;
+        let record = if process_bound {
+            kept = Record {
+                tokens: None,
+                ..record.clone()
+            };
+            &kept
+        } else {
+            record
+        };
         let bytes = match serde_json::to_vec(record) {
             Ok(b) => b,
             Err(e) => {
@@ -681,7 +734,10 @@ impl Authorizer {
             }
         };
         if let Err(e) = self.store.save(&self.key, &bytes) {
-            log::warn!("cannot save the authorization in the {}: {e}", self.store.describe());
+            log::warn!(
+                "cannot save the authorization in the {}: {e}",
+                self.store.describe()
+            );
         }
     }
 
@@ -709,12 +765,21 @@ impl Authorizer {
                 if let Some(refresh) = &tokens.refresh_token {
                     flow::revoke(&self.http, server, client, refresh, "refresh_token");
                 }
-                flow::revoke(&self.http, server, client, &tokens.access_token, "access_token");
+                flow::revoke(
+                    &self.http,
+                    server,
+                    client,
+                    &tokens.access_token,
+                    "access_token",
+                );
             }
         }
         self.state().record = Record::default();
         if let Err(e) = self.store.delete(&self.key) {
-            log::warn!("cannot delete the authorization from the {}: {e}", self.store.describe());
+            log::warn!(
+                "cannot delete the authorization from the {}: {e}",
+                self.store.describe()
+            );
         }
         had
     }
@@ -772,5 +837,7 @@ fn store_key(mcp_url: &str, client: &ClientConfig) -> String {
         .as_deref()
         .or(client.metadata_url.as_deref())
         .unwrap_or("");
-    format!("mcp-secure-remote oauth {mcp_url} {id}").trim_end().to_string()
+    format!("mcp-secure-remote oauth {mcp_url} {id}")
+        .trim_end()
+        .to_string()
 }

@@ -187,7 +187,9 @@ mod tests {
 
     #[test]
     fn reads_a_bearer_challenge_with_quoted_parameters() {
-        let c = one(r#"Bearer resource_metadata="http://h:1/.well-known/oauth-protected-resource/mcp", scope="mcp:read mcp:write""#);
+        let c = one(
+            r#"Bearer resource_metadata="http://h:1/.well-known/oauth-protected-resource/mcp", scope="mcp:read mcp:write""#,
+        );
         assert_eq!(c.scheme, "Bearer");
         assert_eq!(
             c.param("resource_metadata"),
@@ -220,10 +222,21 @@ mod tests {
     fn unescapes_quoted_values_and_survives_garbage() {
         let c = one(r#"bearer error_description="say \"hi\"""#);
         assert_eq!(c.param("error_description"), Some(r#"say "hi""#));
-        for junk in ["", ",,,", "\"", "=", "Bearer =", "Bearer a=\"unterminated", "é Bearer x=1"] {
+        for junk in [
+            "",
+            ",,,",
+            "\"",
+            "=",
+            "Bearer =",
+            "Bearer a=\"unterminated",
+            "é Bearer x=1",
+        ] {
             let _ = parse(junk);
         }
-        assert_eq!(parse("é Bearer x=1").last().and_then(|c| c.param("x")), Some("1"));
+        assert_eq!(
+            parse("é Bearer x=1").last().and_then(|c| c.param("x")),
+            Some("1")
+        );
     }
 
     #[test]

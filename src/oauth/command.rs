@@ -8,8 +8,8 @@ use ureq::http::Method;
 
 use super::authorizer::LOGIN_BOUND;
 use crate::config::Config;
-use crate::http::Http;
 use crate::http::response::read_short_body;
+use crate::http::Http;
 use crate::transport::exchange::{Exchange, Waits};
 use crate::transport::stop::Stop;
 
@@ -83,7 +83,10 @@ pub fn login(mut config: Config, http: Http) -> i32 {
             0
         }
         None => {
-            log::error!("login to {} failed: the server answered HTTP {status}", config.url);
+            log::error!(
+                "login to {} failed: the server answered HTTP {status}",
+                config.url
+            );
             1
         }
     }

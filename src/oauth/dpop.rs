@@ -21,6 +21,11 @@ use crate::sync::lock;
 pub struct Dpop {
     key: Arc<dyn SigningKey>,
     jwk: Value,
+    /// The proof algorithms the authorization server accepts (empty: ES256 only).
+    algs: Vec<String>,
+    /// The key is the TLS client key, which every bridge process holds: tokens bound to it can
+    /// be shared through the store. An ephemeral key's tokens stay in this process.
+    pub shared: bool,
     /// The authorization server's and the resource server's last `DPoP-Nonce`.
     nonces: Mutex<Nonces>,
 }
@@ -62,6 +67,30 @@ impl Dpop {
         Ok(Dpop {
             key,
             jwk,
+            algs: vec!["ES256".into()],
+            shared: false,
+            nonces: Mutex::new(Nonces::default()),
+        })
+    }
+
+    /// The TLS client key as the proof key (its public half from the certificate), signing
+    /// with one of `algs` (the authorization server's `dpop_signing_alg_values_supported`).
+    pub fn from_certified(
+        certified: &rustls::sign::CertifiedKey,
+        algs: &[String],
+    ) -> Result<Dpop, String> {
+        let leaf = certified
+            .cert
+            .first()
+            .ok_or("the client certificate is missing")?;
+        let jwk = jwk_of_certificate(leaf)?;
+        // Fails early when the key cannot sign with any accepted algorithm.
+        JwsKey::new(certified.key.as_ref(), algs)?;
+        Ok(Dpop {
+            key: Arc::clone(&certified.key),
+            jwk,
+            algs: algs.to_vec(),
+            shared: true,
             nonces: Mutex::new(Nonces::default()),
         })
     }
@@ -74,7 +103,7 @@ impl Dpop {
         url: &str,
         access_token: Option<&str>,
     ) -> Result<String, String> {
-        let jws = JwsKey::new(self.key.as_ref(), &["ES256".to_string()])?;
+        let jws = JwsKey::new(self.key.as_ref(), &self.algs)?;
         let mut claims = json!({
             "jti": pkce::random_token(16)?,
             "htm": method,
@@ -106,6 +135,40 @@ impl Dpop {
         match side {
             Side::AuthServer => nonces.auth_server.clone(),
             Side::Resource => nonces.resource.clone(),
+        }
+    }
+}
+
+/// The public JWK (RFC 7517) of a certificate's key: EC P-256/P-384 or RSA.
+fn jwk_of_certificate(leaf: &rustls_pki_types::CertificateDer<'_>) -> Result<Value, String> {
+    use crate::tls::KeyKind;
+    let b64 = |b: &[u8]| Base64UrlUnpadded::encode_string(b);
+    let (kind, public) = crate::tls::certificate_key(leaf)
+        .map_err(|e| format!("the client certificate's key cannot prove possession: {e}"))?;
+    match kind {
+        KeyKind::EcP256 | KeyKind::EcP384 => {
+            let (crv, size) = if kind == KeyKind::EcP256 {
+                ("P-256", 32)
+            } else {
+                ("P-384", 48)
+            };
+            if public.len() != 1 + 2 * size || public[0] != 4 {
+                return Err("the client certificate's EC point is not uncompressed".into());
+            }
+            Ok(
+                json!({"kty": "EC", "crv": crv, "x": b64(&public[1..1 + size]), "y": b64(&public[1 + size..])}),
+            )
+        }
+        KeyKind::Rsa { .. } => {
+            let bad = || "the client certificate's RSA key cannot be read".to_string();
+            let (body, _) = super::jws::der_item(&public, 0x30).ok_or_else(bad)?;
+            let (n, rest) = super::jws::der_item(body, 0x02).ok_or_else(bad)?;
+            let (e, _) = super::jws::der_item(rest, 0x02).ok_or_else(bad)?;
+            let strip = |i: &[u8]| {
+                let first = i.iter().position(|b| *b != 0).unwrap_or(i.len());
+                i[first..].to_vec()
+            };
+            Ok(json!({"kty": "RSA", "n": b64(&strip(n)), "e": b64(&strip(e))}))
         }
     }
 }
@@ -149,7 +212,13 @@ mod tests {
                 ring::digest::digest(&ring::digest::SHA256, b"tok").as_ref()
             )
         );
-        assert_ne!(claims["jti"], decode(b.split('.').nth(1).unwrap_or("")).get("jti").cloned().unwrap_or_default());
+        assert_ne!(
+            claims["jti"],
+            decode(b.split('.').nth(1).unwrap_or(""))
+                .get("jti")
+                .cloned()
+                .unwrap_or_default()
+        );
         let to_as = dpop
             .proof(Side::AuthServer, "POST", "https://as/token", None)
             .unwrap_or_default();

@@ -16,7 +16,9 @@ pub fn in_use(options: &OAuthOptions, dpop_active: bool) -> Vec<&'static str> {
         return ids;
     }
     match options.grant {
-        OAuthGrant::ClientCredentials => ids.push("io.modelcontextprotocol/oauth-client-credentials"),
+        OAuthGrant::ClientCredentials => {
+            ids.push("io.modelcontextprotocol/oauth-client-credentials")
+        }
         OAuthGrant::IdJag => ids.push("io.modelcontextprotocol/enterprise-managed-authorization"),
         OAuthGrant::JwtBearer => ids.push("io.modelcontextprotocol/auth/wif"),
         OAuthGrant::AuthorizationCode => {}

@@ -14,7 +14,7 @@ use super::loopback::{Listener, LoopbackError};
 use super::metadata::{self, AuthServer, ProtectedResource};
 use super::pkce;
 use super::registration::{self, ClientConfig, Plan};
-use super::tokens::{now, Client, ErrorResponse, TokenResponse, Tokens};
+use super::tokens::{now, Client, ClientSource, ErrorResponse, TokenResponse, Tokens};
 
 /// What discovery found for the MCP server.
 #[derive(Debug, Clone)]
@@ -162,21 +162,25 @@ pub struct LoggedIn {
 /// authorization endpoint, check what comes back, redeem the code.
 pub fn login(http: &AsHttp, plan: LoginPlan<'_>) -> Result<LoggedIn, String> {
     let server = &plan.discovered.server;
-    let listener = match plan.redirect_uri {
-        Some(uri) => Listener::for_redirect_uri(uri),
-        None => Listener::ephemeral(),
+    // A dynamically registered client's redirect URI is reused when its port is free, so that
+    // a new sign-in does not register a new client (servers that match redirect URIs exactly
+    // would refuse the old one on another port).
+    let kept_uri = plan
+        .kept_client
+        .filter(|c| c.issuer == server.issuer && c.source == ClientSource::Dynamic)
+        .and_then(|c| c.redirect_uri.as_deref());
+    let listener = match (plan.redirect_uri, kept_uri) {
+        (Some(uri), _) => Listener::for_redirect_uri(uri),
+        (None, Some(uri)) => Listener::for_redirect_uri(uri).or_else(|_| Listener::ephemeral()),
+        (None, None) => Listener::ephemeral(),
     }
     .map_err(|e| format!("cannot listen for the login's redirect: {e}"))?;
     let redirect_uri = listener.redirect_uri().to_string();
-    let client = match registration::plan(
-        plan.client_config,
-        server,
-        plan.kept_client,
-        &redirect_uri,
-    )? {
-        Plan::Use(client) => client,
-        Plan::Register => register(http, server, &redirect_uri)?,
-    };
+    let client =
+        match registration::plan(plan.client_config, server, plan.kept_client, &redirect_uri)? {
+            Plan::Use(client) => client,
+            Plan::Register => register(http, server, &redirect_uri)?,
+        };
     let verifier = pkce::verifier()?;
     let state = pkce::random_token(24)?;
     let url = authorization_url(
@@ -208,7 +212,9 @@ pub fn login(http: &AsHttp, plan: LoginPlan<'_>) -> Result<LoggedIn, String> {
             LoopbackError::Stopped => "the bridge is stopping".to_string(),
             other => format!("the login's redirect could not be received: {other}"),
         })?;
-    let code = check_callback(server, &state, |name| callback.get(name).map(str::to_string))?;
+    let code = check_callback(server, &state, |name| {
+        callback.get(name).map(str::to_string)
+    })?;
     let mut form = vec![
         ("grant_type".to_string(), "authorization_code".to_string()),
         ("code".to_string(), code),
@@ -274,6 +280,13 @@ fn authorization_url(
             .append_pair("state", state);
         if let Some(scope) = scope {
             query.append_pair("scope", scope);
+            // OIDC Core §11: a refresh token for offline access is issued only after consent.
+            if scope
+                .split_ascii_whitespace()
+                .any(|s| s == "offline_access")
+            {
+                query.append_pair("prompt", "consent");
+            }
         }
         if let Some(resource) = resource {
             query.append_pair("resource", resource);
@@ -517,9 +530,17 @@ mod tests {
     fn iss_is_compared_exactly_when_present_and_required_when_promised() {
         let promised = server(true);
         let silent = server(false);
-        let ok = [("state", "st"), ("code", "c"), ("iss", "http://localhost:9")];
+        let ok = [
+            ("state", "st"),
+            ("code", "c"),
+            ("iss", "http://localhost:9"),
+        ];
         let missing = [("state", "st"), ("code", "c")];
-        let slash = [("state", "st"), ("code", "c"), ("iss", "http://localhost:9/")];
+        let slash = [
+            ("state", "st"),
+            ("code", "c"),
+            ("iss", "http://localhost:9/"),
+        ];
         let wrong = [("state", "st"), ("code", "c"), ("iss", "http://evil")];
         assert!(check_callback(&promised, "st", params(&ok)).is_ok());
         assert!(check_callback(&promised, "st", params(&missing)).is_err());
@@ -541,7 +562,7 @@ mod tests {
             client_secret: None,
             auth_method: "none".into(),
             redirect_uri: None,
-            source: super::super::tokens::ClientSource::Dynamic,
+            source: ClientSource::Dynamic,
             secret_expires_at: 0,
         };
         let url = authorization_url(

@@ -120,7 +120,7 @@ pub fn ecdsa_der_to_raw(der: &[u8], size: usize) -> Result<Vec<u8>, String> {
 }
 
 /// One DER item of `tag`: its contents and what follows it.
-fn der_item(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+pub(crate) fn der_item(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     let (&t, rest) = input.split_first()?;
     if t != tag {
         return None;
@@ -160,8 +160,8 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let public = pair.public_key().as_ref().to_vec();
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec()));
-        let key = rustls::crypto::ring::sign::any_supported_type(&der)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let key =
+            rustls::crypto::ring::sign::any_supported_type(&der).unwrap_or_else(|e| panic!("{e}"));
         (public, key)
     }
 
@@ -175,10 +175,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
-        let header: Value = serde_json::from_slice(
-            &Base64UrlUnpadded::decode_vec(parts[0]).unwrap_or_default(),
-        )
-        .unwrap_or_default();
+        let header: Value =
+            serde_json::from_slice(&Base64UrlUnpadded::decode_vec(parts[0]).unwrap_or_default())
+                .unwrap_or_default();
         assert_eq!(header["alg"], "ES256");
         let sig = Base64UrlUnpadded::decode_vec(parts[2]).unwrap_or_default();
         assert_eq!(sig.len(), 64);

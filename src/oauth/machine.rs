@@ -84,7 +84,10 @@ pub fn obtain(
                 .ok_or("the jwt-bearer grant needs --oauth-assertion-file")?;
             vec![
                 ("grant_type".into(), JWT_BEARER.into()),
-                ("assertion".into(), read_token_file(path, "--oauth-assertion-file")?),
+                (
+                    "assertion".into(),
+                    read_token_file(path, "--oauth-assertion-file")?,
+                ),
             ]
         }
         OAuthGrant::IdJag => {
@@ -120,12 +123,13 @@ pub fn obtain(
         grant.name(),
         server.issuer
     );
-    let answer = post_token(http, &server.issuer, &endpoint, &form, basic.as_deref()).map_err(
-        |f| MachineFailure {
-            message: failure_line(grant, &endpoint, &f),
-            refused: f.status.is_some(),
-        },
-    )?;
+    let answer =
+        post_token(http, &server.issuer, &endpoint, &form, basic.as_deref()).map_err(|f| {
+            MachineFailure {
+                message: failure_line(grant, &endpoint, &f),
+                refused: f.status.is_some(),
+            }
+        })?;
     Ok(answer.into_tokens(now(), scope, None)?)
 }
 
@@ -174,7 +178,12 @@ fn token_endpoint(server: &AuthServer, method: &str) -> Result<String, String> {
         "tls_client_auth" | "self_signed_tls_client_auth" => alias.or(plain),
         _ => plain,
     }
-    .ok_or_else(|| format!("the authorization server {} names no token endpoint", server.issuer))
+    .ok_or_else(|| {
+        format!(
+            "the authorization server {} names no token endpoint",
+            server.issuer
+        )
+    })
 }
 
 /// Add the client's authentication to `form`; returns a Basic `Authorization` value if any.
@@ -379,7 +388,9 @@ mod tests {
             Some("https://mtls.as/token")
         );
         assert_eq!(
-            token_endpoint(&server, "client_secret_basic").ok().as_deref(),
+            token_endpoint(&server, "client_secret_basic")
+                .ok()
+                .as_deref(),
             Some("https://as/token")
         );
         let mut form = Vec::new();

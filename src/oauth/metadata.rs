@@ -74,11 +74,11 @@ impl AuthServer {
             .is_some_and(|s| s.iter().any(|s| s == scope))
     }
 
-    /// DPoP with the one proof algorithm the bridge makes (ES256) is offered.
+    /// The server issues DPoP-bound tokens (RFC 9449 §5.1).
     pub fn offers_dpop(&self) -> bool {
         self.dpop_signing_alg_values_supported
             .as_ref()
-            .is_some_and(|a| a.iter().any(|a| a == "ES256"))
+            .is_some_and(|a| !a.is_empty())
     }
 
     /// The URLs this metadata makes the client send to, for the scheme and origin checks.
@@ -193,8 +193,9 @@ pub fn check_issuer(found: &str, expected: &str) -> Result<(), String> {
 /// An endpoint the client will send to must be HTTPS, unless it is on this machine or the user
 /// allowed plain HTTP (`--allow-http`).
 pub fn check_endpoint(endpoint: &str, allow_http: bool) -> Result<url::Url, String> {
-    let parsed = url::Url::parse(endpoint)
-        .map_err(|e| format!("the authorization server endpoint '{endpoint}' is not a URL ({e})"))?;
+    let parsed = url::Url::parse(endpoint).map_err(|e| {
+        format!("the authorization server endpoint '{endpoint}' is not a URL ({e})")
+    })?;
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if allow_http || is_loopback(&parsed) => Ok(parsed),

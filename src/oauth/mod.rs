@@ -20,9 +20,9 @@ pub mod as_http;
 pub mod authorizer;
 pub mod browser;
 pub mod challenge;
+pub mod command;
 pub mod dpop;
 pub mod extensions;
-pub mod command;
 pub mod flow;
 pub mod jws;
 pub mod lock;
@@ -43,7 +43,11 @@ use crate::http::Http;
 use crate::transport::stop::Stop;
 
 /// The authorizer of this configuration, or None when OAuth is off.
-pub fn authorizer_for(config: &Arc<Config>, http: &Http, stop: &Arc<Stop>) -> Option<Arc<Authorizer>> {
+pub fn authorizer_for(
+    config: &Arc<Config>,
+    http: &Http,
+    stop: &Arc<Stop>,
+) -> Option<Arc<Authorizer>> {
     let options = &config.oauth;
     if !options.enabled {
         return None;
@@ -57,7 +61,8 @@ pub fn authorizer_for(config: &Arc<Config>, http: &Http, stop: &Arc<Stop>) -> Op
     };
     // Both were validated by the command line parser.
     let opener = browser::Opener::parse(&options.browser).unwrap_or(browser::Opener::None);
-    let choice = store::StoreChoice::parse(&options.token_store).unwrap_or(store::StoreChoice::Memory);
+    let choice =
+        store::StoreChoice::parse(&options.token_store).unwrap_or(store::StoreChoice::Memory);
     let (store, warning) = store::open(&choice);
     // A key that cannot be read fails every authorization with its reason (the bridge stays up
     // for servers that never ask).
@@ -70,7 +75,10 @@ pub fn authorizer_for(config: &Arc<Config>, http: &Http, stop: &Arc<Stop>) -> Op
         config_error,
         client: registration::ClientConfig {
             client_id: options.client_id.clone(),
-            client_secret: options.client_secret.as_ref().map(|s| s.expose().to_string()),
+            client_secret: options
+                .client_secret
+                .as_ref()
+                .map(|s| s.expose().to_string()),
             metadata_url: options.client_metadata_url.clone(),
         },
         redirect_uri: options.redirect_uri.clone(),
@@ -106,7 +114,10 @@ fn machine_client(config: &Config, http: &Http) -> Result<Option<machine::Machin
     Ok(Some(machine::MachineClient {
         grant: options.grant,
         client_id: options.client_id.clone(),
-        client_secret: options.client_secret.as_ref().map(|s| s.expose().to_string()),
+        client_secret: options
+            .client_secret
+            .as_ref()
+            .map(|s| s.expose().to_string()),
         auth_method: options.client_auth.clone(),
         jwt_key,
         assertion_file: options.assertion_file.clone(),
@@ -116,6 +127,11 @@ fn machine_client(config: &Config, http: &Http) -> Result<Option<machine::Machin
 
 /// The TLS client key the bridge presents (the one of the current, possibly rotated, config).
 fn tls_signing_key(http: &Http) -> Option<Arc<dyn rustls::sign::SigningKey>> {
+    tls_certified(http).map(|certified| Arc::clone(&certified.key))
+}
+
+/// The TLS client certificate and key (of the current, possibly rotated, config).
+pub(crate) fn tls_certified(http: &Http) -> Option<Arc<rustls::sign::CertifiedKey>> {
     let config = http.tls_config.read().ok()?.clone();
     if !config.client_auth_cert_resolver.has_certs() {
         return None;
@@ -124,6 +140,5 @@ fn tls_signing_key(http: &Http) -> Option<Arc<dyn rustls::sign::SigningKey>> {
         .crypto_provider()
         .signature_verification_algorithms
         .supported_schemes();
-    let certified = config.client_auth_cert_resolver.resolve(&[], &schemes)?;
-    Some(Arc::clone(&certified.key))
+    config.client_auth_cert_resolver.resolve(&[], &schemes)
 }

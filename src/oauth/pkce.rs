@@ -42,7 +42,9 @@ mod tests {
         let a = verifier().unwrap_or_default();
         let b = verifier().unwrap_or_default();
         assert_eq!(a.len(), 43);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_ne!(a, b);
     }
 }

@@ -153,7 +153,10 @@ pub fn registered_client(
             server.issuer
         )
     })?;
-    let auth_method = match (&answer.client_secret, answer.token_endpoint_auth_method.as_deref()) {
+    let auth_method = match (
+        &answer.client_secret,
+        answer.token_endpoint_auth_method.as_deref(),
+    ) {
         (None, _) | (_, Some("none")) => "none".to_string(),
         (Some(_), registered) => secret_method(server, registered),
     };
@@ -220,12 +223,8 @@ mod tests {
         };
         assert_eq!(c.source, ClientSource::PreRegistered);
         assert_eq!(c.auth_method, "client_secret_basic");
-        let Ok(Plan::Use(c)) = plan(
-            &config,
-            &server(Some(&["client_secret_post"])),
-            None,
-            "x",
-        ) else {
+        let Ok(Plan::Use(c)) = plan(&config, &server(Some(&["client_secret_post"])), None, "x")
+        else {
             panic!("no plan")
         };
         assert_eq!(c.auth_method, "client_secret_post");
@@ -282,7 +281,9 @@ mod tests {
     fn no_registration_and_no_client_is_an_error_naming_the_flags() {
         let mut s = server(None);
         s.registration_endpoint = None;
-        let err = plan(&ClientConfig::default(), &s, None, "x").err().unwrap_or_default();
+        let err = plan(&ClientConfig::default(), &s, None, "x")
+            .err()
+            .unwrap_or_default();
         assert!(err.contains("--oauth-client-id"), "{err}");
     }
 
@@ -297,7 +298,10 @@ mod tests {
             br#"{"client_id":"c","client_secret":"s","token_endpoint_auth_method":"client_secret_post"}"#,
             "u",
         );
-        assert_eq!(c.map(|c| c.auth_method).ok().as_deref(), Some("client_secret_post"));
+        assert_eq!(
+            c.map(|c| c.auth_method).ok().as_deref(),
+            Some("client_secret_post")
+        );
         let c = registered_client(&server(Some(&["none"])), br#"{"client_id":"c"}"#, "u");
         assert_eq!(c.map(|c| c.auth_method).ok().as_deref(), Some("none"));
         assert!(registered_client(&s, b"{}", "u").is_err());

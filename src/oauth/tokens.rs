@@ -52,7 +52,10 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("auth_method", &self.auth_method)
             .field("source", &self.source)
             .finish()
@@ -75,7 +78,10 @@ impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokens")
             .field("token_type", &self.token_type)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("expires_at", &self.expires_at)
             .field("scope", &self.scope)
             .finish()
@@ -199,7 +205,10 @@ impl ErrorResponse {
 
 /// An AS's text, shown in one line and bounded.
 fn clean(s: &str) -> String {
-    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     one_line.chars().take(200).collect()
 }
 
@@ -268,7 +277,8 @@ mod tests {
 
     #[test]
     fn error_answers_are_described_in_one_bounded_line() {
-        let e = ErrorResponse::parse(br#"{"error":"invalid_grant","error_description":"gone\nnow"}"#);
+        let e =
+            ErrorResponse::parse(br#"{"error":"invalid_grant","error_description":"gone\nnow"}"#);
         assert_eq!(e.describe(400), "invalid_grant (gone now)");
         assert_eq!(ErrorResponse::parse(b"<html>").describe(502), "HTTP 502");
     }
@@ -288,8 +298,14 @@ mod tests {
         r.put_client(client("https://a", "1"));
         r.put_client(client("https://b", "2"));
         r.put_client(client("https://a", "3"));
-        assert_eq!(r.client_for("https://a").map(|c| c.client_id.as_str()), Some("3"));
-        assert_eq!(r.client_for("https://b").map(|c| c.client_id.as_str()), Some("2"));
+        assert_eq!(
+            r.client_for("https://a").map(|c| c.client_id.as_str()),
+            Some("3")
+        );
+        assert_eq!(
+            r.client_for("https://b").map(|c| c.client_id.as_str()),
+            Some("2")
+        );
         assert!(r.client_for("https://c").is_none());
     }
 }

@@ -28,6 +28,7 @@ use rustls::{ClientConfig, SupportedProtocolVersion};
 pub use certinfo::{format_utc, CertInfo, Validity, EXPIRY_WARNING_WINDOW};
 pub use error::TlsError;
 pub use identity::ClientKey;
+pub(crate) use pkcs11::certificate_key;
 pub use pkcs11::{is_pkcs11_uri, KeyKind, ObjectType, Pkcs11Error, Pkcs11Uri, UriError};
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::{MAX_SESSIONS, RETRY_INTERVAL, SESSION_WAIT};

@@ -98,7 +98,10 @@ impl Exchange {
         waits: Waits,
     ) -> Result<Response<Body>, TransportError> {
         // The token goes only to the MCP server's origin (never along a redirect elsewhere).
-        let auth = self.auth.as_ref().filter(|_| url.same_origin(&self.config.url));
+        let auth = self
+            .auth
+            .as_ref()
+            .filter(|_| url.same_origin(&self.config.url));
         let Some(auth) = auth else {
             return self.send(method, url, headers, None, None, body, waits);
         };

@@ -101,7 +101,7 @@ const state = {
   refreshTokens: new Map(), // jti -> clientId, every refresh token ever saved
   accessTokens: new Map(), // jti -> clientId (opaque format only: JWTs are not stored)
   clients: [],
-  mcp: { authorized: 0, unauthorized: 0, wrongCertificate: 0, byToken: new Map(), methods: {} },
+  mcp: { authorized: 0, unauthorized: 0, wrongCertificate: 0, dpop: 0, badProof: 0, byToken: new Map(), methods: {} },
 };
 
 const bump = (table, key) => { table[key] = (table[key] ?? 0) + 1; };
@@ -370,7 +370,29 @@ async function verifyToken(token) {
   if (!stored || stored.isExpired) return undefined;
   const audiences = [].concat(stored.aud ?? []);
   if (!audiences.includes(resource)) return undefined;
-  return { scope: stored.scope, cnf: stored['x5t#S256'] ? { 'x5t#S256': stored['x5t#S256'] } : undefined, clientId: stored.clientId };
+  const cnf = {};
+  if (stored['x5t#S256']) cnf['x5t#S256'] = stored['x5t#S256'];
+  if (stored.jkt) cnf.jkt = stored.jkt;
+  return { scope: stored.scope, cnf: Object.keys(cnf).length ? cnf : undefined, clientId: stored.clientId };
+}
+
+// RFC 9449 §7.1: a DPoP-bound token comes with a proof for this request, signed by the key the
+// token is bound to. True when the proof holds.
+async function dpopProofHolds(req, token, claims) {
+  const proof = req.headers.dpop;
+  if (typeof proof !== 'string') return false;
+  try {
+    const { payload, protectedHeader } = await jose.jwtVerify(proof, jose.EmbeddedJWK, {
+      typ: 'dpop+jwt', maxTokenAge: '120s',
+    });
+    const ath = crypto.createHash('sha256').update(token).digest('base64url');
+    const htu = new URL(req.url, resource).href.split(/[?#]/)[0];
+    const jkt = await jose.calculateJwkThumbprint(protectedHeader.jwk, 'sha256');
+    return payload.htm === req.method && payload.htu === htu && payload.ath === ath
+      && (!claims.cnf?.jkt || claims.cnf.jkt === jkt);
+  } catch {
+    return false;
+  }
 }
 
 const TOOLS = [{
@@ -414,11 +436,20 @@ async function handleMcp(req, res) {
   if (url.pathname !== '/mcp') { json(res, 404, { error: 'not found' }); return; }
 
   const auth = req.headers.authorization ?? '';
-  const match = auth.match(/^Bearer ([A-Za-z0-9\-._~+/]+=*)$/);
+  const match = auth.match(/^(Bearer|DPoP) ([A-Za-z0-9\-._~+/]+=*)$/);
   if (!match) { challenge(res); return; }
-  const token = match[1];
+  const token = match[2];
   const claims = await verifyToken(token);
   if (!claims) { challenge(res, 'invalid_token'); return; }
+  // A DPoP-bound token is refused as a Bearer one, and needs a valid proof (RFC 9449 §7.1).
+  if (match[1] === 'DPoP' || claims.cnf?.jkt) {
+    if (match[1] !== 'DPoP' || !(await dpopProofHolds(req, token, claims))) {
+      state.mcp.badProof += 1;
+      challenge(res, 'invalid_token');
+      return;
+    }
+    state.mcp.dpop += 1;
+  }
   if (claims.cnf?.['x5t#S256'] && claims.cnf['x5t#S256'] !== certThumbprint(req.socket)) {
     state.mcp.wrongCertificate += 1;
     challenge(res, 'invalid_token');
@@ -479,6 +510,8 @@ async function handleControl(req, res) {
           authorized: state.mcp.authorized,
           unauthorized: state.mcp.unauthorized,
           wrong_certificate: state.mcp.wrongCertificate,
+          dpop: state.mcp.dpop,
+          bad_proof: state.mcp.badProof,
           methods: state.mcp.methods,
           requests_by_token: Object.fromEntries(state.mcp.byToken),
         },
