@@ -350,6 +350,11 @@ impl TestServer {
         self.state.requests()
     }
 
+    /// The requests received after the first `first` (cheap to poll in a long test).
+    pub fn requests_from(&self, first: usize) -> Vec<RecordedRequest> {
+        self.state.requests_from(first)
+    }
+
     /// Waits until a request matching `pred` has arrived; returns it, or `None` after `timeout`.
     pub fn wait_for_request(
         &self,
