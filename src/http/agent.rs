@@ -14,6 +14,7 @@ use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
 use ureq::{Agent, Proxy};
 
 use super::connector::{ConfigSlot, HandshakeLog, MtlsConnector};
+use super::keepalive::{self, Hints};
 use super::rotation::Rotation;
 use crate::config::Config;
 use crate::tls::ClientTls;
@@ -60,6 +61,7 @@ impl std::error::Error for AgentError {}
 /// Build the agent for `config` with the TLS client configuration `tls`.
 pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
     let proxy = env_proxy()?;
+    let hints = Hints::default();
     let ureq_config = Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -80,6 +82,7 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
         .user_agent(concat!("mcp-secure-remote/", env!("CARGO_PKG_VERSION")))
         // Compression stays off: the SSE stream must arrive as the server flushes it.
         .accept_encoding("identity")
+        .middleware(keepalive::middleware(hints.clone()))
         .build();
 
     let tls_config: ConfigSlot = Arc::new(RwLock::new(Arc::clone(&tls.config)));
@@ -98,6 +101,7 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
                 servername,
                 Arc::clone(&handshakes),
                 Some(Rotation::new(config.tls.clone(), Arc::clone(&tls_config))),
+                hints,
             ));
     let agent = Agent::with_parts(ureq_config, connector, DefaultResolver::default());
     Ok(Http {

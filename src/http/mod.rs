@@ -5,6 +5,7 @@ pub mod cancel;
 pub mod connector;
 pub mod diagnose;
 pub mod encoding;
+pub mod keepalive;
 pub mod response;
 pub mod rotation;
 pub mod stage;

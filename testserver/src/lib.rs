@@ -136,6 +136,14 @@ pub struct ServerOptions {
     /// (default false), so that one URL serves legacy SSE (GET) and Streamable HTTP / 2026-07-28
     /// (POST): both eras of one bridge against one endpoint.
     pub legacy_get_on_mcp: bool,
+    /// Apache's `KeepAliveTimeout` (default none: connections stay open). A request that arrives
+    /// on a connection idle at least this long is dropped unread and the connection cut: what a
+    /// client sees when its request crosses the server's keep-alive close on the wire, made
+    /// deterministic. A connection idle for twice as long is closed.
+    pub keep_alive_timeout: Option<Duration>,
+    /// Announce `keep_alive_timeout` in a `Keep-Alive: timeout=N` header on every response, as
+    /// Apache does (default false: nginx and HAProxy send none).
+    pub keep_alive_hint: bool,
 }
 
 impl Default for ServerOptions {
@@ -162,6 +170,8 @@ impl Default for ServerOptions {
             modern: false,
             legacy_endpoint_event: true,
             legacy_get_on_mcp: false,
+            keep_alive_timeout: None,
+            keep_alive_hint: false,
         }
     }
 }
