@@ -33,6 +33,9 @@ mod engine_report;
 #[path = "bench/error.rs"]
 mod error;
 #[cfg(target_os = "linux")]
+#[path = "bench/keepalive.rs"]
+mod keepalive;
+#[cfg(target_os = "linux")]
 #[path = "bench/messages.rs"]
 mod messages;
 #[cfg(target_os = "linux")]

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use crate::bridge_proc::{BridgeProcess, Ending, Exit, Line};
 use crate::direct::DirectClient;
 use crate::error::{BenchError, Result};
+use crate::keepalive::KeepAliveFigures;
 use crate::messages;
 use crate::rss_watch::{RssPeak, RssWatch};
 
@@ -130,6 +131,7 @@ pub struct EngineMeasurements {
     pub flood: Outcome<FloodFigures>,
     pub endless: Outcome<EndlessFigures>,
     pub in_flight: Outcome<InFlightFigures>,
+    pub keep_alive: KeepAliveFigures,
     pub took: Duration,
 }
 
@@ -163,12 +165,15 @@ pub fn run(setup: &EngineSetup<'_>) -> EngineMeasurements {
     let endless = endless(setup).map_err(|e| e.to_string());
     progress("engine: requests in flight on a slow server");
     let in_flight = in_flight(setup).map_err(|e| e.to_string());
+    progress("engine: calls at a 5 s keep-alive edge (about a minute)");
+    let keep_alive = crate::keepalive::measure(setup);
     EngineMeasurements {
         exits,
         cancel,
         flood,
         endless,
         in_flight,
+        keep_alive,
         took: started.elapsed(),
     }
 }
