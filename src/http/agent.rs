@@ -23,6 +23,9 @@ use crate::tls::ClientTls;
 /// concurrent calls reuses its connections instead of handshaking again.
 pub const MAX_IN_FLIGHT: usize = 256;
 
+/// Each connection's input buffer, which also bounds the response head.
+const INPUT_BUFFER: usize = 16 * 1024;
+
 /// An agent plus the handles that outlive its construction.
 #[derive(Clone)]
 pub struct Http {
@@ -77,8 +80,12 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
         // own limits are 8 KiB per line) and bodies stream through whatever the size. Measured
         // with 200 requests in flight (`make bench`): 53.7 MiB peak RSS with 64 KiB, 34.2 MiB
         // with 16 KiB (glibc build; the static musl build 30.0 MiB).
-        .input_buffer_size(16 * 1024)
+        .input_buffer_size(INPUT_BUFFER)
         .output_buffer_size(16 * 1024)
+        // The response head must fit in the input buffer. ureq's own limit (64 KiB) is larger, so
+        // a longer head filled the buffer and was reported as a disconnect ("closed by the server
+        // before it answered"); one byte under the buffer, ureq names it as an oversized header.
+        .max_response_header_size(INPUT_BUFFER - 1)
         .user_agent(concat!("mcp-secure-remote/", env!("CARGO_PKG_VERSION")))
         // Compression stays off: the SSE stream must arrive as the server flushes it.
         .accept_encoding("identity")

@@ -135,7 +135,7 @@ impl<In: Transport> Connector<In> for MtlsConnector {
         sock.set_timeout(details.timeout);
         while conn.is_handshaking() {
             conn.complete_io(&mut sock)
-                .map_err(|e| stage::attach(Stage::Handshake, is_tls12(&conn), e))?;
+                .map_err(|e| stage::attach(handshake_stage(&conn), is_tls12(&conn), e))?;
         }
         self.record(&conn, &name);
         let tls12 = is_tls12(&conn);
@@ -258,6 +258,14 @@ impl MtlsConnector {
         if let Ok(mut slot) = self.log.lock() {
             *slot = Some(facts);
         }
+    }
+}
+
+/// How far the handshake got: rustls knows the version once the server's hello is in.
+fn handshake_stage(conn: &ClientConnection) -> Stage {
+    match conn.protocol_version() {
+        None => Stage::ClientHello,
+        Some(_) => Stage::Handshake,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod connector;
 pub mod diagnose;
 pub mod encoding;
 pub mod keepalive;
+pub mod late_certificate;
 pub mod response;
 pub mod rotation;
 pub mod stage;
