@@ -16,7 +16,7 @@ use ureq::{Agent, Proxy};
 use super::connector::{ConfigSlot, HandshakeLog, MtlsConnector};
 use super::keepalive::{self, Hints};
 use super::rotation::Rotation;
-use crate::config::Config;
+use crate::config::{redact_userinfo, Config, ProxySetting};
 use crate::tls::ClientTls;
 
 /// Requests the bridge lets run at once; the idle pool is sized to match so that a burst of
@@ -41,6 +41,8 @@ pub struct Http {
 pub enum AgentError {
     SocksProxy(String),
     BadProxy(String),
+    /// `--proxy` / MCP_REMOTE_PROXY names a URL ureq cannot use.
+    BadChosenProxy(String),
 }
 
 impl std::fmt::Display for AgentError {
@@ -55,6 +57,10 @@ impl std::fmt::Display for AgentError {
                 f,
                 "cannot use the proxy from the environment ({p}): check ALL_PROXY/HTTPS_PROXY/HTTP_PROXY"
             ),
+            AgentError::BadChosenProxy(p) => write!(
+                f,
+                "cannot use the proxy {p} (--proxy or MCP_REMOTE_PROXY): give it as http://host:port"
+            ),
         }
     }
 }
@@ -63,7 +69,17 @@ impl std::error::Error for AgentError {}
 
 /// Build the agent for `config` with the TLS client configuration `tls`.
 pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
-    let proxy = env_proxy()?;
+    let proxy = match &config.proxy {
+        ProxySetting::FromEnvironment => env_proxy()?,
+        ProxySetting::Direct => {
+            log::debug!("--proxy none: connecting directly, whatever HTTPS_PROXY says");
+            None
+        }
+        // Proxy::new, unlike Proxy::try_from_env, applies no NO_PROXY: this server goes through it.
+        ProxySetting::Url(url) => Some(
+            Proxy::new(url).map_err(|_| AgentError::BadChosenProxy(redact_userinfo(url)))?,
+        ),
+    };
     let hints = Hints::default();
     let ureq_config = Agent::config_builder()
         .http_status_as_error(false)
@@ -148,15 +164,6 @@ fn env_proxy() -> Result<Option<Proxy>, AgentError> {
         };
     }
     Ok(None)
-}
-
-/// Hide `user:password@` in a proxy URL before it reaches a message.
-fn redact_userinfo(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        (None, Some(at)) => format!("***@{}", &url[at + 1..]),
-        _ => url.to_string(),
-    }
 }
 
 #[cfg(test)]

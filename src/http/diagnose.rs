@@ -15,7 +15,7 @@ use rustls::{
 use super::stage::{Stage, StagedError};
 use super::tls_words::{alert_name, key_purpose, signature_algorithm};
 use crate::config::{Config, TlsVersion};
-use crate::tls::WeakServerKey;
+use crate::tls::{PinMismatch, WeakServerKey};
 
 /// Whether a failure is about the setup (retrying with the same configuration cannot work) or about
 /// the moment (the server may come back).
@@ -270,6 +270,13 @@ fn diagnose_other_certificate_error(
     host: &str,
     setup: impl Fn(String) -> Diagnosis,
 ) -> Diagnosis {
+    if let Some(mismatch) = other.0.downcast_ref::<PinMismatch>() {
+        return setup(format!(
+            "server certificate of {host} matches no --tls-pin: it presents {}; if this key is \
+             the server's new one, pin it (or its CA's) instead",
+            mismatch.seen_list()
+        ));
+    }
     if let Some(weak) = other.0.downcast_ref::<WeakServerKey>() {
         return setup(format!(
             "server certificate of {host} has a {}-bit RSA key, too weak to be verified (at least \
