@@ -959,7 +959,10 @@ mod tests {
             let env = move |n: &str| (n == ENV_PROXY).then(|| var.unwrap_or_default().to_string());
             run_env(args, &env).map(|i| i.config.proxy)
         };
-        assert_eq!(proxy(&["https://h/"], None), Ok(ProxySetting::FromEnvironment));
+        assert_eq!(
+            proxy(&["https://h/"], None),
+            Ok(ProxySetting::FromEnvironment)
+        );
         assert_eq!(
             proxy(&["https://h/", "--proxy", "NONE"], Some("http://p:3128")),
             Ok(ProxySetting::Direct)
@@ -969,7 +972,11 @@ mod tests {
             Ok(ProxySetting::Url("http://p:3128".into()))
         );
         let socks = proxy(&["https://h/", "--proxy", "socks5://u:pw@p:1080"], None).unwrap_err();
-        assert!(socks.0.contains("SOCKS") && !socks.0.contains("pw"), "{}", socks.0);
+        assert!(
+            socks.0.contains("SOCKS") && !socks.0.contains("pw"),
+            "{}",
+            socks.0
+        );
         assert!(proxy(&["https://h/"], Some("ftp://p")).is_err());
     }
 

@@ -54,7 +54,8 @@ fn calls_after_the_announced_keep_alive_timeout_go_on_fresh_connections() {
         thread::sleep(PAUSE);
         let resp = echo(&mut b, id, "at the edge");
         assert_eq!(
-            resp["result"]["content"][0]["text"], "at the edge",
+            resp["result"]["content"][0]["text"],
+            "at the edge",
             "call {id} after {PAUSE:?} idle (server: Keep-Alive: timeout=1): {resp}\nstderr:\n{}",
             b.stderr()
         );
@@ -93,7 +94,8 @@ fn without_a_hint_one_close_teaches_the_bridge_and_the_lost_call_is_not_resent()
         thread::sleep(PAUSE);
         let resp = echo(&mut b, id, "learned");
         assert_eq!(
-            resp["result"]["content"][0]["text"], "learned",
+            resp["result"]["content"][0]["text"],
+            "learned",
             "call {id} after {PAUSE:?} idle, once the server's close was seen: {resp}\nstderr:\n{}",
             b.stderr()
         );

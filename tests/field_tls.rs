@@ -458,8 +458,10 @@ fn a_tls12_renegotiation_request_is_named_as_such() {
     let resp = b.recv_within(WAIT).expect("an answer to initialize");
     assert_eq!(
         resp["error"]["message"],
-        format!("127.0.0.1 asked to renegotiate TLS 1.2 after the handshake (how Apache and IIS ask \
-         for a client certificate on some paths only), which this bridge cannot answer: {LATE_FIX}"),
+        format!(
+            "127.0.0.1 asked to renegotiate TLS 1.2 after the handshake (how Apache and IIS ask \
+         for a client certificate on some paths only), which this bridge cannot answer: {LATE_FIX}"
+        ),
         "{resp}"
     );
 }

@@ -195,9 +195,8 @@ fn field_diagnoses() -> Vec<String> {
     let frame: serde_json::Value = serde_json::from_slice(&frame).unwrap();
     messages.push(frame["error"]["message"].as_str().unwrap().to_string());
     messages.push(UnsupportedEncoding("br".into()).to_string());
-    messages.push(
-        mcp_secure_remote::http::late_certificate::post_handshake_message("mcp.example.com"),
-    );
+    messages
+        .push(mcp_secure_remote::http::late_certificate::post_handshake_message("mcp.example.com"));
     messages
 }
 

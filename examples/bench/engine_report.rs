@@ -200,10 +200,14 @@ fn keep_alive_rows(t: &mut Table, figures: &crate::keepalive::KeepAliveFigures) 
     use crate::keepalive::{CALLS, KEEP_ALIVE};
     let secs = KEEP_ALIVE.as_secs();
     for (server, edge) in [
-        (format!("`Keep-Alive: timeout={secs}` sent"), &figures.hinted),
+        (
+            format!("`Keep-Alive: timeout={secs}` sent"),
+            &figures.hinted,
+        ),
         ("no Keep-Alive hint".to_string(), &figures.silent),
     ] {
-        let name = format!("keep-alive edge: failed calls of {CALLS} sent after {secs} s idle ({server})");
+        let name =
+            format!("keep-alive edge: failed calls of {CALLS} sent after {secs} s idle ({server})");
         match &edge.bridge {
             Ok(failed) => {
                 let direct = match &edge.direct {

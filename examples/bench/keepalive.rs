@@ -43,8 +43,7 @@ pub fn measure(setup: &EngineSetup<'_>) -> KeepAliveFigures {
     thread::scope(|scope| {
         let runs = [true, false].map(|hint| {
             let bridge = scope.spawn(move || bridge_edge(setup, hint).map_err(|e| e.to_string()));
-            let direct =
-                scope.spawn(move || direct_edge(setup, hint).map_err(|e| e.to_string()));
+            let direct = scope.spawn(move || direct_edge(setup, hint).map_err(|e| e.to_string()));
             (bridge, direct)
         });
         let [hinted, silent] = runs.map(|(bridge, direct)| EdgeFigures {

@@ -76,9 +76,9 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
             None
         }
         // Proxy::new, unlike Proxy::try_from_env, applies no NO_PROXY: this server goes through it.
-        ProxySetting::Url(url) => Some(
-            Proxy::new(url).map_err(|_| AgentError::BadChosenProxy(redact_userinfo(url)))?,
-        ),
+        ProxySetting::Url(url) => {
+            Some(Proxy::new(url).map_err(|_| AgentError::BadChosenProxy(redact_userinfo(url)))?)
+        }
     };
     let hints = Hints::default();
     let ureq_config = Agent::config_builder()

@@ -85,7 +85,9 @@ impl CancelHandle {
         }
         // Cancelled before it was sent: close the connection instead of sending on it.
         if let Some(handle) = socket.upgrade() {
-            log::debug!("cancel: the request was cancelled before it was sent; closing its connection");
+            log::debug!(
+                "cancel: the request was cancelled before it was sent; closing its connection"
+            );
             handle.shutdown();
         }
     }

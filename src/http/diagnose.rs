@@ -312,9 +312,8 @@ fn diagnose_alert(
         message,
         severity: Severity::Setup,
     };
-    let after_tls12_handshake = staged.is_some_and(|s| {
-        s.tls12 && !matches!(s.stage, Stage::ClientHello | Stage::Handshake)
-    });
+    let after_tls12_handshake = staged
+        .is_some_and(|s| s.tls12 && !matches!(s.stage, Stage::ClientHello | Stage::Handshake));
     let refused_hello = staged.is_some_and(|s| s.stage == Stage::ClientHello);
     match alert {
         // After a TLS 1.2 handshake only a renegotiation (which rustls declines) can fail a handshake.

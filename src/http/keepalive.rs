@@ -76,16 +76,15 @@ impl Hints {
 
     /// Whether a connection to `origin` idle for `idle` is too close to the server's limit.
     pub fn retire(&self, origin: &str, idle: Duration) -> bool {
-        self.limit(origin).is_some_and(|limit| idle >= margin(limit))
+        self.limit(origin)
+            .is_some_and(|limit| idle >= margin(limit))
     }
 }
 
 /// Retire a second before the limit (the server counts from when it sent the answer, we from
 /// when it arrived), or at half a limit too short for that.
 fn margin(limit: Duration) -> Duration {
-    limit
-        .saturating_sub(Duration::from_secs(1))
-        .max(limit / 2)
+    limit.saturating_sub(Duration::from_secs(1)).max(limit / 2)
 }
 
 /// The key both the middleware and the connector use for a URL's server.
@@ -98,7 +97,10 @@ pub fn origin_of(uri: &Uri) -> String {
 /// The ureq middleware that reads each response's `Keep-Alive` hint.
 pub fn middleware(
     hints: Hints,
-) -> impl Fn(ureq::http::Request<SendBody>, MiddlewareNext) -> Result<ureq::http::Response<Body>, ureq::Error>
+) -> impl Fn(
+    ureq::http::Request<SendBody>,
+    MiddlewareNext,
+) -> Result<ureq::http::Response<Body>, ureq::Error>
        + Send
        + Sync
        + 'static {
@@ -162,7 +164,8 @@ impl Idle {
         let Some((idle, sent)) = self.reused.take() else {
             return;
         };
-        if self.awaiting && !cancelled && idle >= MIN_LEARNED_IDLE && sent.elapsed() < CLOSE_WITHIN {
+        if self.awaiting && !cancelled && idle >= MIN_LEARNED_IDLE && sent.elapsed() < CLOSE_WITHIN
+        {
             self.hints.observe_close(&self.origin, idle);
         }
     }

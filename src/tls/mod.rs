@@ -12,9 +12,9 @@ mod input;
 mod keyfile;
 mod legacy_pem;
 mod pem;
+mod pin;
 mod pkcs11;
 mod pkcs12;
-mod pin;
 mod trust;
 mod verify;
 
@@ -30,10 +30,10 @@ use rustls::{ClientConfig, SupportedProtocolVersion};
 pub use certinfo::{format_utc, CertInfo, Validity, EXPIRY_WARNING_WINDOW};
 pub use error::TlsError;
 pub use identity::ClientKey;
+pub use pin::{spki_pin, PinMismatch};
 pub use pkcs11::{is_pkcs11_uri, KeyKind, ObjectType, Pkcs11Error, Pkcs11Uri, UriError};
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::{MAX_SESSIONS, RETRY_INTERVAL, SESSION_WAIT};
-pub use pin::{spki_pin, PinMismatch};
 pub use verify::WeakServerKey;
 
 use crate::config::{TlsOptions, TlsVersion};

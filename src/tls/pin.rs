@@ -28,7 +28,10 @@ pub struct PinMismatch {
 
 impl fmt::Display for PinMismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "no certificate of the server's chain has a pinned key (it has ")?;
+        write!(
+            f,
+            "no certificate of the server's chain has a pinned key (it has "
+        )?;
         write_seen(f, &self.seen)?;
         f.write_str(")")
     }
@@ -65,7 +68,11 @@ fn write_seen(f: &mut fmt::Formatter<'_>, seen: &[SpkiPin]) -> fmt::Result {
 /// The SPKI pin of a DER certificate; `None` when it cannot be read.
 pub fn spki_pin(cert: &CertificateDer<'_>) -> Option<SpkiPin> {
     let cert = Certificate::from_der(cert.as_ref()).ok()?;
-    let spki = cert.tbs_certificate().subject_public_key_info().to_der().ok()?;
+    let spki = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .ok()?;
     sha256(&spki).map(SpkiPin)
 }
 
@@ -166,7 +173,9 @@ impl ServerCertVerifier for PinningVerifier {
             .filter_map(spki_pin)
             .collect();
         // The anchor the chain ends at: the one named as the last certificate's issuer.
-        let top_issuer = intermediates.last().map_or_else(|| issuer(end_entity), issuer);
+        let top_issuer = intermediates
+            .last()
+            .map_or_else(|| issuer(end_entity), issuer);
         let anchor = top_issuer.and_then(|name| {
             self.anchors
                 .iter()

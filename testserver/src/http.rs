@@ -213,7 +213,11 @@ impl HttpConn {
             match self.fill() {
                 Ok(0) => break,
                 Ok(_) => arrived = true,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => break,
             }
         }
