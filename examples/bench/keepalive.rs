@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mcp_test_server::{ServerOptions, TestServer};
+use serde_json::Value;
 
 use crate::bridge_proc::BridgeProcess;
 use crate::direct::DirectClient;
@@ -24,6 +25,8 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 pub const ROUNDS: i64 = 10;
 pub const PER_ROUND: i64 = 10;
 pub const CALLS: i64 = ROUNDS * PER_ROUND;
+/// How long one answer may take.
+const ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 /// Failed calls out of `CALLS`, for the bridge and the direct client.
 pub struct EdgeFigures {
@@ -80,9 +83,16 @@ fn bridge_edge(setup: &EngineSetup<'_>, hint: bool) -> Result<i64> {
         let ids: Vec<i64> = (0..PER_ROUND).map(|i| 1000 * (round + 1) + i).collect();
         let batch: String = ids.iter().map(|id| messages::echo(*id) + "\n").collect();
         bridge.send(&batch)?;
-        for id in &ids {
-            let line = bridge.response(*id)?;
-            if round > 0 && !line.text.contains("\"result\"") {
+        // The answers come in any order: take the round's, whichever comes first.
+        for _ in &ids {
+            let (id, answered) = next_answer(&mut bridge)?;
+            if !ids.contains(&id) {
+                return Err(BenchError::BadReply {
+                    what: format!("an answer to id {id}, which this round did not send"),
+                    excerpt: String::new(),
+                });
+            }
+            if round > 0 && !answered {
                 failed += 1;
             }
         }
@@ -93,6 +103,28 @@ fn bridge_edge(setup: &EngineSetup<'_>, hint: bool) -> Result<i64> {
     drop(bridge);
     server.stop();
     Ok(failed)
+}
+
+/// The next response on the bridge's stdout: its id, and whether it is a result (an error is a
+/// failed call here, not a failed measurement).
+fn next_answer(bridge: &mut BridgeProcess) -> Result<(i64, bool)> {
+    loop {
+        let line = bridge
+            .next_line(ANSWER_WAIT)
+            .ok_or_else(|| BenchError::BadReply {
+                what: format!("no answer within {} s", ANSWER_WAIT.as_secs()),
+                excerpt: String::new(),
+            })?;
+        let Ok(message) = serde_json::from_str::<Value>(&line.text) else {
+            continue;
+        };
+        if message.get("method").is_some() {
+            continue; // a notification or a server request
+        }
+        if let Some(id) = message.get("id").and_then(Value::as_i64) {
+            return Ok((id, message.get("result").is_some()));
+        }
+    }
 }
 
 fn direct_edge(setup: &EngineSetup<'_>, hint: bool) -> Result<i64> {
