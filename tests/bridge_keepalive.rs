@@ -101,3 +101,24 @@ fn without_a_hint_one_close_teaches_the_bridge_and_the_lost_call_is_not_resent()
         );
     }
 }
+
+#[test]
+fn a_server_that_announces_nothing_is_assumed_to_close_after_5_s_like_uvicorn() {
+    // uvicorn (FastMCP), Node.js and Apache close idle connections after 5 s by default; the
+    // first two send no Keep-Alive header. A call after 5 s of quiet must not meet that close.
+    let srv = TestServer::start(ServerOptions {
+        keep_alive_timeout: Some(Duration::from_secs(5)),
+        ..ServerOptions::default()
+    });
+    let mut b = Bridge::start(&srv.url("/mcp"), &[]);
+    b.initialize();
+    warm_up(&mut b);
+    thread::sleep(Duration::from_millis(5100));
+    let resp = echo(&mut b, 1, "after a pause");
+    assert_eq!(
+        resp["result"]["content"][0]["text"],
+        "after a pause",
+        "a call after 5.1 s idle against a server that closes at 5 s: {resp}\nstderr:\n{}",
+        b.stderr()
+    );
+}

@@ -6,8 +6,11 @@
 //! terminator once forwarded the request and then cut the reply), so it must not retry it: a tool
 //! would run twice. What it can do is not send on a connection that is about to close:
 //! - honour the server's `Keep-Alive: timeout=N` hint, retiring the connection before it;
-//! - without a hint, learn the limit from a reused connection that the server closed before it
-//!   answered, so that the edge costs at most one call per session.
+//! - without a hint, assume the 5 s that Apache, uvicorn (FastMCP) and Node.js close idle
+//!   connections after (none of the last two says so), retiring connections idle for 4 s: a new
+//!   handshake for a call after a pause costs milliseconds, a lost call costs the user a retry;
+//! - learn a shorter limit from a reused connection that the server closed before it answered
+//!   (gunicorn: 2 s), so that such an edge costs at most one call per session.
 //!
 //! ureq's pool already probes a pooled connection for a close that has arrived before reusing it
 //! (`Transport::is_open`); [`Idle::may_reuse`] adds the deadline to that probe.
@@ -30,6 +33,8 @@ const MIN_LEARNED_IDLE: Duration = Duration::from_secs(1);
 /// ... and only when the close came this soon after the request: a keep-alive close crosses the
 /// request on the wire, a server that dies during a long call closes much later.
 const CLOSE_WITHIN: Duration = Duration::from_secs(1);
+/// The idle limit assumed for a server that announced none and was not seen to close sooner.
+const ASSUMED_LIMIT: Duration = Duration::from_secs(5);
 
 /// The idle limits known per origin (`host:port`), from hints and from observed closes.
 #[derive(Clone, Default, Debug)]
@@ -70,14 +75,19 @@ impl Hints {
         }
     }
 
+    /// The limit the server announced or was seen to keep, if any.
     pub fn limit(&self, origin: &str) -> Option<Duration> {
         lock(&self.0).get(origin).copied()
     }
 
+    /// The limit connections to `origin` are retired before (known, else assumed).
+    pub fn effective_limit(&self, origin: &str) -> Duration {
+        self.limit(origin).unwrap_or(ASSUMED_LIMIT)
+    }
+
     /// Whether a connection to `origin` idle for `idle` is too close to the server's limit.
     pub fn retire(&self, origin: &str, idle: Duration) -> bool {
-        self.limit(origin)
-            .is_some_and(|limit| idle >= margin(limit))
+        idle >= margin(self.effective_limit(origin))
     }
 }
 
@@ -177,11 +187,17 @@ impl Idle {
         };
         let idle = last.elapsed();
         if self.hints.retire(&self.origin, idle) {
+            let known = if self.hints.limit(&self.origin).is_some() {
+                "closes"
+            } else {
+                "may close (it announced no limit; 5 s assumed)"
+            };
             log::debug!(
-                "retiring a connection to {} idle for {:.1} s: the server closes idle connections after {:.1} s",
+                "retiring a connection to {} idle for {:.1} s: the server {known} idle connections \
+                 after {:.1} s",
                 self.origin,
                 idle.as_secs_f64(),
-                self.hints.limit(&self.origin).unwrap_or_default().as_secs_f64()
+                self.hints.effective_limit(&self.origin).as_secs_f64()
             );
             return false;
         }
@@ -202,7 +218,12 @@ mod tests {
         assert!(hints.retire("a:443", Duration::from_secs(4)));
         hints.learn_header("b:443", "max=100");
         assert_eq!(hints.limit("b:443"), None);
-        assert!(!hints.retire("b:443", Duration::from_secs(3600)));
+        // Nothing announced: 5 s assumed, retired at 4 s.
+        assert!(!hints.retire("b:443", Duration::from_millis(3900)));
+        assert!(hints.retire("b:443", Duration::from_secs(4)));
+        // A longer announced limit keeps connections longer.
+        hints.learn_header("d:443", "timeout=75");
+        assert!(!hints.retire("d:443", Duration::from_secs(60)));
         // A one-second limit retires at half of it.
         hints.learn_header("c:443", "Timeout=1");
         assert!(hints.retire("c:443", Duration::from_millis(500)));
