@@ -9,7 +9,8 @@
 //!
 //! Two sections: the classic one (latency, concurrency, 5 MB, RSS, exit against a well-behaved
 //! server; bench/scenarios.rs) and the engine one (exit, memory and connections against hostile
-//! servers; bench/engine.rs). `BENCH_ONLY=engine` or `BENCH_ONLY=classic` runs one of them.
+//! servers; bench/engine.rs). `BENCH_ONLY=engine` or `BENCH_ONLY=classic` runs one of them;
+//! `BENCH_ONLY=keepalive` only the engine's keep-alive edge rows.
 
 #[cfg(target_os = "linux")]
 use mcp_test_server as server;
@@ -32,6 +33,9 @@ mod engine_report;
 #[cfg(target_os = "linux")]
 #[path = "bench/error.rs"]
 mod error;
+#[cfg(target_os = "linux")]
+#[path = "bench/keepalive.rs"]
+mod keepalive;
 #[cfg(target_os = "linux")]
 #[path = "bench/messages.rs"]
 mod messages;
@@ -182,13 +186,14 @@ impl Sections {
                 classic: true,
                 engine: false,
             }),
-            "engine" => Ok(Sections {
+            // `keepalive`: only the engine section's keep-alive edge rows (about a minute).
+            "engine" | "keepalive" => Ok(Sections {
                 classic: false,
                 engine: true,
             }),
             other => Err(BenchError::Usage(format!(
-                "BENCH_ONLY={other} is not a section: use BENCH_ONLY=classic or BENCH_ONLY=engine \
-                 (or leave it unset for both)"
+                "BENCH_ONLY={other} is not a section: use BENCH_ONLY=classic, BENCH_ONLY=engine or \
+                 BENCH_ONLY=keepalive (or leave it unset for both)"
             ))),
         }
     }

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
-    ClientIdentity, Config, Pkcs11Identity, Secret, TlsOptions, TlsVersion, TokenCertSource,
-    ToolPatterns, TransportStrategy, Url,
+    ClientIdentity, Config, Pkcs11Identity, ProxySetting, Secret, SpkiPin, TlsOptions, TlsVersion,
+    TokenCertSource, ToolPatterns, TransportStrategy, Url,
 };
 use crate::http::is_tchar;
 use crate::tls::{ObjectType, Pkcs11Uri};
@@ -83,6 +83,7 @@ pub const ENV_SERVERNAME: &str = "MCP_REMOTE_TLS_SERVERNAME";
 pub const ENV_MIN_VERSION: &str = "MCP_REMOTE_TLS_MIN_VERSION";
 pub const ENV_INSECURE: &str = "MCP_REMOTE_TLS_INSECURE";
 pub const ENV_NO_COOKIES: &str = "MCP_REMOTE_NO_COOKIES";
+pub const ENV_PROXY: &str = "MCP_REMOTE_PROXY";
 
 pub const ENV_MAX_MESSAGE_SIZE: &str = "MCP_REMOTE_MAX_MESSAGE_SIZE";
 pub const ENV_MEMORY_BUDGET: &str = "MCP_REMOTE_MEMORY_BUDGET";
@@ -120,6 +121,8 @@ struct Flags {
     allow_tools: Vec<String>,
     no_cookies: bool,
     oauth: oauth::OAuthFlags,
+    proxy: Option<String>,
+    pins: Vec<String>,
 }
 
 /// Parse `args` (without the program name) and the environment (`env` looks a variable up) into a
@@ -212,6 +215,8 @@ where
                 .allow_tools
                 .push(tool_pattern(&mut parser, "--allow-tool")?),
             Long("no-cookies") => flags.no_cookies = true,
+            Long("proxy") => flags.proxy = Some(string_value(&mut parser, "--proxy")?),
+            Long("tls-pin") => flags.pins.push(string_value(&mut parser, "--tls-pin")?),
             Value(v) if flags.url.is_none() => {
                 let url = v
                     .into_string()
@@ -349,6 +354,17 @@ where
         },
         min_version,
         insecure_skip_verify: insecure,
+        pins: f
+            .pins
+            .iter()
+            .flat_map(|p| p.split(';')) // curl takes several pins in one value
+            .map(|p| SpkiPin::parse(p).map_err(usage))
+            .collect::<Result<_, _>>()?,
+    };
+    let proxy = match (f.proxy, var(ENV_PROXY)) {
+        (Some(p), _) => ProxySetting::parse(&p, "--proxy").map_err(usage)?,
+        (None, Some(p)) => ProxySetting::parse(&p, ENV_PROXY).map_err(usage)?,
+        (None, None) => ProxySetting::FromEnvironment,
     };
 
     if !url.is_https() {
@@ -420,6 +436,7 @@ where
             },
             cookies: !no_cookies,
             oauth,
+            proxy,
         },
         json: f.json,
         warnings,
@@ -742,6 +759,9 @@ General:
   --no-cookies                     Do not keep or send cookies (kept in memory per
                                    origin by default, for load-balancer stickiness)
                                    (env MCP_REMOTE_NO_COOKIES=1/true/yes)
+  --proxy <url|none>               HTTP CONNECT proxy for this server alone, overriding
+                                   HTTPS_PROXY and NO_PROXY; none connects directly
+                                   (env MCP_REMOTE_PROXY)
   --debug                          Verbose logging to stderr (secrets redacted)
 {client_flags}  --version                        Print the version and exit
   -h, --help                       Print this help and exit
@@ -811,6 +831,12 @@ mTLS / TLS:                                                  Environment fallbac
                                    [default: TLSv1.2]
   --tls-insecure-skip-verify       Do not verify the server   MCP_REMOTE_TLS_INSECURE
   --tls-no-verify                  certificate. DEV ONLY      (1/true/yes)
+  --tls-pin sha256//<base64>       Accept the server only if
+                                   a certificate it sends has
+                                   this key (SHA-256 of its
+                                   SubjectPublicKeyInfo, as
+                                   curl's --pinnedpubkey;
+                                   repeatable)
 
 Rules:
   --tls-cert and --tls-key go together; --tls-pfx excludes both.
@@ -920,6 +946,48 @@ mod tests {
         assert!(run(&["https://h/", "--header", "Bad Name: v"]).is_err());
         assert!(run(&["https://h/", "--header", "novalue"]).is_err());
         assert!(run(&["https://h/", "--header", "Host: x"]).is_err());
+    }
+
+    #[test]
+    fn the_proxy_comes_from_the_flag_then_the_variable_then_the_environment() {
+        let proxy = |args: &[&str], var: Option<&'static str>| {
+            let env = move |n: &str| (n == ENV_PROXY).then(|| var.unwrap_or_default().to_string());
+            run_env(args, &env).map(|i| i.config.proxy)
+        };
+        assert_eq!(
+            proxy(&["https://h/"], None),
+            Ok(ProxySetting::FromEnvironment)
+        );
+        assert_eq!(
+            proxy(&["https://h/", "--proxy", "NONE"], Some("http://p:3128")),
+            Ok(ProxySetting::Direct)
+        );
+        assert_eq!(
+            proxy(&["https://h/"], Some("http://p:3128")),
+            Ok(ProxySetting::Url("http://p:3128".into()))
+        );
+        let socks = proxy(&["https://h/", "--proxy", "socks5://u:pw@p:1080"], None).unwrap_err();
+        assert!(
+            socks.0.contains("SOCKS") && !socks.0.contains("pw"),
+            "{}",
+            socks.0
+        );
+        assert!(proxy(&["https://h/"], Some("ftp://p")).is_err());
+    }
+
+    #[test]
+    fn pins_are_repeatable_and_take_curls_lists() {
+        let a = "sha256//YhKJKSzoTt2b5FP18fvpHo7fJYqQCjAa3HWY3tvRMwE=";
+        let b = "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let joined = format!("{a};{b}");
+        let pins = run(&["https://h/", "--tls-pin", &joined, "--tls-pin", a])
+            .unwrap()
+            .config
+            .tls
+            .pins;
+        assert_eq!(pins.len(), 3);
+        assert_eq!(pins[1].to_string(), b);
+        assert!(run(&["https://h/", "--tls-pin", "sha1//abc"]).is_err());
     }
 
     #[test]

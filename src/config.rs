@@ -25,6 +25,8 @@ pub struct Config {
     pub tools: ToolPatterns,
     /// Keep the server's cookies in memory and send them back (`--no-cookies` turns it off).
     pub cookies: bool,
+    /// `--proxy` / `MCP_REMOTE_PROXY`: this server's proxy, whatever HTTPS_PROXY/NO_PROXY say.
+    pub proxy: ProxySetting,
     /// MCP authorization (OAuth): `--oauth*` flags and `MCP_REMOTE_OAUTH*` variables.
     pub oauth: OAuthOptions,
 }
@@ -131,6 +133,111 @@ pub struct IdpOptions {
     pub id_token_file: PathBuf,
 }
 
+// ---- Per-server network policy (`--proxy`, `--tls-pin`) ----------------------------------------
+
+/// Which proxy reaches this server.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum ProxySetting {
+    /// ALL_PROXY/HTTPS_PROXY/HTTP_PROXY and NO_PROXY, as every other program reads them.
+    #[default]
+    FromEnvironment,
+    /// `--proxy none`: connect directly, whatever the environment says.
+    Direct,
+    /// `--proxy <url>`: this proxy, even for hosts NO_PROXY lists.
+    Url(String),
+}
+
+impl ProxySetting {
+    /// `none`, or an http:// proxy URL (`user:password@` allowed); `from` names the flag or variable.
+    pub fn parse(value: &str, from: &str) -> Result<ProxySetting, String> {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("none") {
+            return Ok(ProxySetting::Direct);
+        }
+        let lower = value.to_ascii_lowercase();
+        if lower.starts_with("socks") {
+            return Err(format!(
+                "{from}: {} is a SOCKS proxy, which mcp-secure-remote does not support; use an \
+                 HTTP CONNECT proxy (http://host:port) or none",
+                redact_userinfo(value)
+            ));
+        }
+        let rest = lower.strip_prefix("http://").unwrap_or(&lower);
+        if rest.contains("://") || rest.is_empty() {
+            return Err(format!(
+                "{from}: '{}' is not an HTTP proxy URL: use http://host:port (or none to connect \
+                 directly)",
+                redact_userinfo(value)
+            ));
+        }
+        Ok(ProxySetting::Url(value.to_string()))
+    }
+}
+
+/// `--debug` shows the proxy without its credentials.
+impl fmt::Debug for ProxySetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxySetting::FromEnvironment => f.write_str("FromEnvironment"),
+            ProxySetting::Direct => f.write_str("Direct"),
+            ProxySetting::Url(url) => write!(f, "Url({})", redact_userinfo(url)),
+        }
+    }
+}
+
+/// Hide `user:password@` in a proxy URL before it reaches a message.
+pub fn redact_userinfo(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        (None, Some(at)) => format!("***@{}", &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+/// A `--tls-pin`: the SHA-256 of a certificate's SubjectPublicKeyInfo (curl's `--pinnedpubkey`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SpkiPin(pub [u8; 32]);
+
+impl SpkiPin {
+    /// `sha256//<base64>` (curl's form) or `sha256/<base64>`.
+    pub fn parse(value: &str) -> Result<SpkiPin, String> {
+        use base64ct::{Base64, Encoding};
+        let value = value.trim();
+        let encoded = value
+            .strip_prefix("sha256//")
+            .or_else(|| value.strip_prefix("sha256/"))
+            .ok_or_else(|| {
+                format!(
+                    "--tls-pin: '{value}' is not sha256//<base64> (the SHA-256 of the server key's \
+                     SubjectPublicKeyInfo, as curl's --pinnedpubkey takes it)"
+                )
+            })?;
+        let bytes = Base64::decode_vec(encoded).map_err(|_| {
+            format!("--tls-pin: '{encoded}' is not base64 (e.g. sha256//AbC…= with 44 characters)")
+        })?;
+        let hash: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+            format!(
+                "--tls-pin: '{encoded}' decodes to {} bytes, not the 32 of a SHA-256",
+                b.len()
+            )
+        })?;
+        Ok(SpkiPin(hash))
+    }
+}
+
+impl fmt::Display for SpkiPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use base64ct::{Base64, Encoding};
+        write!(f, "sha256//{}", Base64::encode_string(&self.0))
+    }
+}
+
+impl fmt::Debug for SpkiPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 /// Tool-name globs (`*` wildcard, matched case-insensitively; see `transport::tool_filter`).
 /// A tool matching an `ignore` pattern is hidden even when an `allow` pattern matches it too;
 /// with `allow` patterns, only the tools matching one of them are shown.
@@ -166,6 +273,7 @@ impl fmt::Debug for Config {
             .field("memory_budget", &self.memory_budget)
             .field("tools", &self.tools)
             .field("cookies", &self.cookies)
+            .field("proxy", &self.proxy)
             .field("oauth", &self.oauth)
             .finish()
     }
@@ -424,6 +532,8 @@ pub struct TlsOptions {
     pub min_version: Option<TlsVersion>,
     /// **WARNING**: disables server certificate verification.
     pub insecure_skip_verify: bool,
+    /// `--tls-pin`: accept the server only if a certificate of its chain has one of these keys.
+    pub pins: Vec<SpkiPin>,
 }
 
 impl TlsOptions {

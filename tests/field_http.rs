@@ -171,3 +171,29 @@ fn an_encoding_that_cannot_be_decoded_is_named() {
         "{resp}"
     );
 }
+
+// --- a response head longer than the bridge reads -------------------------------------------------
+
+#[test]
+fn a_response_header_over_the_limit_is_named_as_such_not_as_a_close() {
+    let srv = TestServer::start(ServerOptions::default());
+    let mut b = Bridge::start(&srv.url("/mcp"), &[]);
+    b.initialize();
+    srv.inject(answer(
+        200,
+        &[("X-Padding", &"p".repeat(20 * 1024))],
+        canned_result(1, "never read").into_bytes(),
+    ));
+    let resp = echo(&mut b, 1, "x");
+    assert_eq!(
+        resp["error"]["message"],
+        format!(
+            "the response header from 127.0.0.1:{} exceeded the 16 KiB limit (or never ended): \
+             the server or a proxy in front of it sent an oversized or broken header",
+            srv.port()
+        ),
+        "{resp}"
+    );
+    // The bridge keeps serving.
+    assert_eq!(result_text(&echo(&mut b, 2, "after")), "after");
+}

@@ -180,6 +180,12 @@ fn field_diagnoses() -> Vec<String> {
             false,
             rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
         ),
+        tls(
+            Stage::ClientHello,
+            false,
+            rustls::Error::AlertReceived(AlertDescription::HandshakeFailure),
+        ),
+        ureq::Error::LargeResponseHeader(16 * 1024, 16 * 1024 - 1),
     ];
     let mut messages: Vec<String> = errors
         .iter()
@@ -196,6 +202,8 @@ fn field_diagnoses() -> Vec<String> {
     let frame: serde_json::Value = serde_json::from_slice(&frame).unwrap();
     messages.push(frame["error"]["message"].as_str().unwrap().to_string());
     messages.push(UnsupportedEncoding("br".into()).to_string());
+    messages
+        .push(mcp_secure_remote::http::late_certificate::post_handshake_message("mcp.example.com"));
     messages
 }
 

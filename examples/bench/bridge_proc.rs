@@ -183,6 +183,11 @@ impl BridgeProcess {
                 return Ok((id, line));
             }
         }
+        self.read_response()
+    }
+
+    /// The next response read from stdout (never from the stash).
+    fn read_response(&mut self) -> Result<(i64, Line)> {
         loop {
             let line =
                 self.lines
@@ -203,7 +208,8 @@ impl BridgeProcess {
             return Ok(line);
         }
         loop {
-            let (got, line) = self.next_response()?;
+            // Not next_response: it would hand back what this loop has just stashed, for ever.
+            let (got, line) = self.read_response()?;
             if got == id {
                 return Ok(line);
             }

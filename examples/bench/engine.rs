@@ -7,6 +7,7 @@
 //! Every wait is capped: a bridge that does not exit is killed and reported as "never", and a
 //! bridge whose memory has no bound is killed at `RSS_CEILING` and reported as over it, so that
 //! an old bridge (BENCH_BRIDGE) is measured without hanging the run or hurting the machine.
+//! `BENCH_ONLY=keepalive` runs only the keep-alive edge (bench/keepalive.rs).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +21,7 @@ use serde_json::{json, Value};
 use crate::bridge_proc::{BridgeProcess, Ending, Exit, Line};
 use crate::direct::DirectClient;
 use crate::error::{BenchError, Result};
+use crate::keepalive::KeepAliveFigures;
 use crate::messages;
 use crate::rss_watch::{RssPeak, RssWatch};
 
@@ -130,6 +132,7 @@ pub struct EngineMeasurements {
     pub flood: Outcome<FloodFigures>,
     pub endless: Outcome<EndlessFigures>,
     pub in_flight: Outcome<InFlightFigures>,
+    pub keep_alive: KeepAliveFigures,
     pub took: Duration,
 }
 
@@ -147,6 +150,19 @@ impl EngineSetup<'_> {
 
 pub fn run(setup: &EngineSetup<'_>) -> EngineMeasurements {
     let started = Instant::now();
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("keepalive") {
+        const SKIPPED: &str = "skipped (BENCH_ONLY=keepalive)";
+        progress("engine: calls at a 5 s keep-alive edge only (about a minute)");
+        return EngineMeasurements {
+            exits: Vec::new(),
+            cancel: Vec::new(),
+            flood: Err(SKIPPED.into()),
+            endless: Err(SKIPPED.into()),
+            in_flight: Err(SKIPPED.into()),
+            keep_alive: crate::keepalive::measure(setup),
+            took: started.elapsed(),
+        };
+    }
     let mut exits = Vec::new();
     let mut cancel = Vec::new();
     for case in Case::ALL {
@@ -163,12 +179,15 @@ pub fn run(setup: &EngineSetup<'_>) -> EngineMeasurements {
     let endless = endless(setup).map_err(|e| e.to_string());
     progress("engine: requests in flight on a slow server");
     let in_flight = in_flight(setup).map_err(|e| e.to_string());
+    progress("engine: calls at a 5 s keep-alive edge (about a minute)");
+    let keep_alive = crate::keepalive::measure(setup);
     EngineMeasurements {
         exits,
         cancel,
         flood,
         endless,
         in_flight,
+        keep_alive,
         took: started.elapsed(),
     }
 }

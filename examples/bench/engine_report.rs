@@ -171,6 +171,7 @@ pub fn render(m: &EngineMeasurements) -> String {
     flood_rows(&mut t, &m.flood);
     endless_rows(&mut t, &m.endless);
     in_flight_rows(&mut t, &m.in_flight);
+    keep_alive_rows(&mut t, &m.keep_alive);
 
     let mut out = format!(
         "\n### Hostile servers (issue 11; {:.0} s)\n\n",
@@ -193,6 +194,37 @@ pub fn render(m: &EngineMeasurements) -> String {
         mib(RSS_CEILING_KIB)
     );
     out
+}
+
+fn keep_alive_rows(t: &mut Table, figures: &crate::keepalive::KeepAliveFigures) {
+    use crate::keepalive::{CALLS, KEEP_ALIVE};
+    let secs = KEEP_ALIVE.as_secs();
+    for (server, edge) in [
+        (
+            format!("`Keep-Alive: timeout={secs}` sent"),
+            &figures.hinted,
+        ),
+        ("no Keep-Alive hint".to_string(), &figures.silent),
+    ] {
+        let name =
+            format!("keep-alive edge: failed calls of {CALLS} sent after {secs} s idle ({server})");
+        match &edge.bridge {
+            Ok(failed) => {
+                let direct = match &edge.direct {
+                    Ok(d) => format!("direct client {d}"),
+                    Err(why) => format!("direct client not measured: {why}"),
+                };
+                t.row(
+                    &name,
+                    &format!("{failed} (bridge); {direct}"),
+                    "0",
+                    "—",
+                    Some(*failed == 0),
+                );
+            }
+            Err(why) => t.failed(&name, why),
+        }
+    }
 }
 
 fn flood_rows(t: &mut Table, flood: &Outcome<crate::engine::FloodFigures>) {

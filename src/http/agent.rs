@@ -14,13 +14,17 @@ use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
 use ureq::{Agent, Proxy};
 
 use super::connector::{HandshakeLog, MtlsConnector};
+use super::keepalive::{self, Hints};
 use super::rotation::{ConfigSlot, Rotation};
-use crate::config::Config;
+use crate::config::{redact_userinfo, Config, ProxySetting};
 use crate::tls::ClientTls;
 
 /// Requests the bridge lets run at once; the idle pool is sized to match so that a burst of
 /// concurrent calls reuses its connections instead of handshaking again.
 pub const MAX_IN_FLIGHT: usize = 256;
+
+/// Each connection's input buffer, which also bounds the response head.
+const INPUT_BUFFER: usize = 16 * 1024;
 
 /// An agent plus the handles that outlive its construction.
 #[derive(Clone)]
@@ -37,6 +41,8 @@ pub struct Http {
 pub enum AgentError {
     SocksProxy(String),
     BadProxy(String),
+    /// `--proxy` / MCP_REMOTE_PROXY names a URL ureq cannot use.
+    BadChosenProxy(String),
 }
 
 impl std::fmt::Display for AgentError {
@@ -51,6 +57,10 @@ impl std::fmt::Display for AgentError {
                 f,
                 "cannot use the proxy from the environment ({p}): check ALL_PROXY/HTTPS_PROXY/HTTP_PROXY"
             ),
+            AgentError::BadChosenProxy(p) => write!(
+                f,
+                "cannot use the proxy {p} (--proxy or MCP_REMOTE_PROXY): give it as http://host:port"
+            ),
         }
     }
 }
@@ -59,7 +69,18 @@ impl std::error::Error for AgentError {}
 
 /// Build the agent for `config` with the TLS client configuration `tls`.
 pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
-    let proxy = env_proxy()?;
+    let proxy = match &config.proxy {
+        ProxySetting::FromEnvironment => env_proxy()?,
+        ProxySetting::Direct => {
+            log::debug!("--proxy none: connecting directly, whatever HTTPS_PROXY says");
+            None
+        }
+        // Proxy::new, unlike Proxy::try_from_env, applies no NO_PROXY: this server goes through it.
+        ProxySetting::Url(url) => {
+            Some(Proxy::new(url).map_err(|_| AgentError::BadChosenProxy(redact_userinfo(url)))?)
+        }
+    };
+    let hints = Hints::default();
     let ureq_config = Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -75,11 +96,16 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
         // own limits are 8 KiB per line) and bodies stream through whatever the size. Measured
         // with 200 requests in flight (`make bench`): 53.7 MiB peak RSS with 64 KiB, 34.2 MiB
         // with 16 KiB (glibc build; the static musl build 30.0 MiB).
-        .input_buffer_size(16 * 1024)
+        .input_buffer_size(INPUT_BUFFER)
         .output_buffer_size(16 * 1024)
+        // The response head must fit in the input buffer. ureq's own limit (64 KiB) is larger, so
+        // a longer head filled the buffer and was reported as a disconnect ("closed by the server
+        // before it answered"); one byte under the buffer, ureq names it as an oversized header.
+        .max_response_header_size(INPUT_BUFFER - 1)
         .user_agent(concat!("mcp-secure-remote/", env!("CARGO_PKG_VERSION")))
         // Compression stays off: the SSE stream must arrive as the server flushes it.
         .accept_encoding("identity")
+        .middleware(keepalive::middleware(hints.clone()))
         .build();
 
     let tls_config: ConfigSlot = Arc::new(RwLock::new(Arc::clone(&tls.config)));
@@ -98,6 +124,7 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
                 servername,
                 Arc::clone(&handshakes),
                 Some(Rotation::new(config.tls.clone(), Arc::clone(&tls_config))),
+                hints,
             ));
     let agent = Agent::with_parts(ureq_config, connector, DefaultResolver::default());
     Ok(Http {
@@ -137,15 +164,6 @@ fn env_proxy() -> Result<Option<Proxy>, AgentError> {
         };
     }
     Ok(None)
-}
-
-/// Hide `user:password@` in a proxy URL before it reaches a message.
-fn redact_userinfo(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        (None, Some(at)) => format!("***@{}", &url[at + 1..]),
-        _ => url.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -16,25 +16,44 @@ use std::sync::{Arc, Mutex, Weak};
 use ureq::unversioned::transport::ShutdownHandle;
 
 /// The socket of one request, once it is sent.
+///
+/// "Cancelled", "released" and the socket live under one lock: a cancel that lands while the
+/// request binds its socket either finds the socket (and shuts it down) or is seen by the bind
+/// (which then shuts it down itself). Checked and stored under two locks, a cancel landing
+/// between them was lost, and its stream stayed open for the life of the process.
 #[derive(Default)]
 pub struct CancelHandle {
-    socket: Mutex<Option<Weak<dyn ShutdownHandle>>>,
+    state: Mutex<Bound>,
+    /// A copy of `Bound::cancelled` for lock-free reads; only written under `state`'s lock.
     cancelled: AtomicBool,
+}
+
+#[derive(Default)]
+struct Bound {
+    socket: Option<Weak<dyn ShutdownHandle>>,
+    cancelled: bool,
     /// Set when the request no longer needs its connection to itself (answer delivered): the
     /// connection may go back to the pool and must not be shut down for this request any more.
-    released: AtomicBool,
+    released: bool,
 }
 
 impl CancelHandle {
     /// Close the request's connection (now, or as soon as it is sent).
     pub fn cancel(&self) {
-        if self.released.load(Ordering::SeqCst) {
-            return;
-        }
-        self.cancelled.store(true, Ordering::SeqCst);
-        let socket = self.lock().take();
+        let socket = {
+            let mut state = self.lock();
+            if state.released {
+                return;
+            }
+            state.cancelled = true;
+            self.cancelled.store(true, Ordering::SeqCst);
+            state.socket.take()
+        };
         match socket.map(|w| w.upgrade()) {
-            Some(Some(handle)) => handle.shutdown(),
+            Some(Some(handle)) => {
+                log::debug!("cancel: shutting the request's connection down");
+                handle.shutdown()
+            }
             Some(None) => log::debug!("cancel: the request's connection is already gone"),
             None => {
                 log::debug!("cancel: the request has no connection yet; it closes when it sends")
@@ -48,25 +67,33 @@ impl CancelHandle {
 
     /// The answer is out: a later cancel must not touch the (pooled) connection.
     pub fn release(&self) {
-        self.released.store(true, Ordering::SeqCst);
-        self.lock().take();
+        let mut state = self.lock();
+        state.released = true;
+        state.socket = None;
     }
 
     fn bind(&self, socket: &Weak<dyn ShutdownHandle>) {
-        if self.released.load(Ordering::SeqCst) {
-            return;
-        }
-        if self.is_cancelled() {
-            if let Some(handle) = socket.upgrade() {
-                handle.shutdown();
+        {
+            let mut state = self.lock();
+            if state.released {
+                return;
             }
-            return;
+            if !state.cancelled {
+                state.socket = Some(socket.clone());
+                return;
+            }
         }
-        *self.lock() = Some(socket.clone());
+        // Cancelled before it was sent: close the connection instead of sending on it.
+        if let Some(handle) = socket.upgrade() {
+            log::debug!(
+                "cancel: the request was cancelled before it was sent; closing its connection"
+            );
+            handle.shutdown();
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Weak<dyn ShutdownHandle>>> {
-        lock(&self.socket)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bound> {
+        lock(&self.state)
     }
 }
 

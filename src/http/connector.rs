@@ -18,6 +18,7 @@ use ureq::unversioned::transport::{
 };
 
 use super::cancel;
+use super::keepalive::{self, Hints, Idle};
 use super::rotation::{ConfigSlot, Rotation};
 use super::stage::{self, Accepted, Stage};
 
@@ -45,6 +46,8 @@ pub struct MtlsConnector {
     /// The configuration the server has accepted, so that a failure on a fresh connection is not
     /// blamed on a certificate the server took a moment ago.
     accepted: Accepted,
+    /// The servers' idle limits, so that a connection is retired before its server closes it.
+    hints: Hints,
 }
 
 impl MtlsConnector {
@@ -53,6 +56,7 @@ impl MtlsConnector {
         servername: Option<(String, ServerName<'static>)>,
         log: HandshakeLog,
         rotation: Option<Arc<Rotation>>,
+        hints: Hints,
     ) -> Self {
         Self {
             config,
@@ -60,6 +64,7 @@ impl MtlsConnector {
             log,
             rotation,
             accepted: Accepted::default(),
+            hints,
         }
     }
 
@@ -94,6 +99,7 @@ impl<In: Transport> Connector<In> for MtlsConnector {
         details: &ConnectionDetails,
         chained: Option<In>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
+        let idle = Idle::new(keepalive::origin_of(details.uri), self.hints.clone());
         let (transport, socket): (Box<dyn Transport>, _) = match chained {
             Some(through_proxy) => (Box::new(through_proxy), None),
             None => {
@@ -105,6 +111,7 @@ impl<In: Transport> Connector<In> for MtlsConnector {
             return Ok(Some(Box::new(PlainTransport {
                 inner: transport,
                 socket,
+                idle,
             })));
         }
         let host = details
@@ -126,7 +133,7 @@ impl<In: Transport> Connector<In> for MtlsConnector {
         sock.set_timeout(details.timeout);
         while conn.is_handshaking() {
             conn.complete_io(&mut sock)
-                .map_err(|e| stage::attach(Stage::Handshake, is_tls12(&conn), e))?;
+                .map_err(|e| stage::attach(handshake_stage(&conn), is_tls12(&conn), e))?;
         }
         self.record(&conn, &name);
         let tls12 = is_tls12(&conn);
@@ -142,6 +149,7 @@ impl<In: Transport> Connector<In> for MtlsConnector {
             accepted: self.accepted.clone(),
             received: false,
             tls12,
+            idle,
         })))
     }
 }
@@ -184,6 +192,7 @@ fn connect_tcp(
 struct PlainTransport {
     inner: Box<dyn Transport>,
     socket: Option<Weak<dyn ShutdownHandle>>,
+    idle: Idle,
 }
 
 impl fmt::Debug for PlainTransport {
@@ -199,15 +208,21 @@ impl Transport for PlainTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         cancel::bind_current(self.socket.as_ref());
+        self.idle.on_transmit();
         self.inner.transmit_output(amount, timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.inner.await_input(timeout)
+        let input = self.inner.await_input(timeout);
+        match input {
+            Ok(true) => self.idle.on_input(),
+            Ok(false) | Err(_) => self.idle.on_closed(cancel::current_is_cancelled()),
+        }
+        input
     }
 
     fn is_open(&mut self) -> bool {
-        self.inner.is_open()
+        self.idle.may_reuse() && self.inner.is_open()
     }
 
     fn is_tls(&self) -> bool {
@@ -241,6 +256,14 @@ impl MtlsConnector {
         if let Ok(mut slot) = self.log.lock() {
             *slot = Some(facts);
         }
+    }
+}
+
+/// How far the handshake got: rustls knows the version once the server's hello is in.
+fn handshake_stage(conn: &ClientConnection) -> Stage {
+    match conn.protocol_version() {
+        None => Stage::ClientHello,
+        Some(_) => Stage::Handshake,
     }
 }
 
@@ -288,6 +311,7 @@ pub struct MtlsTransport {
     /// Something came back on this connection: the server took the certificate.
     received: bool,
     tls12: bool,
+    idle: Idle,
 }
 
 impl fmt::Debug for MtlsTransport {
@@ -304,6 +328,7 @@ impl Transport for MtlsTransport {
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         use std::io::Write;
         cancel::bind_current(self.socket.as_ref());
+        self.idle.on_transmit();
         self.stream.get_mut().set_timeout(timeout);
         let output = &self.buffers.output()[..amount];
         let written = self
@@ -322,9 +347,17 @@ impl Transport for MtlsTransport {
         let input = self.buffers.input_append_buf();
         let amount = match self.stream.read(input) {
             Ok(amount) => amount,
-            Err(e) => return Err(self.staged(e).into()),
+            Err(e) => {
+                self.idle.on_closed(cancel::current_is_cancelled());
+                return Err(self.staged(e).into());
+            }
         };
         self.buffers.input_appended(amount);
+        if amount > 0 {
+            self.idle.on_input();
+        } else {
+            self.idle.on_closed(cancel::current_is_cancelled());
+        }
         if amount > 0 && !self.received {
             self.received = true;
             self.accepted.record(&self.config);
@@ -333,7 +366,7 @@ impl Transport for MtlsTransport {
     }
 
     fn is_open(&mut self) -> bool {
-        self.stream.get_mut().get_mut().is_open()
+        self.idle.may_reuse() && self.stream.get_mut().get_mut().is_open()
     }
 
     fn is_tls(&self) -> bool {

@@ -15,7 +15,7 @@ use rustls::{
 use super::stage::{Stage, StagedError};
 use super::tls_words::{alert_name, key_purpose, signature_algorithm};
 use crate::config::{Config, TlsVersion};
-use crate::tls::WeakServerKey;
+use crate::tls::{PinMismatch, WeakServerKey};
 
 /// Whether a failure is about the setup (retrying with the same configuration cannot work) or about
 /// the moment (the server may come back).
@@ -62,6 +62,12 @@ pub fn diagnose(err: &ureq::Error, config: &Config) -> Diagnosis {
         ureq::Error::ConnectionFailed => transient(format!("connection to {target} failed")),
         ureq::Error::ConnectProxyFailed(why) => transient(format!(
             "the HTTP proxy refused to connect to {target}: {why}"
+        )),
+        // A head longer than the connection's input buffer (see agent.rs), or one that never ends.
+        ureq::Error::LargeResponseHeader(_, limit) => transient(format!(
+            "the response header from {target} exceeded the {} KiB limit (or never ended): the \
+             server or a proxy in front of it sent an oversized or broken header",
+            (limit + 1) / 1024
         )),
         ureq::Error::Io(e) => diagnose_io(found.io.unwrap_or(e), found.staged, config),
         other => transient(format!("HTTP exchange with {target} failed: {other}")),
@@ -140,7 +146,7 @@ fn diagnose_io(e: &io::Error, staged: Option<&StagedError>, config: &Config) -> 
     }
     // No stage: the error came from ureq's HTTP layer, after the TLS transport had delivered data.
     match staged.map_or(Stage::Established, |s| s.stage) {
-        Stage::Handshake => transient(format!(
+        Stage::ClientHello | Stage::Handshake => transient(format!(
             "connection to {target} {closed} by the server during the TLS handshake, without a TLS \
              alert: check that {target} is an HTTPS port, and {}",
             if config.tls.has_identity() {
@@ -182,7 +188,8 @@ fn diagnose_tls(e: &rustls::Error, staged: Option<&StagedError>, config: &Config
             "the OS trust store (set --tls-ca to the PEM bundle of your private CA)".to_string()
         }
     };
-    let after_handshake = staged.is_some_and(|s| s.stage != Stage::Handshake);
+    let after_handshake =
+        staged.is_some_and(|s| !matches!(s.stage, Stage::ClientHello | Stage::Handshake));
     match e {
         rustls::Error::InvalidCertificate(cert_err) => match cert_err {
             CertificateError::UnknownIssuer | CertificateError::BadSignature => setup(format!(
@@ -263,6 +270,13 @@ fn diagnose_other_certificate_error(
     host: &str,
     setup: impl Fn(String) -> Diagnosis,
 ) -> Diagnosis {
+    if let Some(mismatch) = other.0.downcast_ref::<PinMismatch>() {
+        return setup(format!(
+            "server certificate of {host} matches no --tls-pin: it presents {}; if this key is \
+             the server's new one, pin it (or its CA's) instead",
+            mismatch.seen_list()
+        ));
+    }
     if let Some(weak) = other.0.downcast_ref::<WeakServerKey>() {
         return setup(format!(
             "server certificate of {host} has a {}-bit RSA key, too weak to be verified (at least \
@@ -284,12 +298,7 @@ fn diagnose_other_certificate_error(
 }
 
 fn renegotiation_message(host: &str) -> String {
-    format!(
-        "{host} asked to renegotiate TLS 1.2 after the handshake (how IIS and Apache request a client \
-         certificate for some paths), which this bridge does not support: have the server request \
-         the client certificate in the initial handshake (Apache: SSLVerifyClient require for the \
-         whole virtual host), or enable TLS 1.3 on it"
-    )
+    super::late_certificate::renegotiation_message(host)
 }
 
 fn diagnose_alert(
@@ -303,7 +312,9 @@ fn diagnose_alert(
         message,
         severity: Severity::Setup,
     };
-    let after_tls12_handshake = staged.is_some_and(|s| s.tls12 && s.stage != Stage::Handshake);
+    let after_tls12_handshake = staged
+        .is_some_and(|s| s.tls12 && !matches!(s.stage, Stage::ClientHello | Stage::Handshake));
+    let refused_hello = staged.is_some_and(|s| s.stage == Stage::ClientHello);
     match alert {
         // After a TLS 1.2 handshake only a renegotiation (which rustls declines) can fail a handshake.
         AlertDescription::HandshakeFailure | AlertDescription::NoRenegotiation
@@ -347,6 +358,15 @@ fn diagnose_alert(
         }
         AlertDescription::ProtocolVersion => setup(format!(
             "no TLS version in common with {host}{}",
+            min_version_hint(config)
+        )),
+        // Refused in answer to the client's hello: no certificate had been asked for yet.
+        AlertDescription::HandshakeFailure if refused_hello => setup(format!(
+            "TLS handshake with {host} failed (TLS alert handshake_failure in answer to the \
+             client's hello, before any certificate was asked for): the server accepts none of \
+             this client's cipher suites or TLS versions (TLS 1.3, or TLS 1.2 with ECDHE key \
+             exchange and AES-GCM or ChaCha20-Poly1305; CBC-only or RSA key exchange servers are \
+             refused): the server must enable one of them{}",
             min_version_hint(config)
         )),
         AlertDescription::HandshakeFailure => setup(format!(

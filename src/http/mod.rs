@@ -5,6 +5,8 @@ pub mod cancel;
 pub mod connector;
 pub mod diagnose;
 pub mod encoding;
+pub mod keepalive;
+pub mod late_certificate;
 pub mod response;
 pub mod rotation;
 pub mod stage;

@@ -16,7 +16,10 @@ use rustls::ClientConfig;
 /// Where in a connection's life an error happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// During the TLS handshake.
+    /// During the TLS handshake, before the server's hello: the server refused the client's
+    /// hello itself, before it could have asked for (let alone judged) a client certificate.
+    ClientHello,
+    /// During the TLS handshake, after the server's hello.
     Handshake,
     /// After the client's side of the handshake, before anything came back, and the server has not
     /// accepted this client certificate on any connection yet: a refused certificate fails here.

@@ -12,6 +12,7 @@ mod input;
 mod keyfile;
 mod legacy_pem;
 mod pem;
+mod pin;
 mod pkcs11;
 mod pkcs12;
 mod trust;
@@ -20,6 +21,7 @@ mod verify;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::SingleCertAndKey;
@@ -28,6 +30,7 @@ use rustls::{ClientConfig, SupportedProtocolVersion};
 pub use certinfo::{format_utc, CertInfo, Validity, EXPIRY_WARNING_WINDOW};
 pub use error::TlsError;
 pub use identity::ClientKey;
+pub use pin::{spki_pin, PinMismatch};
 pub(crate) use pkcs11::certificate_key;
 pub use pkcs11::{is_pkcs11_uri, KeyKind, ObjectType, Pkcs11Error, Pkcs11Uri, UriError};
 #[cfg(feature = "pkcs11")]
@@ -71,28 +74,30 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
 
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(protocol_versions(opts.min_version))?;
-    let builder = if opts.insecure_skip_verify {
+    // The trust anchors, for a pin on a root CA (which servers do not send).
+    let mut anchors = Vec::new();
+    let verifier: Arc<dyn ServerCertVerifier> = if opts.insecure_skip_verify {
         // A given --tls-ca is still read, so that a broken file is reported and not ignored.
         if let Some(ca) = &opts.ca {
             trust::root_store(Some(ca))?;
         }
         warnings.push(SKIP_VERIFY_WARNING.to_string());
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verify::AcceptAnyServerCert::new(
-                provider.clone(),
-            )))
+        Arc::new(verify::AcceptAnyServerCert::new(provider.clone()))
     } else {
         let roots = Arc::new(trust::root_store(opts.ca.as_deref())?);
+        if !opts.pins.is_empty() {
+            anchors = pin::anchors(&roots);
+        }
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
             .build()
             .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
-        // `dangerous()` is only the door to a custom verifier: this one is webpki's, unchanged but
-        // for a readable error when the server's key is too weak.
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verify::ExplainingVerifier::new(webpki)))
+        // webpki's verifier, unchanged but for a readable error when the server's key is too weak.
+        Arc::new(verify::ExplainingVerifier::new(webpki))
     };
+    // `dangerous()` is only the door to a custom verifier; `--tls-pin` adds to the check above.
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(pin::wrap(verifier, &opts.pins, anchors));
 
     let (mut config, identity_info, key_info) = match identity {
         Some(identity) => {

@@ -7,10 +7,15 @@ handshake is done, and asyncio servers (uvicorn) then close without sending the 
 does each of those for real, on 127.0.0.1 only, with the standard library alone (no install).
 
 Usage: openssl_peer.py --cert CRT --key KEY [--client-ca CA] [--tls 1.2|1.3] [--seclevel N]
-                       [--close-without-alert]
+                       [--close-without-alert] [--post-handshake-auth] [--ciphers LIST]
 Prints `PORT <n>` on stdout once listening, then serves until killed. Every POST carrying a
 JSON-RPC request is answered with a JSON result (an `initialize` result for `initialize`); a POST
 without an id gets 202; anything else 405.
+
+--post-handshake-auth (TLS 1.3, with --client-ca) is Apache's `SSLVerifyClient require` inside a
+<Location>: the handshake asks for no certificate, and each request then asks for one by
+post-handshake authentication; a client that cannot do it (it did not offer the extension) gets
+Apache's own 403 page.
 """
 
 import argparse
@@ -26,6 +31,9 @@ def tls_context(args):
     if args.seclevel is not None:
         # OpenSSL's default security level refuses a 1024-bit RSA key; a misconfigured server does not.
         ctx.set_ciphers(f"DEFAULT:@SECLEVEL={args.seclevel}")
+    if args.ciphers:
+        # An old server's list, e.g. CBC with RSA key exchange only (TLS 1.2 suites).
+        ctx.set_ciphers(args.ciphers)
     if args.tls == "1.2":
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     elif args.tls == "1.3":
@@ -33,6 +41,9 @@ def tls_context(args):
     ctx.load_cert_chain(args.cert, args.key)
     if args.client_ca:
         ctx.load_verify_locations(args.client_ca)
+        if args.post_handshake_auth:
+            # SSL_VERIFY_POST_HANDSHAKE: no CertificateRequest in the handshake itself.
+            ctx.post_handshake_auth = True
         ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
@@ -83,13 +94,35 @@ def answer(method, body):
     return head.encode() + payload
 
 
-def serve_http(conn):
+# Apache 2.4's answer when mod_ssl cannot perform post-handshake authentication (AH10158).
+APACHE_PHA_FORBIDDEN = (
+    b'<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n<title>403 Forbidden</title>\n'
+    b"</head><body>\n<h1>Forbidden</h1>\n<p>You don't have permission to access this resource."
+    b"Reason: Cannot perform Post-Handshake Authentication.<br />\n</p>\n</body></html>\n"
+)
+
+
+def post_handshake_auth(conn):
+    """Ask for the client certificate now; Apache's 403 if the client cannot be asked."""
+    try:
+        conn.verify_client_post_handshake()
+        return None
+    except ssl.SSLError:
+        head = (
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html; charset=iso-8859-1\r\n"
+            f"Content-Length: {len(APACHE_PHA_FORBIDDEN)}\r\n\r\n"
+        )
+        return head.encode() + APACHE_PHA_FORBIDDEN
+
+
+def serve_http(conn, pha=False):
     try:
         while True:
             request = read_request(conn)
             if request is None:
                 return
-            conn.sendall(answer(*request))
+            refused = post_handshake_auth(conn) if pha else None
+            conn.sendall(refused or answer(*request))
     except (OSError, ssl.SSLError):
         return
     finally:
@@ -130,6 +163,8 @@ def main():
     parser.add_argument("--tls", choices=["1.2", "1.3", "any"], default="any")
     parser.add_argument("--seclevel", type=int)
     parser.add_argument("--close-without-alert", action="store_true")
+    parser.add_argument("--post-handshake-auth", action="store_true")
+    parser.add_argument("--ciphers")
     args = parser.parse_args()
     ctx = tls_context(args)
 
@@ -148,7 +183,7 @@ def main():
                 # OpenSSL has already sent its alert (unknown_ca, certificate_required, ...).
                 raw.close()
                 return
-            serve_http(conn)
+            serve_http(conn, args.post_handshake_auth)
 
         threading.Thread(target=handle, daemon=True).start()
 

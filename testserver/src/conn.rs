@@ -33,7 +33,11 @@ pub(super) fn serve(
     };
     if let Some((wire, client_cert_cn)) = accepted {
         state.handshakes.fetch_add(1, Ordering::SeqCst);
-        request_loop(&state, HttpConn::new(wire), client_cert_cn);
+        let mut http = HttpConn::new(wire);
+        if let (Some(timeout), true) = (state.opts.keep_alive_timeout, state.opts.keep_alive_hint) {
+            http.announce_keep_alive(timeout.as_secs());
+        }
+        request_loop(&state, http, client_cert_cn);
     }
     state.untrack_socket(conn_id);
 }
@@ -62,9 +66,16 @@ fn handshake(
 }
 
 fn request_loop(state: &Arc<State>, mut http: HttpConn, client_cert_cn: Option<String>) {
+    // Since the last response ended (the connection is idle between requests).
+    let mut idle_since: Option<std::time::Instant> = None;
     loop {
         if state.stopping() {
             break;
+        }
+        if let (Some(timeout), Some(_)) = (state.opts.keep_alive_timeout, idle_since) {
+            if !http.wait_for_data(timeout * 2) {
+                break;
+            }
         }
         let req = match http.read_request() {
             Ok(Some(req)) => req,
@@ -74,6 +85,13 @@ fn request_loop(state: &Arc<State>, mut http: HttpConn, client_cert_cn: Option<S
                 break;
             }
         };
+        if let (Some(timeout), Some(since)) = (state.opts.keep_alive_timeout, idle_since) {
+            if since.elapsed() >= timeout {
+                // Closed "before" it arrived: never read, never answered.
+                http.abort();
+                return;
+            }
+        }
         state.record(RecordedRequest {
             method: req.method.clone(),
             path: req.path.clone(),
@@ -84,7 +102,10 @@ fn request_loop(state: &Arc<State>, mut http: HttpConn, client_cert_cn: Option<S
             at: std::time::Instant::now(),
         });
         match route(state, &mut http, &req) {
-            Next::KeepAlive => continue,
+            Next::KeepAlive => {
+                idle_since = Some(std::time::Instant::now());
+                continue;
+            }
             Next::Close => break,
             Next::Drop => {
                 http.abort();

@@ -179,6 +179,8 @@ fn reason(status: u16) -> &'static str {
 pub(super) struct HttpConn {
     wire: Box<dyn Wire>,
     buf: Vec<u8>,
+    /// `Keep-Alive: timeout=N` on every response head.
+    keep_alive_hint: Option<u64>,
 }
 
 impl HttpConn {
@@ -186,7 +188,41 @@ impl HttpConn {
         HttpConn {
             wire,
             buf: Vec::new(),
+            keep_alive_hint: None,
         }
+    }
+
+    pub fn announce_keep_alive(&mut self, seconds: u64) {
+        self.keep_alive_hint = Some(seconds);
+    }
+
+    /// Waits up to `limit` for the client's next bytes; false when none came or it closed.
+    pub fn wait_for_data(&mut self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let mut arrived = !self.buf.is_empty();
+        while !arrived {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // Shorter than STOP_POLL, so that the socket returns the timeout to us.
+            let step = left.min(STOP_POLL / 2);
+            if self.wire.socket().set_read_timeout(Some(step)).is_err() {
+                break;
+            }
+            match self.fill() {
+                Ok(0) => break,
+                Ok(_) => arrived = true,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+        let _ = self.wire.socket().set_read_timeout(Some(STOP_POLL));
+        arrived
     }
 
     /// Reads more bytes into the buffer; `Ok(0)` on end of stream.
@@ -367,6 +403,9 @@ impl HttpConn {
         let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(seconds) = self.keep_alive_hint {
+            head.push_str(&format!("Keep-Alive: timeout={seconds}\r\n"));
         }
         head.push_str("\r\n");
         self.wire.write_all(head.as_bytes())

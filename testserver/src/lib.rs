@@ -139,6 +139,14 @@ pub struct ServerOptions {
     /// Appended to the query of the legacy `endpoint` event (`/message?sessionId=<id>&<this>`),
     /// e.g. `next=https://x` (default none).
     pub legacy_endpoint_query: Option<&'static str>,
+    /// Apache's `KeepAliveTimeout` (default none: connections stay open). A request that arrives
+    /// on a connection idle at least this long is dropped unread and the connection cut: what a
+    /// client sees when its request crosses the server's keep-alive close on the wire, made
+    /// deterministic. A connection idle for twice as long is closed.
+    pub keep_alive_timeout: Option<Duration>,
+    /// Announce `keep_alive_timeout` in a `Keep-Alive: timeout=N` header on every response, as
+    /// Apache does (default false: nginx and HAProxy send none).
+    pub keep_alive_hint: bool,
 }
 
 impl Default for ServerOptions {
@@ -166,6 +174,8 @@ impl Default for ServerOptions {
             legacy_endpoint_event: true,
             legacy_get_on_mcp: false,
             legacy_endpoint_query: None,
+            keep_alive_timeout: None,
+            keep_alive_hint: false,
         }
     }
 }
@@ -355,6 +365,11 @@ impl TestServer {
     /// Every HTTP request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.requests()
+    }
+
+    /// The requests received after the first `first` (cheap to poll in a long test).
+    pub fn requests_from(&self, first: usize) -> Vec<RecordedRequest> {
+        self.state.requests_from(first)
     }
 
     /// Waits until a request matching `pred` has arrived; returns it, or `None` after `timeout`.

@@ -267,6 +267,11 @@ impl State {
         lock(&self.requests).clone()
     }
 
+    pub fn requests_from(&self, first: usize) -> Vec<RecordedRequest> {
+        let requests = lock(&self.requests);
+        requests.get(first..).map(<[_]>::to_vec).unwrap_or_default()
+    }
+
     pub fn inject(&self, fault: Fault) {
         match fault {
             Fault::ExpireSessions => lock(&self.sessions).clear(),

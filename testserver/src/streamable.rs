@@ -289,16 +289,21 @@ fn answer(
             rejection(state.opts.unknown_session_status, "Session not found"),
         );
     };
+    // A client that closed the connection before the stream could even start (a cancel that
+    // arrived while this thread was still on its way here) abandoned the stream just as much as
+    // one that closes it later: record it, or a test of cancellations sees a leak that is not.
     if http
         .start_stream(200, &sse_headers(state, session))
         .is_err()
     {
+        state.record_abandoned_stream(&id);
         return Next::Close;
     }
     let crlf = state.opts.crlf;
     if state.opts.priming || close_after_priming {
         let priming = sse::priming(&format!("{stream}-0"), state.opts.retry_ms, crlf);
         if http.write_chunk(priming.as_bytes()).is_err() {
+            state.record_abandoned_stream(&id);
             return Next::Close;
         }
     }

@@ -18,6 +18,10 @@ pub(super) fn is_modern_error(body: &[u8]) -> bool {
 /// TLS-terminating proxies (nginx: "400 No required SSL certificate was sent", "400 The SSL
 /// certificate error") report client-certificate problems in an HTTP body after the handshake.
 pub(super) fn proxy_certificate_complaint(body: &[u8], config: &Config) -> Option<String> {
+    let host = config.tls.servername.as_deref().unwrap_or(&config.url.host);
+    if let Some(why) = crate::http::late_certificate::from_error_body(body, host) {
+        return Some(why); // Apache's 403 for a certificate asked for after the handshake
+    }
     let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_ascii_lowercase();
     if text.contains("no required ssl certificate was sent") {
         let hint = if config.tls.has_identity() {
