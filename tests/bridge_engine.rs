@@ -496,7 +496,7 @@ fn forty_never_ending_events_stay_within_the_memory_budget_and_each_request_gets
         eprintln!("skipped under emulation: 300 threads' timing and memory are qemu's there");
         return;
     }
-    const N: i64 = 1000;
+    const N: i64 = 40;
     let srv = TestServer::start(ServerOptions::default());
     let mut b = bridge_with_env(
         &srv.url("/mcp"),
@@ -771,7 +771,7 @@ fn a_huge_retry_is_capped_at_30_seconds_and_eof_still_ends_the_bridge() {
         retry_ms: Some(999_999_999_999),
         ..ServerOptions::default()
     });
-    let mut b = Bridge::start(&srv.url("/mcp"), &[]);
+    let mut b = Bridge::start(&srv.url("/mcp"), &["--debug"]);
     b.initialize();
     srv.inject(Fault::CloseAfterPriming);
     b.send(&tool_call(json!(1), "echo", json!({"text":"x"})));
@@ -1282,7 +1282,7 @@ fn an_oversized_event_from_the_server_names_the_flag_that_raises_the_bound() {
 #[test]
 fn a_session_lost_at_eof_is_not_replaced() {
     let srv = TestServer::start(ServerOptions::default());
-    let mut b = Bridge::start(&srv.url("/mcp"), &[]);
+    let mut b = Bridge::start(&srv.url("/mcp"), &["--debug"]);
     b.initialize();
     assert!(
         srv.wait_for_request(HANG, |r| r.method == "GET").is_some(),
