@@ -12,8 +12,10 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hardening {
     /// The kernel confirms the process is no longer dumpable.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // built on Linux only
     NotDumpable,
     /// The call failed (the value is errno).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // built on Linux only
     Failed(i32),
     /// No mechanism on this platform.
     #[cfg_attr(target_os = "linux", allow(dead_code))] // built on the other platforms
