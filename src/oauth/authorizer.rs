@@ -101,6 +101,8 @@ struct State {
     recent_logins: Vec<Instant>,
     /// A machine grant the authorization server refused: final (no retry, no other grant).
     machine_refused: Option<String>,
+    /// The access token whose renewal failed last (not tried twice for one request).
+    refresh_failed: Option<String>,
 }
 
 impl Authorizer {
@@ -324,6 +326,9 @@ impl Authorizer {
     fn refresh_refused(&self, sent: &str) -> bool {
         let held = self.state().record.tokens.clone();
         match held {
+            // Not again when renewing this very token failed just now (in `header`): a silent
+            // token endpoint must not hold the request twice before the login.
+            Some(t) if self.state().refresh_failed.as_ref() == Some(&t.access_token) => false,
             Some(t) if t.header() == sent && t.refresh_token.is_some() => self.refresh(Some(&t)),
             _ => false,
         }
@@ -590,7 +595,11 @@ impl Authorizer {
             st.refreshing = true;
         }
         let renewed = self.refresh_now(held);
-        self.state().refreshing = false;
+        {
+            let mut st = self.state();
+            st.refreshing = false;
+            st.refresh_failed = (!renewed).then(|| held.access_token.clone());
+        }
         self.changed.notify_all();
         renewed
     }

@@ -70,6 +70,9 @@ pub struct Tokens {
     pub refresh_token: Option<String>,
     /// Unix seconds; None: the server did not say.
     pub expires_at: Option<u64>,
+    /// When they were obtained (Unix seconds), to renew short-lived tokens at half their life.
+    #[serde(default)]
+    pub obtained_at: Option<u64>,
     /// The granted scope (else the requested one).
     pub scope: Option<String>,
 }
@@ -98,10 +101,17 @@ impl Tokens {
         self.token_type == "DPoP"
     }
 
-    /// Expired or about to: renew before use.
+    /// Expired or about to: renew before use. The margin is a minute, or half the token's life
+    /// for a shorter-lived one (which would otherwise be renewed before every request).
     pub fn needs_refresh(&self, now: u64) -> bool {
-        self.expires_at
-            .is_some_and(|at| at <= now.saturating_add(REFRESH_MARGIN_SECS))
+        let Some(at) = self.expires_at else {
+            return false;
+        };
+        let margin = match self.obtained_at {
+            Some(from) => REFRESH_MARGIN_SECS.min(at.saturating_sub(from) / 2),
+            None => REFRESH_MARGIN_SECS,
+        };
+        at <= now.saturating_add(margin)
     }
 
     /// Seconds left (None: unknown).
@@ -176,6 +186,7 @@ impl TokenResponse {
             token_type: token_type.into(),
             refresh_token: self.refresh_token.or(old_refresh),
             expires_at: self.expires_in.map(|s| now.saturating_add(s)),
+            obtained_at: Some(now),
             scope: self.scope.or_else(|| asked_scope.map(str::to_string)),
         })
     }
@@ -241,6 +252,12 @@ mod tests {
         assert_eq!(t.header(), "Bearer a");
         assert!(!t.needs_refresh(1000));
         assert!(t.needs_refresh(1041));
+        // A 10 s token is renewed at half its life, not before every request.
+        let short = response(r#"{"access_token":"a","token_type":"Bearer","expires_in":10}"#)
+            .into_tokens(1000, None, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!short.needs_refresh(1004));
+        assert!(short.needs_refresh(1005));
     }
 
     #[test]
@@ -260,6 +277,7 @@ mod tests {
             token_type: "Bearer".into(),
             refresh_token: Some("SECRET-R".into()),
             expires_at: None,
+            obtained_at: None,
             scope: None,
         };
         let c = Client {
