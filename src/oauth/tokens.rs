@@ -250,8 +250,8 @@ mod tests {
         assert_eq!(t.scope.as_deref(), Some("mcp:read"));
         assert_eq!(t.refresh_token.as_deref(), Some("r0"));
         assert_eq!(t.header(), "Bearer a");
-        assert!(!t.needs_refresh(1000));
-        assert!(t.needs_refresh(1041));
+        assert!(!t.needs_refresh(1049));
+        assert!(t.needs_refresh(1050));
         // A 10 s token is renewed at half its life, not before every request.
         let short = response(r#"{"access_token":"a","token_type":"Bearer","expires_in":10}"#)
             .into_tokens(1000, None, None)
