@@ -556,12 +556,13 @@ fn a_user_authorization_header_turns_oauth_off_and_the_401_names_that_header() {
 #[test]
 fn a_full_login_and_a_refresh_with_debug_never_show_a_secret() {
     let peer = Peer::plain();
-    // An access token due for renewal at once: the next request refreshes it, so that the
-    // refresh grant's secrets are in the run too.
-    peer.set_expires_in(30);
+    // An access token of 2 s is renewed at half its life: the request after a pause refreshes
+    // it, so that the refresh grant's secrets are in the run too.
+    peer.set_expires_in(2);
     let mut run = Run::plain(&peer, &["--oauth-login-wait", "15"]);
     let resp = run.tools_list_through_login(&peer, 1, 0);
     assert_answered(&resp, &run);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let (resp, _) = run.tools_list(2);
     assert_answered(&resp, &run);
     let refreshes = peer
@@ -569,8 +570,6 @@ fn a_full_login_and_a_refresh_with_debug_never_show_a_secret() {
         .iter()
         .filter(|s| s.param("grant_type").as_deref() == Some("refresh_token"))
         .count();
-    // (A token that lives less than the renewal margin is renewed before every use: the retry
-    // after the login renews it too, so this is a precondition, not the behaviour under test.)
     assert!(refreshes >= 1, "the refresh grant was used");
     assert!(
         run.b.stderr().contains("OAuth:"),
