@@ -16,7 +16,7 @@ use super::fixture;
 
 /// How long the peer may take to print its ready line: node starting oidc-provider and generating an
 /// RSA key takes about a second here, much longer on a loaded 2-core machine or beside qemu.
-const READY_WAIT: Duration = Duration::from_secs(30);
+const READY_WAIT: Duration = Duration::from_secs(90);
 /// Bound on one control request (loopback, answered from memory).
 const CONTROL_WAIT: Duration = Duration::from_secs(10);
 
