@@ -35,6 +35,10 @@ pub struct PeerOptions {
     /// Keep oidc-provider's strict OIDC rule: `offline_access` without `prompt=consent` is dropped, so
     /// no refresh token. Off by default: the peer then adds the prompt itself, as most ASes behave.
     pub offline_access_needs_consent: bool,
+    /// A JSON file of pre-registered machine clients (see server.mjs `--clients`).
+    pub clients: Option<PathBuf>,
+    /// DPoP at the AS: "off", "on", or "nonce" (the token endpoint demands a server nonce).
+    pub dpop: &'static str,
 }
 
 impl Default for PeerOptions {
@@ -43,6 +47,8 @@ impl Default for PeerOptions {
             access_ttl: 3600,
             token_format: "opaque",
             offline_access_needs_consent: false,
+            clients: None,
+            dpop: "off",
         }
     }
 }
@@ -80,7 +86,12 @@ impl OauthPeer {
         if options.offline_access_needs_consent {
             node.arg("--offline-access-needs-consent");
         }
+        if let Some(clients) = &options.clients {
+            node.arg("--clients").arg(clients);
+        }
         let mut child = node
+            .arg("--dpop")
+            .arg(options.dpop)
             .arg("--fixtures")
             .arg(&fixtures)
             .arg("--modules")

@@ -1,0 +1,578 @@
+//! The machine grants end to end: the real binary with `--oauth-grant client-credentials` against a
+//! real authorization server (npm oidc-provider, tests/peers/oauth, HTTPS that asks for the client
+//! certificate) and the MCP server it protects (which checks the token's `cnf` binding and DPoP
+//! proofs), all on 127.0.0.1. Each client is pre-registered at the peer from the very files the
+//! bridge uses (its certificate's subject DN, its certificate as `x5c`, its public keys). Every test
+//! runs the bridge with `--debug` and then asserts that no client secret, assertion, access token or
+//! DPoP proof the peer saw appears on the bridge's stdout or stderr.
+//!
+//! Not on Windows: the Windows suite runs under wine, which cannot start the peer (a Linux node
+//! process).
+#![cfg_attr(windows, allow(unused))]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use rustls_pki_types::pem::PemObject;
+use serde_json::{json, Value};
+
+use support::bridge::Bridge;
+use support::fixture;
+use support::oauth_peer::{OauthPeer, PeerOptions};
+use support::softhsm::SoftHsm;
+
+/// Bound on one answer that may include the grant (discovery, token request): about a second here,
+/// far more on a loaded 2-core CI machine or under qemu.
+const GRANT_WAIT: Duration = Duration::from_secs(60);
+const CLIENT_ID: &str = "machine-client";
+
+// ---- scene: the peer with its registered client, a private directory ------------------------------
+
+struct Scene {
+    peer: OauthPeer,
+    dir: TempDir,
+}
+
+impl Scene {
+    /// The peer with one pre-registered client (`client` without `client_id`, which is
+    /// [`CLIENT_ID`]) and DPoP `dpop` ("off", "on", "nonce").
+    fn new(dir: TempDir, client: Value, dpop: &'static str) -> Scene {
+        let mut client = client;
+        client["client_id"] = json!(CLIENT_ID);
+        let clients = dir.path.join("clients.json");
+        std::fs::write(&clients, json!([client]).to_string()).expect("write clients.json");
+        let peer = OauthPeer::start_with(PeerOptions {
+            clients: Some(clients),
+            dpop,
+            ..PeerOptions::default()
+        });
+        Scene { peer, dir }
+    }
+
+    /// `<url> <tls> --debug --oauth-token-store memory --oauth-grant client-credentials
+    /// --oauth-client-id machine-client [extra]`.
+    fn bridge(&self, tls: &[String], extra: &[&str], env: &[(&str, String)]) -> Session {
+        let mut args = vec![self.peer.mcp_url()];
+        args.extend(tls.iter().cloned());
+        args.extend(
+            [
+                "--debug",
+                "--oauth-token-store",
+                "memory",
+                "--oauth-grant",
+                "client-credentials",
+                "--oauth-client-id",
+                CLIENT_ID,
+            ]
+            .map(String::from),
+        );
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut env: Vec<(&str, String)> = env.to_vec();
+        env.push((
+            "XDG_STATE_HOME",
+            self.dir.path.join("state").display().to_string(),
+        ));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Session {
+            bridge: Bridge::spawn(&args, &env),
+            stdout: Vec::new(),
+        }
+    }
+
+    fn stats(&self) -> Value {
+        self.peer.stats()
+    }
+
+    /// No secret the peer saw (client secrets, assertions, tokens, DPoP proofs) is in `outputs`;
+    /// and at least one access token was among them, so the check had something to look for.
+    fn assert_no_secret(&self, outputs: &[(&str, &str)]) {
+        let secrets = self.peer.secrets();
+        assert!(
+            !self.peer.issued_tokens().is_empty(),
+            "the AS issued no token: the test did not exercise a grant"
+        );
+        for (name, text) in outputs {
+            for secret in &secrets {
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "{name} contains a secret the AS issued or received (it begins {:?}); {name}:\n{text}",
+                    &secret[..6.min(secret.len())]
+                );
+            }
+        }
+    }
+
+    /// Every secret of one kind the peer recorded that looks like a JWT with this `typ`-less
+    /// shape is counted: assertions and proofs are JWS (three dot-separated parts).
+    fn recorded_jws(&self) -> usize {
+        self.peer
+            .secrets()
+            .iter()
+            .filter(|s| s.split('.').count() == 3)
+            .count()
+    }
+}
+
+/// A bridge plus everything it wrote on stdout (for the secret check).
+struct Session {
+    bridge: Bridge,
+    stdout: Vec<String>,
+}
+
+impl Session {
+    fn call(&mut self, id: u64, method: &str, params: Value) -> Value {
+        self.bridge
+            .send(&json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}));
+        let deadline = Instant::now() + GRANT_WAIT;
+        loop {
+            let Some(msg) = self.bridge.recv_within(Duration::from_millis(250)) else {
+                if !self.bridge.running() {
+                    let status = self.bridge.wait_exit(Duration::from_secs(5));
+                    panic!(
+                        "the bridge exited ({status:?}) before answering request {id}; stderr:\n{}",
+                        self.bridge.stderr()
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no answer to request {id} within {GRANT_WAIT:?}; stderr:\n{}",
+                    self.bridge.stderr()
+                );
+                continue;
+            };
+            self.stdout.push(msg.to_string());
+            if msg["id"] == json!(id) && (msg.get("result").is_some() || msg.get("error").is_some())
+            {
+                return msg;
+            }
+        }
+    }
+
+    /// initialize (which meets the 401 and runs the grant) + notifications/initialized.
+    fn initialize(&mut self) {
+        let resp = self.call(
+            0,
+            "initialize",
+            json!({"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"machine-test","version":"1"}}),
+        );
+        assert_eq!(
+            resp["result"]["protocolVersion"],
+            json!("2025-11-25"),
+            "initialize was not answered by the server: {resp}; stderr:\n{}",
+            self.bridge.stderr()
+        );
+        self.bridge
+            .send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+    }
+
+    fn assert_echo(&mut self, id: u64, message: &str) {
+        let resp = self.call(
+            id,
+            "tools/call",
+            json!({"name":"echo","arguments":{"message":message}}),
+        );
+        assert_eq!(
+            resp["result"]["content"][0]["text"],
+            json!(format!("Echo: {message}")),
+            "tools/call: {resp}; stderr:\n{}",
+            self.bridge.stderr()
+        );
+    }
+
+    /// Close stdin, wait for the exit, collect the last stdout lines: (stdout, stderr).
+    fn finish(&mut self) -> (String, String) {
+        self.bridge.close_stdin();
+        let exited = self.bridge.wait_exit(Duration::from_secs(20));
+        assert!(
+            exited.is_some(),
+            "the bridge did not exit after stdin closed"
+        );
+        while let Some(msg) = self.bridge.recv_within(Duration::from_millis(100)) {
+            self.stdout.push(msg.to_string());
+        }
+        (self.stdout.join("\n"), self.bridge.stderr())
+    }
+}
+
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new() -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "mcp-oauth-machine-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(path.join("state")).expect("create temp dir");
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn count(stats: &Value, path: &[&str]) -> u64 {
+    path.iter().fold(stats, |v, k| &v[*k]).as_u64().unwrap_or(0)
+}
+
+fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// `--tls-cert C --tls-key K --tls-ca fixtures/ca.crt`.
+fn tls_files(cert: &Path, key: &Path) -> Vec<String> {
+    vec![
+        "--tls-cert".into(),
+        path_str(cert),
+        "--tls-key".into(),
+        path_str(key),
+        "--tls-ca".into(),
+        path_str(&fixture("ca.crt")),
+    ]
+}
+
+/// RFC 8705 §3.1 `x5t#S256`: base64url SHA-256 of the certificate's DER.
+fn x5t_s256(cert: &Path) -> String {
+    let der = rustls_pki_types::CertificateDer::from_pem_file(cert)
+        .unwrap_or_else(|e| panic!("{}: {e}", cert.display()));
+    let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    Base64UrlUnpadded::encode_string(digest.as_ref())
+}
+
+/// The thumbprints of the tokens the MCP server accepted, bound to a certificate.
+fn certificate_bindings(stats: &Value) -> Vec<String> {
+    stats["mcp"]["certificate_bindings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One grant, a served session, and the token bound to `cert`: the common end of the
+/// certificate-authenticated tests.
+fn assert_one_grant_bound_to(scene: &Scene, cert: &Path) {
+    let stats = scene.stats();
+    assert_eq!(
+        count(&stats, &["token_requests", "client_credentials"]),
+        1,
+        "one client-credentials grant: {stats}"
+    );
+    assert_eq!(stats["token_errors"], json!({}), "{stats}");
+    assert!(count(&stats, &["mcp", "authorized"]) >= 3, "{stats}");
+    assert_eq!(count(&stats, &["mcp", "wrong_certificate"]), 0, "{stats}");
+    assert_eq!(
+        certificate_bindings(&stats),
+        vec![x5t_s256(cert)],
+        "the token's cnf x5t#S256 is the bridge's certificate: {stats}"
+    );
+}
+
+/// Run one bridge through initialize and a tool call; returns (stdout, stderr).
+fn serve(scene: &Scene, tls: &[String], extra: &[&str], env: &[(&str, String)]) -> (String, String) {
+    let mut session = scene.bridge(tls, extra, env);
+    session.initialize();
+    session.assert_echo(1, "machine");
+    let (stdout, stderr) = session.finish();
+    scene.assert_no_secret(&[("stdout", &stdout), ("--debug stderr", &stderr)]);
+    (stdout, stderr)
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl ({e}): install the openssl CLI"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A P-256 client certificate from the fixtures CA with subject `CN=mcp-rotating-client` (the
+/// same subject every time, as a renewal has): (cert, key) in `dir` named `name`.
+fn issue_client_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let cert = dir.join(format!("{name}.crt"));
+    let ext = dir.join("client-ext.cnf");
+    std::fs::write(&ext, "extendedKeyUsage=clientAuth\n").expect("write ext");
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path_str(&key),
+        "-subj",
+        "/CN=mcp-rotating-client",
+        "-out",
+        &path_str(&csr),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &path_str(&csr),
+        "-CA",
+        &path_str(&fixture("ca.crt")),
+        "-CAkey",
+        &path_str(&fixture("ca.key")),
+        "-set_serial",
+        &format!("0x{:x}", std::process::id() as u64 * 1000 + name.len() as u64),
+        "-days",
+        "2",
+        "-extfile",
+        &path_str(&ext),
+        "-out",
+        &path_str(&cert),
+    ]);
+    (cert, key)
+}
+
+// ---- the tests -----------------------------------------------------------------------------------
+
+/// RFC 8705 §2.1.1: the client is registered with its certificate's subject DN; the token is bound
+/// to that certificate, and the MCP server (which checks the binding) accepts it.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn client_credentials_with_tls_client_auth_gives_a_token_bound_to_the_certificate() {
+    let cert = fixture("client-rsa.crt");
+    let scene = Scene::new(
+        TempDir::new(),
+        json!({"token_endpoint_auth_method": "tls_client_auth", "bound": true,
+               "subject_dn_of": cert}),
+        "off",
+    );
+    serve(
+        &scene,
+        &tls_files(&cert, &fixture("client-rsa.key")),
+        &["--oauth-client-auth", "tls_client_auth"],
+        &[],
+    );
+    assert_one_grant_bound_to(&scene, &cert);
+}
+
+/// RFC 8705 §2.2: a self-signed-style registration (the certificate itself in the client's JWKS).
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn client_credentials_with_self_signed_tls_client_auth_gives_a_bound_token() {
+    let cert = fixture("client-ec.crt");
+    let scene = Scene::new(
+        TempDir::new(),
+        json!({"token_endpoint_auth_method": "self_signed_tls_client_auth", "bound": true,
+               "jwks_of": [cert]}),
+        "off",
+    );
+    serve(
+        &scene,
+        &tls_files(&cert, &fixture("client-ec.key")),
+        &["--oauth-client-auth", "self_signed_tls_client_auth"],
+        &[],
+    );
+    assert_one_grant_bound_to(&scene, &cert);
+}
+
+/// RFC 7523 client assertions signed by a file key of each type the AS accepts (ES256, ES384,
+/// PS256/RS256, EdDSA); the TLS identity stays client-rsa, so the token is still bound to it.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn private_key_jwt_with_file_keys_of_each_type() {
+    let cert = fixture("client-rsa.crt");
+    for key in [
+        "client-ec.key",
+        "client-ec384.key",
+        "client-rsa.key",
+        "client-ed25519.key",
+    ] {
+        let jwt_key = fixture(key);
+        let scene = Scene::new(
+            TempDir::new(),
+            json!({"token_endpoint_auth_method": "private_key_jwt", "bound": true,
+                   "jwks_of": [jwt_key]}),
+            "off",
+        );
+        serve(
+            &scene,
+            &tls_files(&cert, &fixture("client-rsa.key")),
+            &[
+                "--oauth-client-auth",
+                "private_key_jwt",
+                "--oauth-jwt-key",
+                &path_str(&jwt_key),
+            ],
+            &[],
+        );
+        assert_one_grant_bound_to(&scene, &cert);
+        assert!(
+            scene.recorded_jws() >= 1,
+            "{key}: the AS recorded no client assertion"
+        );
+    }
+}
+
+/// `--oauth-jwt-key tls` with the TLS key on a PKCS#11 token (SoftHSM): the assertion is signed on
+/// the token (the bridge only has its URI), and the AS verifies it with the certificate's key.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn private_key_jwt_signed_by_the_tls_key_on_a_pkcs11_token() {
+    let hsm = SoftHsm::new("oauth-machine");
+    for (object, cert) in [
+        ("client-ec", "client-ec.crt"),
+        ("client-ec384", "client-ec384.crt"),
+        ("client-rsa", "client-rsa.crt"),
+    ] {
+        let cert = fixture(cert);
+        let scene = Scene::new(
+            TempDir::new(),
+            json!({"token_endpoint_auth_method": "private_key_jwt", "bound": true,
+                   "jwks_of": [cert]}),
+            "off",
+        );
+        let mut tls = hsm.key_flags(object);
+        tls.extend([
+            "--tls-cert".to_string(),
+            path_str(&cert),
+            "--tls-ca".to_string(),
+            path_str(&fixture("ca.crt")),
+        ]);
+        serve(
+            &scene,
+            &tls,
+            &[
+                "--oauth-client-auth",
+                "private_key_jwt",
+                "--oauth-jwt-key",
+                "tls",
+            ],
+            &hsm.env(),
+        );
+        assert_one_grant_bound_to(&scene, &cert);
+    }
+}
+
+/// DPoP (RFC 9449) at the token endpoint, without and with a server nonce (§8: the first request
+/// is refused with `use_dpop_nonce` and sent again once with it); the MCP server checks every
+/// request's proof against the token's `jkt`.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn dpop_bound_client_credentials_with_and_without_a_nonce() {
+    for dpop in ["on", "nonce"] {
+        let cert = fixture("client-rsa.crt");
+        let scene = Scene::new(
+            TempDir::new(),
+            // Not certificate-bound: oidc-provider binds a token to one thing only.
+            json!({"token_endpoint_auth_method": "tls_client_auth", "subject_dn_of": cert}),
+            dpop,
+        );
+        serve(
+            &scene,
+            &tls_files(&cert, &fixture("client-rsa.key")),
+            &["--oauth-client-auth", "tls_client_auth", "--oauth-dpop", "on"],
+            &[],
+        );
+        let stats = scene.stats();
+        let nonce_refusals = u64::from(dpop == "nonce");
+        assert_eq!(
+            count(&stats, &["token_requests", "client_credentials"]),
+            1 + nonce_refusals,
+            "{dpop}: {stats}"
+        );
+        assert_eq!(
+            count(&stats, &["token_errors", "use_dpop_nonce"]),
+            nonce_refusals,
+            "{dpop}: {stats}"
+        );
+        assert_eq!(
+            stats["token_errors"].as_object().map(|m| m.len()),
+            Some(nonce_refusals as usize),
+            "{dpop}: no other token error: {stats}"
+        );
+        assert_eq!(
+            stats["mcp"]["key_bindings"].as_array().map(|a| a.len()),
+            Some(1),
+            "{dpop}: one DPoP-bound token: {stats}"
+        );
+        assert!(count(&stats, &["mcp", "dpop"]) >= 3, "{dpop}: {stats}");
+        assert_eq!(count(&stats, &["mcp", "bad_proof"]), 0, "{dpop}: {stats}");
+    }
+}
+
+/// The client certificate is renewed on disk (same subject, new key) while the bridge runs: new
+/// connections present the new certificate, the token bound to the old one is refused there, and
+/// the bridge gets a new token bound to the new certificate, without failing a request.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn a_rotated_certificate_gets_a_new_bound_token() {
+    let dir = TempDir::new();
+    let (old_cert, old_key) = issue_client_cert(&dir.path, "old");
+    let (new_cert, new_key) = issue_client_cert(&dir.path, "new");
+    let cert = dir.path.join("client.crt");
+    let key = dir.path.join("client.key");
+    std::fs::copy(&old_cert, &cert).expect("copy cert");
+    std::fs::copy(&old_key, &key).expect("copy key");
+    let scene = Scene::new(
+        dir,
+        json!({"token_endpoint_auth_method": "tls_client_auth", "bound": true,
+               "subject_dn_of": old_cert}),
+        "off",
+    );
+    let mut session = scene.bridge(
+        &tls_files(&cert, &key),
+        &["--oauth-client-auth", "tls_client_auth"],
+        &[],
+    );
+    session.initialize();
+    session.assert_echo(1, "before the renewal");
+    assert_eq!(
+        certificate_bindings(&scene.stats()),
+        vec![x5t_s256(&old_cert)]
+    );
+
+    // The renewal, as a certificate agent writes it: each file replaced whole.
+    for (from, to) in [(&new_key, &key), (&new_cert, &cert)] {
+        let staged = to.with_extension("staged");
+        std::fs::copy(from, &staged).expect("stage");
+        std::fs::rename(&staged, to).expect("rename");
+    }
+    // Past the bridge's check interval (2 s) and node's keep-alive (5 s): the next requests open
+    // new connections, which present the renewed certificate.
+    thread::sleep(Duration::from_secs(6));
+    session.assert_echo(2, "after the renewal");
+    session.assert_echo(3, "and again");
+    let (stdout, stderr) = session.finish();
+    scene.assert_no_secret(&[("stdout", &stdout), ("--debug stderr", &stderr)]);
+
+    let stats = scene.stats();
+    assert_eq!(
+        count(&stats, &["token_requests", "client_credentials"]),
+        2,
+        "one grant per certificate: {stats}"
+    );
+    assert_eq!(stats["token_errors"], json!({}), "{stats}");
+    let bindings = certificate_bindings(&stats);
+    assert_eq!(
+        bindings,
+        vec![x5t_s256(&old_cert), x5t_s256(&new_cert)],
+        "a token for each certificate, in order: {stats}"
+    );
+}
