@@ -107,8 +107,8 @@ impl Scene {
         }
     }
 
-    /// Every secret of one kind the peer recorded that looks like a JWT with this `typ`-less
-    /// shape is counted: assertions and proofs are JWS (three dot-separated parts).
+    /// How many of the secrets the peer recorded are compact JWS (three dot-separated parts): the
+    /// client assertions and DPoP proofs it received (its access tokens here are opaque).
     fn recorded_jws(&self) -> usize {
         self.peer
             .secrets()
@@ -372,6 +372,33 @@ fn client_credentials_with_tls_client_auth_gives_a_token_bound_to_the_certificat
     assert_one_grant_bound_to(&scene, &cert);
 }
 
+/// A client secret (from the environment, never a flag) sent as Basic and as form fields: the
+/// grant works and the secret appears in no output.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn client_credentials_with_a_client_secret_never_shows_it() {
+    let cert = fixture("client-rsa.crt");
+    let secret = "machine-secret-0123456789abcdef";
+    for method in ["client_secret_basic", "client_secret_post"] {
+        let scene = Scene::new(
+            TempDir::new(),
+            json!({"token_endpoint_auth_method": method, "bound": true, "client_secret": secret}),
+            "off",
+        );
+        serve(
+            &scene,
+            &tls_files(&cert, &fixture("client-rsa.key")),
+            &["--oauth-client-auth", method],
+            &[("MCP_REMOTE_OAUTH_CLIENT_SECRET", secret.to_string())],
+        );
+        assert_one_grant_bound_to(&scene, &cert);
+        assert!(
+            scene.peer.secrets().iter().any(|s| s == secret),
+            "{method}: the AS did not record the client secret it received"
+        );
+    }
+}
+
 /// RFC 8705 §2.2: a self-signed-style registration (the certificate itself in the client's JWKS).
 #[test]
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
@@ -567,6 +594,14 @@ fn a_rotated_certificate_gets_a_new_bound_token() {
         count(&stats, &["token_requests", "client_credentials"]),
         2,
         "one grant per certificate: {stats}"
+    );
+    // The renewal takes effect when a connection is opened, after the request's token was chosen:
+    // the first request on a new connection carries the old token, is refused (the binding is
+    // checked) and is sent again with the new one. The client sees no error.
+    assert_eq!(
+        count(&stats, &["mcp", "wrong_certificate"]),
+        1,
+        "one refusal of the old token: {stats}"
     );
     assert_eq!(stats["token_errors"], json!({}), "{stats}");
     let bindings = certificate_bindings(&stats);
