@@ -107,14 +107,19 @@ impl Scene {
         }
     }
 
-    /// How many of the secrets the peer recorded are compact JWS (three dot-separated parts): the
-    /// client assertions and DPoP proofs it received (its access tokens here are opaque).
-    fn recorded_jws(&self) -> usize {
+    /// The `alg` of every compact JWS among the secrets the peer recorded: the client assertions
+    /// and DPoP proofs it received (its access tokens here are opaque).
+    fn recorded_jws_algs(&self) -> Vec<String> {
         self.peer
             .secrets()
             .iter()
             .filter(|s| s.split('.').count() == 3)
-            .count()
+            .filter_map(|s| {
+                let header = Base64UrlUnpadded::decode_vec(s.split('.').next()?).ok()?;
+                let header: Value = serde_json::from_slice(&header).ok()?;
+                header["alg"].as_str().map(String::from)
+            })
+            .collect()
     }
 }
 
@@ -284,7 +289,12 @@ fn assert_one_grant_bound_to(scene: &Scene, cert: &Path) {
 }
 
 /// Run one bridge through initialize and a tool call; returns (stdout, stderr).
-fn serve(scene: &Scene, tls: &[String], extra: &[&str], env: &[(&str, String)]) -> (String, String) {
+fn serve(
+    scene: &Scene,
+    tls: &[String],
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> (String, String) {
     let mut session = scene.bridge(tls, extra, env);
     session.initialize();
     session.assert_echo(1, "machine");
@@ -338,7 +348,10 @@ fn issue_client_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         "-CAkey",
         &path_str(&fixture("ca.key")),
         "-set_serial",
-        &format!("0x{:x}", std::process::id() as u64 * 1000 + name.len() as u64),
+        &format!(
+            "0x{:x}",
+            std::process::id() as u64 * 1000 + name.len() as u64
+        ),
         "-days",
         "2",
         "-extfile",
@@ -399,6 +412,55 @@ fn client_credentials_with_a_client_secret_never_shows_it() {
     }
 }
 
+/// The AS refuses the certificate (registered with another subject): the request fails with one
+/// line naming the grant and the AS's error, and a later request fails the same way without
+/// asking the AS again (a refusal is final: no retry loop, no other grant).
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn a_certificate_the_authorization_server_refuses_fails_once_with_one_line() {
+    let scene = Scene::new(
+        TempDir::new(),
+        json!({"token_endpoint_auth_method": "tls_client_auth", "bound": true,
+               "subject_dn_of": fixture("client-ec.crt")}),
+        "off",
+    );
+    let mut session = scene.bridge(
+        &tls_files(&fixture("client-rsa.crt"), &fixture("client-rsa.key")),
+        &["--oauth-client-auth", "tls_client_auth"],
+        &[],
+    );
+    for id in [0, 1] {
+        let resp = session.call(
+            id,
+            "initialize",
+            json!({"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"machine-test","version":"1"}}),
+        );
+        let message = resp["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("client-credentials grant") && message.contains("invalid_client"),
+            "request {id}: {resp}; stderr:\n{}",
+            session.bridge.stderr()
+        );
+        assert!(!message.contains('\n'), "one line: {message:?}");
+    }
+    let (stdout, stderr) = session.finish();
+    let stats = scene.stats();
+    assert_eq!(
+        count(&stats, &["token_requests", "client_credentials"]),
+        1,
+        "the refusal is final: {stats}"
+    );
+    assert_eq!(
+        count(&stats, &["token_errors", "invalid_client"]),
+        1,
+        "{stats}"
+    );
+    assert_eq!(count(&stats, &["mcp", "authorized"]), 0, "{stats}");
+    for secret in scene.peer.secrets() {
+        assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
+    }
+}
+
 /// RFC 8705 §2.2: a self-signed-style registration (the certificate itself in the client's JWKS).
 #[test]
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
@@ -425,11 +487,11 @@ fn client_credentials_with_self_signed_tls_client_auth_gives_a_bound_token() {
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
 fn private_key_jwt_with_file_keys_of_each_type() {
     let cert = fixture("client-rsa.crt");
-    for key in [
-        "client-ec.key",
-        "client-ec384.key",
-        "client-rsa.key",
-        "client-ed25519.key",
+    for (key, alg) in [
+        ("client-ec.key", "ES256"),
+        ("client-ec384.key", "ES384"),
+        ("client-rsa.key", "PS256"),
+        ("client-ed25519.key", "EdDSA"),
     ] {
         let jwt_key = fixture(key);
         let scene = Scene::new(
@@ -450,9 +512,10 @@ fn private_key_jwt_with_file_keys_of_each_type() {
             &[],
         );
         assert_one_grant_bound_to(&scene, &cert);
-        assert!(
-            scene.recorded_jws() >= 1,
-            "{key}: the AS recorded no client assertion"
+        assert_eq!(
+            scene.recorded_jws_algs(),
+            vec![alg.to_string()],
+            "{key}: one client assertion, signed with {alg}"
         );
     }
 }
@@ -463,10 +526,10 @@ fn private_key_jwt_with_file_keys_of_each_type() {
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
 fn private_key_jwt_signed_by_the_tls_key_on_a_pkcs11_token() {
     let hsm = SoftHsm::new("oauth-machine");
-    for (object, cert) in [
-        ("client-ec", "client-ec.crt"),
-        ("client-ec384", "client-ec384.crt"),
-        ("client-rsa", "client-rsa.crt"),
+    for (object, cert, alg) in [
+        ("client-ec", "client-ec.crt", "ES256"),
+        ("client-ec384", "client-ec384.crt", "ES384"),
+        ("client-rsa", "client-rsa.crt", "PS256"),
     ] {
         let cert = fixture(cert);
         let scene = Scene::new(
@@ -494,6 +557,11 @@ fn private_key_jwt_signed_by_the_tls_key_on_a_pkcs11_token() {
             &hsm.env(),
         );
         assert_one_grant_bound_to(&scene, &cert);
+        assert_eq!(
+            scene.recorded_jws_algs(),
+            vec![alg.to_string()],
+            "{object}: one client assertion, signed on the token with {alg}"
+        );
     }
 }
 
@@ -514,7 +582,12 @@ fn dpop_bound_client_credentials_with_and_without_a_nonce() {
         serve(
             &scene,
             &tls_files(&cert, &fixture("client-rsa.key")),
-            &["--oauth-client-auth", "tls_client_auth", "--oauth-dpop", "on"],
+            &[
+                "--oauth-client-auth",
+                "tls_client_auth",
+                "--oauth-dpop",
+                "on",
+            ],
             &[],
         );
         let stats = scene.stats();
