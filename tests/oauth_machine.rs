@@ -565,13 +565,14 @@ fn private_key_jwt_signed_by_the_tls_key_on_a_pkcs11_token() {
     }
 }
 
-/// DPoP (RFC 9449) at the token endpoint, without and with a server nonce (§8: the first request
-/// is refused with `use_dpop_nonce` and sent again once with it); the MCP server checks every
-/// request's proof against the token's `jkt`.
+/// DPoP (RFC 9449), without and with server nonces: with them, the token endpoint (§8) and the
+/// MCP server (§9) each refuse the first proof with `use_dpop_nonce`, and the bridge sends again
+/// once with the nonce, also when the MCP server's demand follows a Bearer challenge in the same
+/// header. The MCP server checks every request's proof against the token's `jkt`.
 #[test]
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
 fn dpop_bound_client_credentials_with_and_without_a_nonce() {
-    for dpop in ["on", "nonce"] {
+    for dpop in ["on", "nonce", "nonce+bearer"] {
         let cert = fixture("client-rsa.crt");
         let scene = Scene::new(
             TempDir::new(),
@@ -591,7 +592,7 @@ fn dpop_bound_client_credentials_with_and_without_a_nonce() {
             &[],
         );
         let stats = scene.stats();
-        let nonce_refusals = u64::from(dpop == "nonce");
+        let nonce_refusals = u64::from(dpop != "on");
         assert_eq!(
             count(&stats, &["token_requests", "client_credentials"]),
             1 + nonce_refusals,
@@ -614,6 +615,12 @@ fn dpop_bound_client_credentials_with_and_without_a_nonce() {
         );
         assert!(count(&stats, &["mcp", "dpop"]) >= 3, "{dpop}: {stats}");
         assert_eq!(count(&stats, &["mcp", "bad_proof"]), 0, "{dpop}: {stats}");
+        // The MCP server's nonce: demanded once, then carried by every proof.
+        assert_eq!(
+            count(&stats, &["mcp", "nonce_demanded"]),
+            nonce_refusals,
+            "{dpop}: {stats}"
+        );
     }
 }
 

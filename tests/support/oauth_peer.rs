@@ -37,7 +37,8 @@ pub struct PeerOptions {
     pub offline_access_needs_consent: bool,
     /// A JSON file of pre-registered machine clients (see server.mjs `--clients`).
     pub clients: Option<PathBuf>,
-    /// DPoP at the AS: "off", "on", or "nonce" (the token endpoint demands a server nonce).
+    /// DPoP at the AS: "off", "on", "nonce" (the token endpoint and the MCP server demand server
+    /// nonces) or "nonce+bearer" (the MCP server's demand follows a Bearer challenge).
     pub dpop: &'static str,
 }
 

@@ -2,7 +2,7 @@
 // both HTTPS on 127.0.0.1, plus a plain-HTTP control endpoint the tests read and steer. One process.
 //
 //   node server.mjs --fixtures DIR --modules DIR [--access-ttl S] [--token-format opaque|jwt]
-//                   [--offline-access-needs-consent] [--clients FILE] [--dpop off|on|nonce]
+//                   [--offline-access-needs-consent] [--clients FILE] [--dpop off|on|nonce|nonce+bearer]
 //
 // --clients names a JSON file of pre-registered machine clients (client_credentials only), each
 //   {"client_id", "token_endpoint_auth_method", "bound": bool (RFC 8705 certificate-bound tokens),
@@ -10,7 +10,9 @@
 //    "jwks_of": [PEM certificate or key, …] (public JWKs; a certificate's also carries its x5c),
 //    "client_secret"}
 // so a test registers exactly the client its bridge presents, from the files it uses.
-// --dpop turns on DPoP (RFC 9449) at the AS; `nonce` makes the token endpoint demand a server nonce.
+// --dpop turns on DPoP (RFC 9449) at the AS; `nonce` makes the token endpoint and the MCP server
+//   demand their server nonces; `nonce+bearer` too, the MCP server's demand then following a
+//   Bearer challenge in the same header (a server that takes both schemes, RFC 9449 §7.1).
 //
 // --modules is the node_modules directory of scripts/peers/install-oauth.sh (.peers/oauth/node_modules):
 // the packages live outside the source tree, so they are imported by path, not by name.
@@ -54,7 +56,7 @@ function parseArgs(argv) {
       case '--access-ttl': opts.accessTtl = positiveInt(flag, value); break;
       case '--clients': opts.clients = value; break;
       case '--dpop':
-        if (!['off', 'on', 'nonce'].includes(value)) fail('--dpop is off, on or nonce');
+        if (!['off', 'on', 'nonce', 'nonce+bearer'].includes(value)) fail('--dpop is off, on, nonce or nonce+bearer');
         opts.dpop = value;
         break;
       case '--token-format':
@@ -65,7 +67,7 @@ function parseArgs(argv) {
     }
   }
   if (!opts.fixtures || !opts.modules) {
-    fail('usage: server.mjs --fixtures DIR --modules DIR [--access-ttl S] [--token-format opaque|jwt] [--offline-access-needs-consent] [--clients FILE] [--dpop off|on|nonce]');
+    fail('usage: server.mjs --fixtures DIR --modules DIR [--access-ttl S] [--token-format opaque|jwt] [--offline-access-needs-consent] [--clients FILE] [--dpop off|on|nonce|nonce+bearer]');
   }
   return opts;
 }
@@ -118,7 +120,7 @@ const state = {
   accessTokens: new Map(), // jti -> clientId (opaque format only: JWTs are not stored)
   clients: [],
   mcp: {
-    authorized: 0, unauthorized: 0, wrongCertificate: 0, dpop: 0, badProof: 0, byToken: new Map(), methods: {},
+    authorized: 0, unauthorized: 0, wrongCertificate: 0, dpop: 0, badProof: 0, nonceDemanded: 0, byToken: new Map(), methods: {},
     // The x5t#S256 (certificate) and jkt (DPoP key) bindings of the tokens the MCP server accepted.
     certificateBindings: new Set(), keyBindings: new Set(),
   },
@@ -251,7 +253,7 @@ const provider = new Provider(issuer, {
     dPoP: {
       enabled: opts.dpop !== 'off',
       nonceSecret: crypto.randomBytes(32),
-      requireNonce: () => opts.dpop === 'nonce',
+      requireNonce: () => nonces,
     },
     resourceIndicators: {
       enabled: true,
@@ -455,8 +457,13 @@ async function verifyToken(token) {
   return { scope: stored.scope, cnf: Object.keys(cnf).length ? cnf : undefined, clientId: stored.clientId };
 }
 
+// With --dpop nonce the MCP server demands its own nonce too (RFC 9449 §9), one per process.
+const resourceNonce = crypto.randomBytes(16).toString('base64url');
+const nonces = opts.dpop === 'nonce' || opts.dpop === 'nonce+bearer';
+
 // RFC 9449 §7.1: a DPoP-bound token comes with a proof for this request, signed by the key the
-// token is bound to. True when the proof holds.
+// token is bound to. 'ok' when the proof holds, 'nonce' when it holds but lacks the server's
+// nonce (with --dpop nonce), else false.
 async function dpopProofHolds(req, token, claims) {
   const proof = req.headers.dpop;
   if (typeof proof !== 'string') return false;
@@ -468,8 +475,10 @@ async function dpopProofHolds(req, token, claims) {
     const ath = crypto.createHash('sha256').update(token).digest('base64url');
     const htu = new URL(req.url, resource).href.split(/[?#]/)[0];
     const jkt = await jose.calculateJwkThumbprint(protectedHeader.jwk, 'sha256');
-    return payload.htm === req.method && payload.htu === htu && payload.ath === ath
+    const holds = payload.htm === req.method && payload.htu === htu && payload.ath === ath
       && (!claims.cnf?.jkt || claims.cnf.jkt === jkt);
+    if (!holds) return false;
+    return nonces && payload.nonce !== resourceNonce ? 'nonce' : 'ok';
   } catch {
     return false;
   }
@@ -523,7 +532,19 @@ async function handleMcp(req, res) {
   if (!claims) { challenge(res, 'invalid_token'); return; }
   // A DPoP-bound token is refused as a Bearer one, and needs a valid proof (RFC 9449 §7.1).
   if (match[1] === 'DPoP' || claims.cnf?.jkt) {
-    if (match[1] !== 'DPoP' || !(await dpopProofHolds(req, token, claims))) {
+    const proof = match[1] === 'DPoP' ? await dpopProofHolds(req, token, claims) : false;
+    if (proof === 'nonce') {
+      // RFC 9449 §9, as its example: a DPoP challenge (alone, or after a Bearer one), and the nonce.
+      state.mcp.nonceDemanded += 1;
+      const dpopChallenge = 'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"';
+      json(res, 401, { error: 'use_dpop_nonce' }, {
+        'www-authenticate': opts.dpop === 'nonce+bearer'
+          ? `Bearer resource_metadata="${prmUrl}", ${dpopChallenge}` : dpopChallenge,
+        'dpop-nonce': resourceNonce,
+      });
+      return;
+    }
+    if (proof !== 'ok') {
       state.mcp.badProof += 1;
       challenge(res, 'invalid_token');
       return;
@@ -594,6 +615,7 @@ async function handleControl(req, res) {
           wrong_certificate: state.mcp.wrongCertificate,
           dpop: state.mcp.dpop,
           bad_proof: state.mcp.badProof,
+          nonce_demanded: state.mcp.nonceDemanded,
           methods: state.mcp.methods,
           requests_by_token: Object.fromEntries(state.mcp.byToken),
           certificate_bindings: [...state.mcp.certificateBindings],
