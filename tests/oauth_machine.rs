@@ -42,14 +42,25 @@ impl Scene {
     /// The peer with one pre-registered client (`client` without `client_id`, which is
     /// [`CLIENT_ID`]) and DPoP `dpop` ("off", "on", "nonce").
     fn new(dir: TempDir, client: Value, dpop: &'static str) -> Scene {
+        Scene::with(
+            dir,
+            client,
+            PeerOptions {
+                dpop,
+                ..PeerOptions::default()
+            },
+        )
+    }
+
+    /// The same with other peer options (the client file is added to them).
+    fn with(dir: TempDir, client: Value, options: PeerOptions) -> Scene {
         let mut client = client;
         client["client_id"] = json!(CLIENT_ID);
         let clients = dir.path.join("clients.json");
         std::fs::write(&clients, json!([client]).to_string()).expect("write clients.json");
         let peer = OauthPeer::start_with(PeerOptions {
             clients: Some(clients),
-            dpop,
-            ..PeerOptions::default()
+            ..options
         });
         Scene { peer, dir }
     }
@@ -364,25 +375,31 @@ fn issue_client_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 
 // ---- the tests -----------------------------------------------------------------------------------
 
-/// RFC 8705 §2.1.1: the client is registered with its certificate's subject DN; the token is bound
-/// to that certificate, and the MCP server (which checks the binding) accepts it.
+/// RFC 8705 §2.1.1: the client is registered with its certificate's subject DN; the token (opaque,
+/// or a JWT with its `cnf` claim) is bound to that certificate, and the MCP server (which checks
+/// the binding) accepts it.
 #[test]
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
 fn client_credentials_with_tls_client_auth_gives_a_token_bound_to_the_certificate() {
     let cert = fixture("client-rsa.crt");
-    let scene = Scene::new(
-        TempDir::new(),
-        json!({"token_endpoint_auth_method": "tls_client_auth", "bound": true,
-               "subject_dn_of": cert}),
-        "off",
-    );
-    serve(
-        &scene,
-        &tls_files(&cert, &fixture("client-rsa.key")),
-        &["--oauth-client-auth", "tls_client_auth"],
-        &[],
-    );
-    assert_one_grant_bound_to(&scene, &cert);
+    for token_format in ["opaque", "jwt"] {
+        let scene = Scene::with(
+            TempDir::new(),
+            json!({"token_endpoint_auth_method": "tls_client_auth", "bound": true,
+                   "subject_dn_of": cert}),
+            PeerOptions {
+                token_format,
+                ..PeerOptions::default()
+            },
+        );
+        serve(
+            &scene,
+            &tls_files(&cert, &fixture("client-rsa.key")),
+            &["--oauth-client-auth", "tls_client_auth"],
+            &[],
+        );
+        assert_one_grant_bound_to(&scene, &cert);
+    }
 }
 
 /// A client secret (from the environment, never a flag) sent as Basic and as form fields: the
@@ -622,6 +639,79 @@ fn dpop_bound_client_credentials_with_and_without_a_nonce() {
             "{dpop}: {stats}"
         );
     }
+}
+
+/// DPoP proofs signed by the TLS key on a PKCS#11 token (SoftHSM): the proof key never leaves
+/// the token either, and the token's `jkt` is that key's.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn dpop_proofs_signed_by_the_tls_key_on_a_pkcs11_token() {
+    let hsm = SoftHsm::new("oauth-machine-dpop");
+    let cert = fixture("client-ec.crt");
+    let scene = Scene::new(
+        TempDir::new(),
+        json!({"token_endpoint_auth_method": "tls_client_auth", "subject_dn_of": cert}),
+        "nonce",
+    );
+    let mut tls = hsm.key_flags("client-ec");
+    tls.extend([
+        "--tls-cert".to_string(),
+        path_str(&cert),
+        "--tls-ca".to_string(),
+        path_str(&fixture("ca.crt")),
+    ]);
+    let (_, stderr) = serve(
+        &scene,
+        &tls,
+        &[
+            "--oauth-client-auth",
+            "tls_client_auth",
+            "--oauth-dpop",
+            "on",
+        ],
+        &hsm.env(),
+    );
+    assert!(
+        stderr.contains("proofs signed with the TLS client key"),
+        "the TLS key on the token was not the proof key; stderr:\n{stderr}"
+    );
+    let stats = scene.stats();
+    assert_eq!(
+        stats["mcp"]["key_bindings"],
+        json!([jwk_thumbprint_of_ec_certificate(&cert)]),
+        "the token is bound to the TLS key: {stats}"
+    );
+    assert!(count(&stats, &["mcp", "dpop"]) >= 3, "{stats}");
+    assert_eq!(count(&stats, &["mcp", "bad_proof"]), 0, "{stats}");
+    assert!(
+        scene.recorded_jws_algs().iter().all(|a| a == "ES256"),
+        "every proof is ES256: {:?}",
+        scene.recorded_jws_algs()
+    );
+}
+
+/// RFC 7638 thumbprint of a P-256 certificate's public key: SHA-256 of
+/// `{"crv":"P-256","kty":"EC","x":…,"y":…}` (members in that order, no spaces).
+fn jwk_thumbprint_of_ec_certificate(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(cert)
+        .output()
+        .expect("run openssl");
+    let spki = rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{}: {e}", cert.display()));
+    // A P-256 SPKI ends with the uncompressed point 04 ‖ x ‖ y.
+    let spki = spki.as_ref();
+    let point = &spki[spki.len() - 65..];
+    assert_eq!(point[0], 4, "not an uncompressed P-256 point");
+    let jwk = format!(
+        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+        Base64UrlUnpadded::encode_string(&point[1..33]),
+        Base64UrlUnpadded::encode_string(&point[33..])
+    );
+    Base64UrlUnpadded::encode_string(
+        ring::digest::digest(&ring::digest::SHA256, jwk.as_bytes()).as_ref(),
+    )
 }
 
 /// The client certificate is renewed on disk (same subject, new key) while the bridge runs: new
