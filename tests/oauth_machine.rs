@@ -690,6 +690,86 @@ fn dpop_proofs_signed_by_the_tls_key_on_a_pkcs11_token() {
     );
 }
 
+/// An AS that accepts only ES256 proofs and an RSA TLS key: the proofs are signed by a P-256 key
+/// of the process (`--oauth-dpop on`; the tokens are kept in memory only), which the token is
+/// bound to.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn dpop_with_a_process_key_when_the_tls_key_cannot_sign_the_accepted_algorithms() {
+    let cert = fixture("client-rsa.crt");
+    let scene = Scene::with(
+        TempDir::new(),
+        json!({"token_endpoint_auth_method": "tls_client_auth", "subject_dn_of": cert}),
+        PeerOptions {
+            dpop: "on",
+            dpop_algs: Some("ES256"),
+            ..PeerOptions::default()
+        },
+    );
+    let (_, stderr) = serve(
+        &scene,
+        &tls_files(&cert, &fixture("client-rsa.key")),
+        &[
+            "--oauth-client-auth",
+            "tls_client_auth",
+            "--oauth-dpop",
+            "on",
+        ],
+        &[],
+    );
+    assert!(
+        stderr.contains("proofs signed with a key of this process"),
+        "stderr:\n{stderr}"
+    );
+    let stats = scene.stats();
+    assert_eq!(
+        stats["mcp"]["key_bindings"].as_array().map(|a| a.len()),
+        Some(1),
+        "{stats}"
+    );
+    assert_eq!(count(&stats, &["mcp", "bad_proof"]), 0, "{stats}");
+    let algs = scene.recorded_jws_algs();
+    assert!(
+        !algs.is_empty() && algs.iter().all(|a| a == "ES256"),
+        "{algs:?}"
+    );
+}
+
+/// The same AS with `--oauth-dpop auto` and a file store shared with other bridges: a key of this
+/// process would strand the stored token, so the bridge takes a Bearer token (certificate-bound).
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn dpop_auto_with_a_shared_store_and_no_usable_tls_key_takes_a_bearer_token() {
+    let cert = fixture("client-rsa.crt");
+    let scene = Scene::with(
+        TempDir::new(),
+        json!({"token_endpoint_auth_method": "tls_client_auth", "bound": true,
+               "subject_dn_of": cert}),
+        PeerOptions {
+            dpop: "on",
+            dpop_algs: Some("ES256"),
+            ..PeerOptions::default()
+        },
+    );
+    let store = format!("file:{}", scene.dir.path.join("tokens.json").display());
+    let (_, stderr) = serve(
+        &scene,
+        &tls_files(&cert, &fixture("client-rsa.key")),
+        &[
+            "--oauth-client-auth",
+            "tls_client_auth",
+            "--oauth-token-store",
+            &store,
+        ],
+        &[],
+    );
+    assert!(stderr.contains("bearer tokens"), "stderr:\n{stderr}");
+    assert_one_grant_bound_to(&scene, &cert);
+    let stats = scene.stats();
+    assert_eq!(stats["mcp"]["key_bindings"], json!([]), "{stats}");
+    assert_eq!(count(&stats, &["mcp", "dpop"]), 0, "{stats}");
+}
+
 /// RFC 7638 thumbprint of a P-256 certificate's public key: SHA-256 of
 /// `{"crv":"P-256","kty":"EC","x":…,"y":…}` (members in that order, no spaces).
 fn jwk_thumbprint_of_ec_certificate(cert: &Path) -> String {

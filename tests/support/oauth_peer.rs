@@ -40,6 +40,8 @@ pub struct PeerOptions {
     /// DPoP at the AS: "off", "on", "nonce" (the token endpoint and the MCP server demand server
     /// nonces) or "nonce+bearer" (the MCP server's demand follows a Bearer challenge).
     pub dpop: &'static str,
+    /// The DPoP proof algorithms the AS accepts, comma-separated (None: all it knows).
+    pub dpop_algs: Option<&'static str>,
 }
 
 impl Default for PeerOptions {
@@ -50,6 +52,7 @@ impl Default for PeerOptions {
             offline_access_needs_consent: false,
             clients: None,
             dpop: "off",
+            dpop_algs: None,
         }
     }
 }
@@ -86,6 +89,9 @@ impl OauthPeer {
         node.arg(&server);
         if options.offline_access_needs_consent {
             node.arg("--offline-access-needs-consent");
+        }
+        if let Some(algs) = options.dpop_algs {
+            node.arg("--dpop-algs").arg(algs);
         }
         if let Some(clients) = &options.clients {
             node.arg("--clients").arg(clients);

@@ -3,6 +3,7 @@
 //
 //   node server.mjs --fixtures DIR --modules DIR [--access-ttl S] [--token-format opaque|jwt]
 //                   [--offline-access-needs-consent] [--clients FILE] [--dpop off|on|nonce|nonce+bearer]
+//                   [--dpop-algs ALG,…]
 //
 // --clients names a JSON file of pre-registered machine clients (client_credentials only), each
 //   {"client_id", "token_endpoint_auth_method", "bound": bool (RFC 8705 certificate-bound tokens),
@@ -13,6 +14,7 @@
 // --dpop turns on DPoP (RFC 9449) at the AS; `nonce` makes the token endpoint and the MCP server
 //   demand their server nonces; `nonce+bearer` too, the MCP server's demand then following a
 //   Bearer challenge in the same header (a server that takes both schemes, RFC 9449 §7.1).
+// --dpop-algs ES256,… narrows the DPoP proof algorithms the AS accepts (default: all it knows).
 //
 // --modules is the node_modules directory of scripts/peers/install-oauth.sh (.peers/oauth/node_modules):
 // the packages live outside the source tree, so they are imported by path, not by name.
@@ -42,7 +44,7 @@ import { pathToFileURL } from 'node:url';
 function parseArgs(argv) {
   const opts = {
     fixtures: null, modules: null, accessTtl: 3600, tokenFormat: 'opaque', offlineAccessNeedsConsent: false,
-    clients: null, dpop: 'off',
+    clients: null, dpop: 'off', dpopAlgs: ['ES256', 'ES384', 'PS256', 'RS256', 'Ed25519', 'EdDSA'],
   };
   for (let i = 0; i < argv.length; i += 1) {
     const flag = argv[i];
@@ -55,6 +57,7 @@ function parseArgs(argv) {
       case '--modules': opts.modules = value; break;
       case '--access-ttl': opts.accessTtl = positiveInt(flag, value); break;
       case '--clients': opts.clients = value; break;
+      case '--dpop-algs': opts.dpopAlgs = value.split(','); break;
       case '--dpop':
         if (!['off', 'on', 'nonce', 'nonce+bearer'].includes(value)) fail('--dpop is off, on, nonce or nonce+bearer');
         opts.dpop = value;
@@ -67,7 +70,7 @@ function parseArgs(argv) {
     }
   }
   if (!opts.fixtures || !opts.modules) {
-    fail('usage: server.mjs --fixtures DIR --modules DIR [--access-ttl S] [--token-format opaque|jwt] [--offline-access-needs-consent] [--clients FILE] [--dpop off|on|nonce|nonce+bearer]');
+    fail('usage: server.mjs --fixtures DIR --modules DIR [--access-ttl S] [--token-format opaque|jwt] [--offline-access-needs-consent] [--clients FILE] [--dpop off|on|nonce|nonce+bearer] [--dpop-algs ALG,…]');
   }
   return opts;
 }
@@ -221,7 +224,7 @@ const provider = new Provider(issuer, {
   ],
   enabledJWA: {
     clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'ES384', 'Ed25519', 'EdDSA'],
-    dPoPSigningAlgValues: ['ES256', 'ES384', 'PS256', 'RS256', 'Ed25519', 'EdDSA'],
+    dPoPSigningAlgValues: opts.dpopAlgs,
   },
   jwks: signingJwks,
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
