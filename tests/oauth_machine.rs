@@ -24,6 +24,8 @@ use serde_json::{json, Value};
 use support::bridge::Bridge;
 use support::fixture;
 use support::oauth_peer::{OauthPeer, PeerOptions};
+// SoftHSM2 is this Linux host's, and needs the bridge's PKCS#11 support (as tests/pkcs11.rs).
+#[cfg(all(feature = "pkcs11", target_os = "linux", not(target_env = "musl")))]
 use support::softhsm::SoftHsm;
 
 /// Bound on one answer that may include the grant (discovery, token request): about a second here,
@@ -539,6 +541,7 @@ fn private_key_jwt_with_file_keys_of_each_type() {
 
 /// `--oauth-jwt-key tls` with the TLS key on a PKCS#11 token (SoftHSM): the assertion is signed on
 /// the token (the bridge only has its URI), and the AS verifies it with the certificate's key.
+#[cfg(all(feature = "pkcs11", target_os = "linux", not(target_env = "musl")))]
 #[test]
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
 fn private_key_jwt_signed_by_the_tls_key_on_a_pkcs11_token() {
@@ -643,6 +646,7 @@ fn dpop_bound_client_credentials_with_and_without_a_nonce() {
 
 /// DPoP proofs signed by the TLS key on a PKCS#11 token (SoftHSM): the proof key never leaves
 /// the token either, and the token's `jkt` is that key's.
+#[cfg(all(feature = "pkcs11", target_os = "linux", not(target_env = "musl")))]
 #[test]
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
 fn dpop_proofs_signed_by_the_tls_key_on_a_pkcs11_token() {
@@ -772,6 +776,7 @@ fn dpop_auto_with_a_shared_store_and_no_usable_tls_key_takes_a_bearer_token() {
 
 /// RFC 7638 thumbprint of a P-256 certificate's public key: SHA-256 of
 /// `{"crv":"P-256","kty":"EC","x":…,"y":…}` (members in that order, no spaces).
+#[cfg(all(feature = "pkcs11", target_os = "linux", not(target_env = "musl")))]
 fn jwk_thumbprint_of_ec_certificate(cert: &Path) -> String {
     let out = Command::new("openssl")
         .args(["x509", "-noout", "-pubkey", "-in"])
