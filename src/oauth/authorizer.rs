@@ -247,7 +247,7 @@ impl Authorizer {
             return Verdict::Fail(e.clone());
         }
         let error = found.param("error");
-        if error == Some("use_dpop_nonce") && self.http.dpop().is_some() {
+        if challenge::demands_dpop_nonce(challenges) && self.http.dpop().is_some() {
             // RFC 9449 §9: a nonce demanded, not a token refused (the nonce was kept already).
             log::debug!("OAuth: the server wants a DPoP nonce; sending again");
             return Verdict::Retry;

@@ -39,6 +39,14 @@ pub fn oauth(challenges: &[Challenge]) -> Option<&Challenge> {
         .or_else(|| challenges.iter().find(|c| c.is_oauth()))
 }
 
+/// Whether any OAuth challenge demands a DPoP nonce (RFC 9449 §9). Not only the one [`oauth`]
+/// picks: a server that takes both schemes sends `Bearer …, DPoP error="use_dpop_nonce"`.
+pub fn demands_dpop_nonce(challenges: &[Challenge]) -> bool {
+    challenges
+        .iter()
+        .any(|c| c.is_oauth() && c.param("error") == Some("use_dpop_nonce"))
+}
+
 /// The challenges of one header value. Malformed parts are skipped, never a panic.
 pub fn parse(header: &str) -> Vec<Challenge> {
     let mut scanner = Scanner {
@@ -196,6 +204,19 @@ mod tests {
             Some("http://h:1/.well-known/oauth-protected-resource/mcp")
         );
         assert_eq!(c.param("SCOPE"), Some("mcp:read mcp:write"));
+    }
+
+    #[test]
+    fn a_nonce_demand_counts_in_any_oauth_challenge() {
+        let both = parse(
+            r#"Bearer resource_metadata="https://h/prm", DPoP error="use_dpop_nonce", error_description="nonce""#,
+        );
+        assert!(oauth(&both).is_some_and(|c| c.scheme == "Bearer"));
+        assert!(demands_dpop_nonce(&both));
+        assert!(demands_dpop_nonce(&parse(r#"DPoP error="use_dpop_nonce""#)));
+        assert!(!demands_dpop_nonce(&parse(
+            r#"Bearer error="invalid_token", Basic error="use_dpop_nonce""#
+        )));
     }
 
     #[test]

@@ -35,6 +35,13 @@ pub struct PeerOptions {
     /// Keep oidc-provider's strict OIDC rule: `offline_access` without `prompt=consent` is dropped, so
     /// no refresh token. Off by default: the peer then adds the prompt itself, as most ASes behave.
     pub offline_access_needs_consent: bool,
+    /// A JSON file of pre-registered machine clients (see server.mjs `--clients`).
+    pub clients: Option<PathBuf>,
+    /// DPoP at the AS: "off", "on", "nonce" (the token endpoint and the MCP server demand server
+    /// nonces) or "nonce+bearer" (the MCP server's demand follows a Bearer challenge).
+    pub dpop: &'static str,
+    /// The DPoP proof algorithms the AS accepts, comma-separated (None: all it knows).
+    pub dpop_algs: Option<&'static str>,
 }
 
 impl Default for PeerOptions {
@@ -43,6 +50,9 @@ impl Default for PeerOptions {
             access_ttl: 3600,
             token_format: "opaque",
             offline_access_needs_consent: false,
+            clients: None,
+            dpop: "off",
+            dpop_algs: None,
         }
     }
 }
@@ -80,7 +90,15 @@ impl OauthPeer {
         if options.offline_access_needs_consent {
             node.arg("--offline-access-needs-consent");
         }
+        if let Some(algs) = options.dpop_algs {
+            node.arg("--dpop-algs").arg(algs);
+        }
+        if let Some(clients) = &options.clients {
+            node.arg("--clients").arg(clients);
+        }
         let mut child = node
+            .arg("--dpop")
+            .arg(options.dpop)
             .arg("--fixtures")
             .arg(&fixtures)
             .arg("--modules")

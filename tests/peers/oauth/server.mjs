@@ -2,7 +2,19 @@
 // both HTTPS on 127.0.0.1, plus a plain-HTTP control endpoint the tests read and steer. One process.
 //
 //   node server.mjs --fixtures DIR --modules DIR [--access-ttl S] [--token-format opaque|jwt]
-//                   [--offline-access-needs-consent]
+//                   [--offline-access-needs-consent] [--clients FILE] [--dpop off|on|nonce|nonce+bearer]
+//                   [--dpop-algs ALG,…]
+//
+// --clients names a JSON file of pre-registered machine clients (client_credentials only), each
+//   {"client_id", "token_endpoint_auth_method", "bound": bool (RFC 8705 certificate-bound tokens),
+//    "subject_dn_of": PEM certificate (tls_client_auth: registered with that certificate's subject DN),
+//    "jwks_of": [PEM certificate or key, …] (public JWKs; a certificate's also carries its x5c),
+//    "client_secret"}
+// so a test registers exactly the client its bridge presents, from the files it uses.
+// --dpop turns on DPoP (RFC 9449) at the AS; `nonce` makes the token endpoint and the MCP server
+//   demand their server nonces; `nonce+bearer` too, the MCP server's demand then following a
+//   Bearer challenge in the same header (a server that takes both schemes, RFC 9449 §7.1).
+// --dpop-algs ES256,… narrows the DPoP proof algorithms the AS accepts (default: all it knows).
 //
 // --modules is the node_modules directory of scripts/peers/install-oauth.sh (.peers/oauth/node_modules):
 // the packages live outside the source tree, so they are imported by path, not by name.
@@ -30,7 +42,10 @@ import { pathToFileURL } from 'node:url';
 
 // ---------------------------------------------------------------------------------------------- options
 function parseArgs(argv) {
-  const opts = { fixtures: null, modules: null, accessTtl: 3600, tokenFormat: 'opaque', offlineAccessNeedsConsent: false };
+  const opts = {
+    fixtures: null, modules: null, accessTtl: 3600, tokenFormat: 'opaque', offlineAccessNeedsConsent: false,
+    clients: null, dpop: 'off', dpopAlgs: ['ES256', 'ES384', 'PS256', 'RS256', 'Ed25519', 'EdDSA'],
+  };
   for (let i = 0; i < argv.length; i += 1) {
     const flag = argv[i];
     if (flag === '--offline-access-needs-consent') { opts.offlineAccessNeedsConsent = true; continue; }
@@ -41,6 +56,12 @@ function parseArgs(argv) {
       case '--fixtures': opts.fixtures = value; break;
       case '--modules': opts.modules = value; break;
       case '--access-ttl': opts.accessTtl = positiveInt(flag, value); break;
+      case '--clients': opts.clients = value; break;
+      case '--dpop-algs': opts.dpopAlgs = value.split(','); break;
+      case '--dpop':
+        if (!['off', 'on', 'nonce', 'nonce+bearer'].includes(value)) fail('--dpop is off, on, nonce or nonce+bearer');
+        opts.dpop = value;
+        break;
       case '--token-format':
         if (value !== 'opaque' && value !== 'jwt') fail('--token-format is opaque or jwt');
         opts.tokenFormat = value;
@@ -49,7 +70,7 @@ function parseArgs(argv) {
     }
   }
   if (!opts.fixtures || !opts.modules) {
-    fail('usage: server.mjs --fixtures DIR --modules DIR [--access-ttl S] [--token-format opaque|jwt] [--offline-access-needs-consent]');
+    fail('usage: server.mjs --fixtures DIR --modules DIR [--access-ttl S] [--token-format opaque|jwt] [--offline-access-needs-consent] [--clients FILE] [--dpop off|on|nonce|nonce+bearer] [--dpop-algs ALG,…]');
   }
   return opts;
 }
@@ -101,7 +122,11 @@ const state = {
   refreshTokens: new Map(), // jti -> clientId, every refresh token ever saved
   accessTokens: new Map(), // jti -> clientId (opaque format only: JWTs are not stored)
   clients: [],
-  mcp: { authorized: 0, unauthorized: 0, wrongCertificate: 0, dpop: 0, badProof: 0, byToken: new Map(), methods: {} },
+  mcp: {
+    authorized: 0, unauthorized: 0, wrongCertificate: 0, dpop: 0, badProof: 0, nonceDemanded: 0, byToken: new Map(), methods: {},
+    // The x5t#S256 (certificate) and jkt (DPoP key) bindings of the tokens the MCP server accepted.
+    certificateBindings: new Set(), keyBindings: new Set(),
+  },
 };
 
 const bump = (table, key) => { table[key] = (table[key] ?? 0) + 1; };
@@ -146,7 +171,61 @@ const publicJwks = jose.createLocalJWKSet({
   keys: signingJwks.keys.map(({ d, p, q, dp, dq, qi, ...pub }) => pub),
 });
 
+// ---------------------------------------------------------------------------------------------- machine clients
+// A PEM certificate's public JWK with its x5c (self_signed_tls_client_auth matches on it), or a PEM
+// key's public JWK (private_key_jwt verifies the assertion with it).
+function publicJwk(file) {
+  const pem = fs.readFileSync(file, 'utf8');
+  if (pem.includes('BEGIN CERTIFICATE')) {
+    const cert = new crypto.X509Certificate(pem);
+    return { ...cert.publicKey.export({ format: 'jwk' }), x5c: [cert.raw.toString('base64')] };
+  }
+  return crypto.createPublicKey(pem).export({ format: 'jwk' });
+}
+
+function machineClient(entry) {
+  const metadata = {
+    client_id: entry.client_id,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: entry.token_endpoint_auth_method,
+    tls_client_certificate_bound_access_tokens: entry.bound === true,
+  };
+  if (entry.client_secret) metadata.client_secret = entry.client_secret;
+  if (entry.subject_dn_of) {
+    metadata.tls_client_auth_subject_dn = new crypto.X509Certificate(fs.readFileSync(entry.subject_dn_of))
+      .subject.replaceAll('\n', ',');
+  }
+  if (entry.jwks_of) metadata.jwks = { keys: entry.jwks_of.map(publicJwk) };
+  return metadata;
+}
+
+let staticClients = [];
+if (opts.clients) {
+  try {
+    staticClients = JSON.parse(fs.readFileSync(opts.clients, 'utf8')).map(machineClient);
+  } catch (err) {
+    fail(`--clients ${opts.clients}: ${err.message}`);
+  }
+}
+
+function peerCertificate(ctx) {
+  const peer = ctx.socket.getPeerCertificate?.();
+  return peer?.raw ? new crypto.X509Certificate(peer.raw) : undefined;
+}
+
 const provider = new Provider(issuer, {
+  clients: staticClients,
+  // oidc-provider offers only the secret, JWT and `none` methods unless told: RFC 8705's too.
+  clientAuthMethods: [
+    'none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt',
+    'tls_client_auth', 'self_signed_tls_client_auth',
+  ],
+  enabledJWA: {
+    clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'ES384', 'Ed25519', 'EdDSA'],
+    dPoPSigningAlgValues: opts.dpopAlgs,
+  },
   jwks: signingJwks,
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   scopes: ['openid', 'offline_access'],
@@ -174,6 +253,11 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     introspection: { enabled: true },
     clientCredentials: { enabled: true },
+    dPoP: {
+      enabled: opts.dpop !== 'off',
+      nonceSecret: crypto.randomBytes(32),
+      requireNonce: () => nonces,
+    },
     resourceIndicators: {
       enabled: true,
       defaultResource: async (_ctx, _client, oneOf) => oneOf ?? resource,
@@ -194,13 +278,11 @@ const provider = new Provider(issuer, {
       certificateBoundAccessTokens: true,
       tlsClientAuth: true,
       selfSignedTlsClientAuth: true,
-      getCertificate(ctx) {
-        const peer = ctx.socket.getPeerCertificate?.();
-        return peer?.raw ? new crypto.X509Certificate(peer.raw) : undefined;
-      },
+      getCertificate: peerCertificate,
       certificateAuthorized(ctx) { return ctx.socket.authorized === true; },
+      // oidc-provider calls these without `this`: no method may use another.
       certificateSubjectMatches(ctx, property, expected) {
-        const cert = this.getCertificate(ctx);
+        const cert = peerCertificate(ctx);
         if (!cert) return false;
         switch (property) {
           case 'tls_client_auth_subject_dn': return cert.subject.replaceAll('\n', ',') === expected;
@@ -271,6 +353,7 @@ provider.use(async (ctx, next) => {
     const grantType = String(params.grant_type ?? 'missing');
     bump(state.tokenRequests, grantType);
     ['code', 'code_verifier', 'refresh_token', 'client_secret', 'client_assertion'].forEach((k) => keep(params[k]));
+    keep(ctx.get('dpop'));
     const basic = ctx.get('authorization').match(/^Basic (.+)$/i);
     if (basic) {
       const decoded = Buffer.from(basic[1], 'base64').toString();
@@ -366,7 +449,8 @@ async function verifyToken(token) {
       return undefined;
     }
   }
-  const stored = await provider.AccessToken.find(token);
+  // Client credentials tokens are a model of their own in oidc-provider.
+  const stored = (await provider.AccessToken.find(token)) ?? (await provider.ClientCredentials.find(token));
   if (!stored || stored.isExpired) return undefined;
   const audiences = [].concat(stored.aud ?? []);
   if (!audiences.includes(resource)) return undefined;
@@ -376,11 +460,17 @@ async function verifyToken(token) {
   return { scope: stored.scope, cnf: Object.keys(cnf).length ? cnf : undefined, clientId: stored.clientId };
 }
 
+// With --dpop nonce the MCP server demands its own nonce too (RFC 9449 §9), one per process.
+const resourceNonce = crypto.randomBytes(16).toString('base64url');
+const nonces = opts.dpop === 'nonce' || opts.dpop === 'nonce+bearer';
+
 // RFC 9449 §7.1: a DPoP-bound token comes with a proof for this request, signed by the key the
-// token is bound to. True when the proof holds.
+// token is bound to. 'ok' when the proof holds, 'nonce' when it holds but lacks the server's
+// nonce (with --dpop nonce), else false.
 async function dpopProofHolds(req, token, claims) {
   const proof = req.headers.dpop;
   if (typeof proof !== 'string') return false;
+  keep(proof);
   try {
     const { payload, protectedHeader } = await jose.jwtVerify(proof, jose.EmbeddedJWK, {
       typ: 'dpop+jwt', maxTokenAge: '120s',
@@ -388,8 +478,10 @@ async function dpopProofHolds(req, token, claims) {
     const ath = crypto.createHash('sha256').update(token).digest('base64url');
     const htu = new URL(req.url, resource).href.split(/[?#]/)[0];
     const jkt = await jose.calculateJwkThumbprint(protectedHeader.jwk, 'sha256');
-    return payload.htm === req.method && payload.htu === htu && payload.ath === ath
+    const holds = payload.htm === req.method && payload.htu === htu && payload.ath === ath
       && (!claims.cnf?.jkt || claims.cnf.jkt === jkt);
+    if (!holds) return false;
+    return nonces && payload.nonce !== resourceNonce ? 'nonce' : 'ok';
   } catch {
     return false;
   }
@@ -443,7 +535,19 @@ async function handleMcp(req, res) {
   if (!claims) { challenge(res, 'invalid_token'); return; }
   // A DPoP-bound token is refused as a Bearer one, and needs a valid proof (RFC 9449 §7.1).
   if (match[1] === 'DPoP' || claims.cnf?.jkt) {
-    if (match[1] !== 'DPoP' || !(await dpopProofHolds(req, token, claims))) {
+    const proof = match[1] === 'DPoP' ? await dpopProofHolds(req, token, claims) : false;
+    if (proof === 'nonce') {
+      // RFC 9449 §9, as its example: a DPoP challenge (alone, or after a Bearer one), and the nonce.
+      state.mcp.nonceDemanded += 1;
+      const dpopChallenge = 'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"';
+      json(res, 401, { error: 'use_dpop_nonce' }, {
+        'www-authenticate': opts.dpop === 'nonce+bearer'
+          ? `Bearer resource_metadata="${prmUrl}", ${dpopChallenge}` : dpopChallenge,
+        'dpop-nonce': resourceNonce,
+      });
+      return;
+    }
+    if (proof !== 'ok') {
       state.mcp.badProof += 1;
       challenge(res, 'invalid_token');
       return;
@@ -456,6 +560,8 @@ async function handleMcp(req, res) {
     return;
   }
   state.mcp.authorized += 1;
+  if (claims.cnf?.['x5t#S256']) state.mcp.certificateBindings.add(claims.cnf['x5t#S256']);
+  if (claims.cnf?.jkt) state.mcp.keyBindings.add(claims.cnf.jkt);
   const tag = tokenTag(token);
   state.mcp.byToken.set(tag, (state.mcp.byToken.get(tag) ?? 0) + 1);
 
@@ -512,8 +618,11 @@ async function handleControl(req, res) {
           wrong_certificate: state.mcp.wrongCertificate,
           dpop: state.mcp.dpop,
           bad_proof: state.mcp.badProof,
+          nonce_demanded: state.mcp.nonceDemanded,
           methods: state.mcp.methods,
           requests_by_token: Object.fromEntries(state.mcp.byToken),
+          certificate_bindings: [...state.mcp.certificateBindings],
+          key_bindings: [...state.mcp.keyBindings],
         },
       });
       return;
