@@ -9,8 +9,9 @@
 //!
 //! Two sections: the classic one (latency, concurrency, 5 MB, RSS, exit against a well-behaved
 //! server; bench/scenarios.rs) and the engine one (exit, memory and connections against hostile
-//! servers; bench/engine.rs). `BENCH_ONLY=engine` or `BENCH_ONLY=classic` runs one of them;
-//! `BENCH_ONLY=keepalive` only the engine's keep-alive edge rows.
+//! servers; bench/engine.rs), and the cold start of a bridge signed in with OAuth against one
+//! handed the same token (bench/oauth_cold.rs). `BENCH_ONLY=engine`, `BENCH_ONLY=classic` or
+//! `BENCH_ONLY=oauth` runs one of them; `BENCH_ONLY=keepalive` only the engine's keep-alive rows.
 
 #[cfg(target_os = "linux")]
 use mcp_test_server as server;
@@ -39,6 +40,9 @@ mod keepalive;
 #[cfg(target_os = "linux")]
 #[path = "bench/messages.rs"]
 mod messages;
+#[cfg(target_os = "linux")]
+#[path = "bench/oauth_cold.rs"]
+mod oauth_cold;
 #[cfg(target_os = "linux")]
 #[path = "bench/report.rs"]
 mod report;
@@ -127,11 +131,13 @@ fn try_main() -> Result<()> {
             fixtures: &fixtures,
         })
     });
+    let oauth = sections.oauth.then(|| oauth_cold::run(&binary, &fixtures));
 
-    let ran = match (&classic, &engine) {
-        (Some(_), Some(_)) => "classic + engine",
-        (Some(_), None) => "classic only",
-        _ => "engine only",
+    let ran = match (&classic, &engine, &oauth) {
+        (Some(_), Some(_), _) => "classic + engine + oauth",
+        (Some(_), None, _) => "classic only",
+        (None, Some(_), _) => "engine only",
+        _ => "oauth only",
     };
     println!(
         "## mcp-secure-remote bench ({} run, {ran}, {cores} cores, {:.0} s)\n",
@@ -144,6 +150,12 @@ fn try_main() -> Result<()> {
     }
     if let Some(engine) = &engine {
         print!("{}", engine_report::render(engine));
+    }
+    match &oauth {
+        Some(Ok(figures)) => print!("{}", oauth_cold::render(figures)),
+        // Reported, not hidden: the section did not run, and why.
+        Some(Err(e)) => println!("### MCP authorization: cold start\n\nnot measured: {e}\n"),
+        None => {}
     }
     Ok(())
 }
@@ -171,6 +183,7 @@ fn print_classic(
 struct Sections {
     classic: bool,
     engine: bool,
+    oauth: bool,
 }
 
 #[cfg(target_os = "linux")]
@@ -181,19 +194,27 @@ impl Sections {
             "" => Ok(Sections {
                 classic: true,
                 engine: true,
+                oauth: true,
             }),
             "classic" => Ok(Sections {
                 classic: true,
                 engine: false,
+                oauth: false,
             }),
             // `keepalive`: only the engine section's keep-alive edge rows (about a minute).
             "engine" | "keepalive" => Ok(Sections {
                 classic: false,
                 engine: true,
+                oauth: false,
+            }),
+            "oauth" => Ok(Sections {
+                classic: false,
+                engine: false,
+                oauth: true,
             }),
             other => Err(BenchError::Usage(format!(
-                "BENCH_ONLY={other} is not a section: use BENCH_ONLY=classic, BENCH_ONLY=engine or \
-                 BENCH_ONLY=keepalive (or leave it unset for both)"
+                "BENCH_ONLY={other} is not a section: use BENCH_ONLY=classic, BENCH_ONLY=engine, \
+                 BENCH_ONLY=oauth or BENCH_ONLY=keepalive (or leave it unset for all)"
             ))),
         }
     }
