@@ -585,6 +585,37 @@ fn a_full_login_and_a_refresh_with_debug_never_show_a_secret() {
 }
 
 #[test]
+fn a_token_is_renewed_before_it_expires_without_a_request_waiting_for_it() {
+    let peer = Peer::plain();
+    // A 2 s token is due for renewal at half its life; no request is sent after the first one.
+    peer.set_expires_in(2);
+    let mut run = Run::plain(&peer, &["--oauth-login-wait", "15"]);
+    let resp = run.tools_list_through_login(&peer, 1, 0);
+    assert_answered(&resp, &run);
+    let refreshed = |peer: &Peer| {
+        peer.seen_at("/token")
+            .iter()
+            .filter(|s| s.param("grant_type").as_deref() == Some("refresh_token"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while refreshed(&peer) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        refreshed(&peer) >= 1,
+        "the token was not renewed in the background; stderr:\n{}",
+        run.b.stderr()
+    );
+    // The next request finds a fresh token: no refusal, no second login.
+    let (resp, _) = run.tools_list(2);
+    assert_answered(&resp, &run);
+    run.b.close_stdin();
+    assert!(run.b.wait_exit(support::bridge::WAIT).is_some());
+    run.assert_no_secret(&peer, &[]);
+}
+
+#[test]
 fn over_tls_every_authorization_server_call_presents_the_client_certificate() {
     let peer = Peer::tls();
     let mut run = Run::tls(&peer, &["--oauth-login-wait", "15"]);

@@ -74,6 +74,8 @@ pub struct Settings {
 }
 
 pub struct Authorizer {
+    /// Itself, for the renewal thread it starts.
+    me: std::sync::Weak<Authorizer>,
     http: AsHttp,
     mcp_url: url::Url,
     settings: Settings,
@@ -103,6 +105,8 @@ struct State {
     machine_refused: Option<String>,
     /// The access token whose renewal failed last (not tried twice for one request).
     refresh_failed: Option<String>,
+    /// The renewal thread runs (one per process).
+    renewer: bool,
 }
 
 impl Authorizer {
@@ -114,7 +118,8 @@ impl Authorizer {
         stop: Arc<Stop>,
     ) -> Arc<Self> {
         let key = store_key(mcp_url.as_str(), &settings.client);
-        let authorizer = Arc::new(Self {
+        let authorizer = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             http,
             mcp_url,
             settings,
@@ -132,6 +137,7 @@ impl Authorizer {
                 );
             }
             authorizer.state().record = record;
+            authorizer.start_renewer();
         }
         authorizer
     }
@@ -527,6 +533,7 @@ impl Authorizer {
             st.record.clone()
         };
         self.write_store(&record);
+        self.start_renewer();
         Ok(())
     }
 
@@ -563,6 +570,7 @@ impl Authorizer {
                     st.record.clone()
                 };
                 self.write_store(&record);
+                self.start_renewer();
                 Ok(())
             }
             Err(failure) => {
@@ -662,6 +670,7 @@ impl Authorizer {
                 };
                 // Saved before the new token is used: a rotated refresh token must not be lost.
                 self.write_store(&record);
+                self.start_renewer();
                 true
             }
             Err(failure) => {
@@ -719,6 +728,66 @@ impl Authorizer {
                 None
             }
         }
+    }
+
+    /// Renew the tokens before they expire, on a thread of its own, so that no request waits
+    /// for it (a machine grant is run again; a sign-in's refresh token is redeemed). Started once;
+    /// it ends with the bridge or when there is nothing left to renew.
+    fn start_renewer(&self) {
+        let renewable = self.settings.machine.is_some()
+            || self
+                .state()
+                .record
+                .tokens
+                .as_ref()
+                .is_some_and(|t| t.refresh_token.is_some());
+        if !renewable {
+            return;
+        }
+        {
+            let mut st = self.state();
+            if st.renewer {
+                return;
+            }
+            st.renewer = true;
+        }
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let spawned = thread::Builder::new()
+            .name("oauth-renew".into())
+            .spawn(move || me.renew_ahead());
+        if let Err(e) = spawned {
+            log::debug!(
+                "OAuth: no renewal thread ({e}); tokens are renewed when a request needs them"
+            );
+            self.state().renewer = false;
+        }
+    }
+
+    fn renew_ahead(&self) {
+        loop {
+            let held = self.state().record.tokens.clone();
+            let Some(held) = held.filter(|t| t.expires_at.is_some()) else {
+                break;
+            };
+            if held.needs_refresh(now()) {
+                if !self.refresh(Some(&held)) {
+                    // Left to the next request (which reports what went wrong), not retried here.
+                    break;
+                }
+                continue;
+            }
+            // Look again at a quarter of the time left (at most a minute, at least 200 ms): the
+            // token may have been renewed meanwhile by a request or another process.
+            let left = held.expires_at.unwrap_or(0).saturating_sub(now());
+            let wait = Duration::from_secs(left / 4)
+                .clamp(Duration::from_millis(200), Duration::from_secs(60));
+            if !self.stop.sleep(wait) {
+                break;
+            }
+        }
+        self.state().renewer = false;
     }
 
     fn write_store(&self, record: &Record) {
