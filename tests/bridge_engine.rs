@@ -942,7 +942,10 @@ fn a_refused_batch_holds_back_stdin_until_its_errors_are_written() {
         eventually(HANG, || b.stderr().contains("not a JSON-RPC message")),
         "the batch was never refused"
     );
-    std::thread::sleep(Duration::from_millis(200));
+    // Time for the dispatcher to make and count the 4,000 errors: 200 ms natively; qemu-user runs
+    // the same work many times slower (the arm64 suite measured it past 200 ms).
+    let settle = if support::emulated() { 3000 } else { 200 };
+    std::thread::sleep(Duration::from_millis(settle));
     b.send(&tool_call(json!("after"), "echo", json!({"text":"after"})));
     std::thread::sleep(Duration::from_millis(1500));
     let calls = srv
