@@ -170,6 +170,7 @@ mod tests {
             use std::sync::mpsc;
             use windows_sys::Win32::System::Console::{CTRL_CLOSE_EVENT, CTRL_C_EVENT};
 
+            // Test only: it carries the two console events this test raises, nothing more.
             let (tx, rx) = mpsc::channel();
             watch(move |sig| {
                 let _ = tx.send(sig);
