@@ -81,6 +81,13 @@ function positiveInt(flag, value) {
   return n;
 }
 
+// Startup phases go to stderr, which the test harness shows only when the peer fails to report ready:
+// a peer that hangs then says how far it got.
+const started = Date.now();
+function phase(name) {
+  process.stderr.write(`oauth peer: ${name} (+${Date.now() - started} ms)\n`);
+}
+
 function fail(message) {
   process.stderr.write(`oauth peer: ${message}\n`);
   process.exit(2);
@@ -97,6 +104,7 @@ try {
 } catch (err) {
   fail(`cannot load oidc-provider from ${opts.modules} (run scripts/peers/install-oauth.sh): ${err.message}`);
 }
+phase('modules loaded');
 
 const fixture = (name) => fs.readFileSync(path.join(opts.fixtures, name));
 const tls = { key: fixture('server.key'), cert: fixture('server.crt'), ca: fixture('ca.crt') };
@@ -153,6 +161,7 @@ const listen = (server) => new Promise((resolve, reject) => {
   server.listen(0, HOST, () => resolve(server.address().port));
 });
 const [asPort, mcpPort, controlPort] = await Promise.all([asServer, mcpServer, controlServer].map(listen));
+phase('listening');
 
 const issuer = `https://${HOST}:${asPort}`;
 const resource = `https://${HOST}:${mcpPort}/mcp`;
@@ -161,6 +170,7 @@ const prmUrl = `https://${HOST}:${mcpPort}/.well-known/oauth-protected-resource/
 // ---------------------------------------------------------------------------------------------- the AS
 const { privateKey: ecKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const { privateKey: rsaKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+phase('signing keys generated');
 const signingJwks = {
   keys: [
     { ...ecKey.export({ format: 'jwk' }), kid: 'es256', alg: 'ES256', use: 'sig' },
@@ -658,6 +668,7 @@ async function handleControl(req, res) {
 }
 
 // ---------------------------------------------------------------------------------------------- ready
+phase('ready');
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));
 process.stdin.on('error', () => process.exit(0));
