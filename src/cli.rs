@@ -12,8 +12,8 @@ use crate::config::{
     ClientIdentity, Config, Pkcs11Identity, ProxySetting, Secret, SpkiPin, TlsOptions, TlsVersion,
     TokenCertSource, ToolPatterns, TransportStrategy, Url,
 };
+use crate::config::{ObjectType, Pkcs11Uri};
 use crate::http::is_tchar;
-use crate::tls::{ObjectType, Pkcs11Uri};
 
 mod oauth;
 pub use oauth::DEFAULT_LOGIN_WAIT;

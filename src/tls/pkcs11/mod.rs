@@ -9,7 +9,6 @@
 
 mod error;
 mod kind;
-mod uri;
 
 #[cfg(feature = "pkcs11")]
 mod key;
@@ -25,6 +24,7 @@ mod token;
 #[cfg(not(feature = "pkcs11"))]
 mod unavailable;
 
+pub use crate::config::{is_pkcs11_uri, ObjectType, Pkcs11Uri, UriError};
 pub use error::Pkcs11Error;
 #[cfg(feature = "pkcs11")]
 pub(crate) use key::open;
@@ -34,7 +34,6 @@ pub use kind::KeyKind;
 pub use session_pool::{MAX_SESSIONS, RETRY_INTERVAL, SESSION_WAIT};
 #[cfg(not(feature = "pkcs11"))]
 pub(crate) use unavailable::open;
-pub use uri::{is_pkcs11_uri, ObjectType, Pkcs11Uri, UriError};
 
 /// What the test client reports about a token key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
 use super::error::{describe, Pkcs11Error};
-use super::uri::Pkcs11Uri;
+use super::Pkcs11Uri;
 use crate::config::Secret;
 
 /// The slot holding the one token that matches `uri`, and that token's label.
@@ -205,9 +205,9 @@ pub(super) fn find_one(
 
 fn describe_selector(label: Option<&str>, id: Option<&[u8]>) -> String {
     match (label, id) {
-        (Some(label), Some(id)) => format!("label '{label}' and id {}", super::uri::hex(id)),
+        (Some(label), Some(id)) => format!("label '{label}' and id {}", crate::config::hex(id)),
         (Some(label), None) => format!("label '{label}'"),
-        (None, Some(id)) => format!("id {}", super::uri::hex(id)),
+        (None, Some(id)) => format!("id {}", crate::config::hex(id)),
         (None, None) => "the URI".to_string(),
     }
 }

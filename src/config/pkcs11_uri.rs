@@ -8,7 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::config::Secret;
+use super::Secret;
 
 /// The object classes the `type` attribute can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,12 @@
 use std::fmt;
 use std::path::PathBuf;
 
+mod pkcs11_uri;
+
+#[cfg(feature = "pkcs11")]
+pub(crate) use pkcs11_uri::hex;
+pub use pkcs11_uri::{is_pkcs11_uri, ObjectType, Pkcs11Uri, UriError};
+
 /// Everything the bridge and the test client need to know, already validated.
 #[derive(Clone)]
 pub struct Config {
@@ -485,7 +491,7 @@ pub enum ClientIdentity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pkcs11Identity {
     /// The RFC 7512 URI of the private key (`pkcs11:token=…;object=…`).
-    pub key: crate::tls::Pkcs11Uri,
+    pub key: Pkcs11Uri,
     pub cert: TokenCertSource,
     /// The vendor module from `--tls-pkcs11-module` / `MCP_REMOTE_TLS_PKCS11_MODULE`; the URI's
     /// `module-path` is used when this is `None`.
@@ -501,7 +507,7 @@ pub enum TokenCertSource {
     /// `--tls-cert` omitted: the certificate object on the token with the key's `id` (or label).
     BesideKey,
     /// `--tls-cert pkcs11:…`: a certificate object named by its own URI.
-    Token(Box<crate::tls::Pkcs11Uri>),
+    Token(Box<Pkcs11Uri>),
     /// `--tls-cert FILE`: a PEM chain on disk (rotated like any other file).
     File(PathBuf),
 }
