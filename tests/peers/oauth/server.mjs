@@ -168,9 +168,12 @@ const resource = `https://${HOST}:${mcpPort}/mcp`;
 const prmUrl = `https://${HOST}:${mcpPort}/.well-known/oauth-protected-resource/mcp`;
 
 // ---------------------------------------------------------------------------------------------- the AS
-const { privateKey: ecKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const { privateKey: rsaKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-phase('signing keys generated');
+// The signing keys are fixture keys that nothing else trusts (the rogue CA's RSA key, the rogue
+// server's P-256 key), read rather than generated: generating an RSA key was most of the peer's start
+// time, and many peers start at once beside qemu on a 2-core machine.
+const ecKey = crypto.createPrivateKey(fixture('rogue-server.key'));
+const rsaKey = crypto.createPrivateKey(fixture('rogue-ca.key'));
+phase('signing keys loaded');
 const signingJwks = {
   keys: [
     { ...ecKey.export({ format: 'jwk' }), kid: 'es256', alg: 'ES256', use: 'sig' },
