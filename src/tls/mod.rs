@@ -15,6 +15,7 @@ mod pem;
 mod pin;
 mod pkcs11;
 mod pkcs12;
+mod store;
 mod trust;
 mod verify;
 
