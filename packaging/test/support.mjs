@@ -3,7 +3,7 @@
 // Loopback only; every wait is bounded.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +19,14 @@ export const P12 = { pfx: path.join(FIXTURES, "client.p12"), passphrase: "fixtur
 export const VERSION = readFileSync(path.join(ROOT, "Cargo.toml"), "utf8").match(/^version = "([^"]+)"/m)[1];
 
 const WAIT_MS = 20_000;
+
+/** Where Debian (and Ubuntu, Fedora) put SoftHSM2's module; as in tests/support/softhsm.rs. */
+const SOFTHSM_MODULES = [
+  "/usr/lib/softhsm/libsofthsm2.so",
+  "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+  "/usr/lib64/pkcs11/libsofthsm2.so",
+  "/usr/local/lib/softhsm/libsofthsm2.so",
+];
 
 /** A temporary directory, removed when the test ends. */
 export function tempDir(t, prefix) {
@@ -246,4 +254,60 @@ export async function terminate(command, args, binaryName, options = {}) {
   } finally {
     bridge.child.kill("SIGKILL");
   }
+}
+
+/**
+ * A SoftHSM2 token `mcp` in a temporary directory (its own SOFTHSM2_CONF) holding the fixtures'
+ * RSA client key and certificate as `client-rsa`, made with softhsm2-util and OpenSC's pkcs11-tool
+ * as tests/support/softhsm.rs does. Returns the environment a process needs to see the token and
+ * the `pkcs11:` URI of the key, naming the module and a PIN file (never the PIN on argv).
+ */
+export async function softHsmToken(t) {
+  const module = SOFTHSM_MODULES.find((p) => existsSync(p));
+  if (!module) throw new Error(`SoftHSM2 is not installed (looked for ${SOFTHSM_MODULES.join(", ")}): apt-get install softhsm2 opensc`);
+  const dir = tempDir(t, "softhsm");
+  mkdirSync(path.join(dir, "tokens"));
+  const conf = path.join(dir, "softhsm2.conf");
+  writeFileSync(conf, `directories.tokendir = ${dir}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n`);
+  const env = { ...process.env, SOFTHSM2_CONF: conf };
+  const tool = async (program, args) => {
+    const r = await run(program, args, { env });
+    if (r.code !== 0) throw new Error(`${program} ${args.join(" ")} failed: ${r.stdout}${r.stderr}`);
+  };
+  const pin = "1234";
+  await tool("softhsm2-util", ["--init-token", "--free", "--label", "mcp", "--pin", pin, "--so-pin", "5678"]);
+  await tool("softhsm2-util", ["--import", PEM.key, "--token", "mcp", "--label", "client-rsa", "--id", "01", "--pin", pin]);
+  // The certificate object: the PEM fixture's DER bytes.
+  const pem = readFileSync(PEM.cert, "utf8");
+  const der = Buffer.from(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""), "base64");
+  const derFile = path.join(dir, "client-rsa.der");
+  writeFileSync(derFile, der);
+  await tool("pkcs11-tool", ["--module", module, "--token-label", "mcp", "--login", "--pin", pin,
+    "--write-object", derFile, "--type", "cert", "--label", "client-rsa", "--id", "01"]);
+  const pinFile = path.join(dir, "pin");
+  writeFileSync(pinFile, `${pin}\n`, { mode: 0o600 });
+  return {
+    env: { SOFTHSM2_CONF: conf },
+    uri: `pkcs11:token=mcp;object=client-rsa?module-path=${module}&pin-source=${pinFile}`,
+  };
+}
+
+/** The highest GLIBC_x.y symbol version a binary needs (objdump -T), or null for none. */
+export async function highestGlibc(binary) {
+  const r = await run("objdump", ["-T", binary]);
+  if (r.code !== 0) throw new Error(`objdump -T ${binary}: ${r.stderr}`);
+  const versions = [...r.stdout.matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+  versions.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  return versions.length ? versions.at(-1).join(".") : null;
+}
+
+/**
+ * Compiles packaging/test/pkcs11-probe.c, the minimal module that reports one token labelled
+ * `probe-token`, with `cc` (e.g. musl-gcc) into `dir`; returns the module's path.
+ */
+export async function buildProbeModule(t, cc, name) {
+  const out = path.join(tempDir(t, "probe"), name);
+  const r = await run(cc, ["-shared", "-fPIC", "-O2", "-o", out, path.join(ROOT, "packaging/test/pkcs11-probe.c")]);
+  if (r.code !== 0) throw new Error(`${cc} could not build the probe module: ${r.stderr}`);
+  return out;
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # `make npm`: the npm tarballs in dist/npm/: `mcp-secure-remote` (the launcher in packaging/npm/,
 # its optionalDependencies naming one package per built platform) and `@mcp-secure-remote/<platform>`
-# for each target built in target/<triple>/release/ (both binaries; `os`/`cpu` let npm install only
-# the matching one). `npm pack` makes each tarball exactly as `npm publish` would upload it.
+# for each target built in target/<triple>/release/ (both binaries; `os`/`cpu`, and `libc` on Linux,
+# let npm install only the matching one; an npm that ignores `libc` installs both Linux packages and
+# the launcher picks by the libc node runs on). Linux: glibc 2.17 builds (PKCS#11) in linux-x64 and
+# linux-arm64, musl builds in linux-x64-musl (dynamic, PKCS#11) and linux-arm64-musl (static, none).
+# `npm pack` makes each tarball exactly as `npm publish` would upload it.
 set -euo pipefail
 source "$(dirname "$0")/targets.sh"
 cd "$ROOT"
@@ -22,7 +25,7 @@ for triple in $(built_triples); do
   node - "$dir" "$platform" "$VERSION" "$triple" <<'JS'
 const fs = require("fs");
 const [dir, platform, version, triple] = process.argv.slice(2);
-const [os, cpu] = platform.split("-");
+const [os, cpu, libc] = platform.split("-");
 const pkg = {
   name: `@mcp-secure-remote/${platform}`,
   version,
@@ -32,6 +35,7 @@ const pkg = {
   license: "MIT",
   os: [os],
   cpu: [cpu],
+  ...(os === "linux" ? { libc: [libc === "musl" ? "musl" : "glibc"] } : {}),
   files: ["bin"],
   preferUnplugged: true,
 };

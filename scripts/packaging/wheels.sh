@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make wheels`: one PyPI wheel per built target (maturin, `bindings = "bin"`: both binaries, no
-# Python code) plus the sdist, into dist/. Linux wheels hold the static musl binaries, so each is
-# tagged for glibc and musl systems at once (manylinux_2_17 + musllinux_1_2).
+# Python code) plus the sdist, into dist/. Linux wheels hold builds that can load a PKCS#11 module:
+# manylinux_2_17 the glibc 2.17 build (zig), musllinux_1_2 x86_64 the dynamically linked musl build;
+# musllinux_1_2 aarch64 is still the static build (no PKCS#11). See scripts/packaging/targets.sh.
 set -euo pipefail
 source "$(dirname "$0")/targets.sh"
 cd "$ROOT"
@@ -25,43 +26,55 @@ quiet() {
 mkdir -p dist
 rm -f dist/mcp_secure_remote-*.whl dist/mcp_secure_remote-*.tar.gz
 
-for triple in $(built_triples); do
+wheels=()
+for build in $(built_triples); do
+  triple=$(rust_triple "$build")
+  tag=$(wheel_tag "$build")
   args=(build --release --target "$triple" --out dist)
-  case "$triple" in
-    # Static musl binaries cannot dlopen a PKCS#11 module: built without it, as `make musl` does.
-    x86_64-unknown-linux-musl) args+=(--no-default-features --compatibility manylinux_2_17 musllinux_1_2) ;;
-    *-linux-musl) args+=(--no-default-features --zig --compatibility manylinux_2_17 musllinux_1_2) ;;
+  envs=()
+  case "$build" in
+    # zig links against the glibc of the tag (2.17), as `make dist` did with cargo-zigbuild.
+    *-linux-gnu) args+=(--zig --compatibility "$tag") ;;
+    # The same environment as scripts/dist.sh's build, so that cargo finds it up to date.
+    x86_64-unknown-linux-musl-dynamic)
+      args+=(--compatibility "$tag" --target-dir "$(target_dir "$build")")
+      envs=(CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=-crt-static"
+        CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc) ;;
+    # Static musl binaries cannot dlopen a PKCS#11 module: built without it, as `make dist` does.
+    *-linux-musl) args+=(--no-default-features --zig --compatibility "$tag") ;;
     # On a Mac (the release workflow) maturin links natively; elsewhere zig needs Apple's SDK.
     *-apple-darwin) [ "$(uname -s)" = Darwin ] || args+=(--zig) ;;
   esac
   # maturin runs cargo on the same target/ directory: for binaries that are up to date cargo only
   # re-links or does nothing. The wheel must hold the bytes that `make dist` archived, so compare.
-  before=$(cd "$(release_dir "$triple")" && sha256sum "${BINARIES[@]/%/$(exe_suffix "$triple")}")
-  quiet "$MATURIN" "${args[@]}"
-  after=$(cd "$(release_dir "$triple")" && sha256sum "${BINARIES[@]/%/$(exe_suffix "$triple")}")
+  dir=$(release_dir "$build")
+  before=$(cd "$dir" && sha256sum "${BINARIES[@]/%/$(exe_suffix "$triple")}")
+  existing=$(ls dist/*.whl 2>/dev/null || true)
+  quiet env ${envs[@]+"${envs[@]}"} "$MATURIN" "${args[@]}"
+  after=$(cd "$dir" && sha256sum "${BINARIES[@]/%/$(exe_suffix "$triple")}")
   if [ "$before" != "$after" ]; then
-    echo "wheels: maturin rebuilt target/$triple/release with different bytes; run make dist again" >&2
+    echo "wheels: maturin rebuilt $dir with different bytes; run make dist again" >&2
     exit 1
   fi
+  for wheel in dist/*.whl; do
+    grep -qxF "$wheel" <<<"$existing" || wheels+=("$wheel=$dir")
+  done
 done
 quiet "$MATURIN" sdist --out dist
 
 # Each wheel's binaries are the release build's, byte for byte.
-python3 - "$ROOT" dist/mcp_secure_remote-"$VERSION"-*.whl <<'PY'
+python3 - "${wheels[@]}" <<'PY'
 import hashlib, pathlib, sys, zipfile
-root = pathlib.Path(sys.argv[1])
-for wheel in sys.argv[2:]:
-    tag = wheel.rsplit("-", 1)[1]
-    arch = "aarch64" if ("aarch64" in tag or "arm64" in tag) else "x86_64"
-    triple = ("x86_64-pc-windows-gnu" if "win_amd64" in tag else
-              f"{arch}-unknown-linux-musl" if "linux" in tag else f"{arch}-apple-darwin")
+for arg in sys.argv[1:]:
+    wheel, built_dir = arg.split("=", 1)
     with zipfile.ZipFile(wheel) as z:
         scripts = [n for n in z.namelist() if ".data/scripts/" in n]
         if len(scripts) != 2:
             sys.exit(f"wheels: {wheel} holds {scripts}, expected both binaries")
         for name in scripts:
-            built = root / "target" / triple / "release" / name.rsplit("/", 1)[1]
+            built = pathlib.Path(built_dir) / name.rsplit("/", 1)[1]
             if hashlib.sha256(z.read(name)).digest() != hashlib.sha256(built.read_bytes()).digest():
                 sys.exit(f"wheels: {name} in {wheel} is not {built}")
+        print(f"  {pathlib.Path(wheel).name}: {', '.join(n.rsplit('/', 1)[1] for n in scripts)} from {built_dir}")
 PY
 ls -l dist/mcp_secure_remote-"$VERSION"* | awk '{ printf "%10s  %s\n", $5, $9 }'

@@ -8,8 +8,17 @@
 const { spawn } = require("child_process");
 const { constants } = require("os");
 
-// Keep in step with scripts/packaging/targets.sh (the targets `make dist` builds).
-const PLATFORMS = ["linux-x64", "linux-arm64", "win32-x64", "darwin-arm64", "darwin-x64"];
+// Keep in step with scripts/packaging/targets.sh (the targets `make dist` builds). Linux has a
+// package per C library: the glibc one (glibc 2.17 or later) cannot start on musl (Alpine).
+const PLATFORMS = [
+  "linux-x64",
+  "linux-arm64",
+  "linux-x64-musl",
+  "linux-arm64-musl",
+  "win32-x64",
+  "darwin-arm64",
+  "darwin-x64",
+];
 const FORWARDED_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"];
 
 function fail(message) {
@@ -17,8 +26,22 @@ function fail(message) {
   process.exit(1);
 }
 
+/**
+ * Whether node runs on musl: node's own report names the glibc it runs on, and has no such field on
+ * musl (what detect-libc, used by sharp and others, reads first). Looking for /lib/ld-musl-* would
+ * be wrong on a glibc system that also has musl installed.
+ */
+function isMusl() {
+  if (process.platform !== "linux") return false;
+  try {
+    return !process.report.getReport().header.glibcVersionRuntime;
+  } catch {
+    return false;
+  }
+}
+
 function binaryPath(name) {
-  const platform = `${process.platform}-${process.arch}`;
+  const platform = `${process.platform}-${process.arch}${isMusl() ? "-musl" : ""}`;
   if (!PLATFORMS.includes(platform)) {
     fail(
       `no prebuilt binary for ${platform} (there are: ${PLATFORMS.join(", ")}). ` +
@@ -56,4 +79,4 @@ function launch(name) {
   });
 }
 
-module.exports = { launch, PLATFORMS };
+module.exports = { launch, PLATFORMS, isMusl };
