@@ -9,7 +9,7 @@ SHELL       := bash
 
 .DEFAULT_GOAL := help
 .PHONY: help build release test oauth-peer fuzz lint fixtures musl scratch-test bench bench-pkcs11 demo interop dist test-cross clean
-.PHONY: packaging-tools wheels crate mcpb npm wheels-check mcpb-check npm-check release-check
+.PHONY: packaging-tools linux-dlopen wheels crate mcpb npm wheels-check mcpb-check npm-check release-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-13s %s\n", $$1, $$2 }'
@@ -75,15 +75,17 @@ interop: ## The bridge against the reference MCP servers, clients and conformanc
 	bash scripts/interop.sh
 
 # Cross builds need the pinned toolchain of scripts/cross/tools.sh (`.ci/run` installs it).
-dist: ## Release archives for Linux x86_64/aarch64 (static), Windows x86_64, macOS (on a Mac) + dist/SHA256SUMS
+dist: ## Release archives: Linux x86_64/aarch64 static and glibc 2.17, x86_64 dynamic musl, Windows x86_64, macOS (on a Mac)
 	bash scripts/dist.sh
 
 test-cross: oauth-peer ## macOS compile check; Windows tests under wine, arm64 tests under qemu-user, a real session with each
 	bash scripts/test-cross.sh
 
 # --- Release artifacts (issue 14). Each takes the binaries in target/<triple>/release/: `make musl`
-# builds the x86_64 Linux ones, `make dist` every target this machine can build; a target that is not
-# built is skipped with the reason. Pinned tools (maturin, uv, ziglang, mcpb) go into .packaging/.
+# builds the static x86_64 Linux ones (the bundle's), `make linux-dlopen` the x86_64 Linux builds that
+# can load a PKCS#11 module (the wheels' and npm's), `make dist` every target this machine can build;
+# a target that is not built is skipped with the reason. Pinned tools (maturin, uv, ziglang, mcpb) go
+# into .packaging/.
 PACKAGING_TEST = node --test --test-reporter=spec
 ENDPOINT       = target/release/examples/mtls_endpoint
 
@@ -95,7 +97,11 @@ $(ENDPOINT): FORCE
 
 FORCE:
 
-wheels: musl packaging-tools ## PyPI wheels (maturin, both binaries) per built target + the sdist, into dist/
+# cargo does nothing when `make dist` built them already. Needs the cross toolchain (zig).
+linux-dlopen: ## x86_64 Linux builds with PKCS#11: glibc 2.17 (zig; prints GLIBC_ versions) and dynamic musl
+	bash scripts/dist.sh x86_64-unknown-linux-gnu x86_64-unknown-linux-musl-dynamic
+
+wheels: linux-dlopen packaging-tools ## PyPI wheels (maturin, both binaries) per built target + the sdist, into dist/
 	bash scripts/packaging/wheels.sh
 
 crate: ## crates.io package into dist/: cargo publish --dry-run, include list, no private keys
@@ -104,19 +110,20 @@ crate: ## crates.io package into dist/: cargo publish --dry-run, include list, n
 mcpb: musl packaging-tools ## Claude Desktop bundle dist/mcp-secure-remote-<version>.mcpb (mcpb validate + pack)
 	bash scripts/packaging/mcpb.sh
 
-npm: musl ## npm tarballs in dist/npm/: the npx launcher and one package per built platform
+npm: linux-dlopen ## npm tarballs in dist/npm/: the npx launcher and one package per built platform
 	bash scripts/packaging/npm.sh
 
-wheels-check: wheels $(ENDPOINT) ## Install the Linux wheel with uv; real mTLS sessions through uvx; sdist builds
-	WHEEL=$$(ls dist/mcp_secure_remote-*-py3-none-*linux*_x86_64*.whl) UV=$(CURDIR)/.packaging/venv/bin/uv \
-	  SDIST=$$(ls dist/mcp_secure_remote-*.tar.gz) BINARIES=target/$(MUSL_TARGET)/release \
+wheels-check: wheels $(ENDPOINT) ## Install the Linux wheel with uv; real mTLS sessions (SoftHSM key too) through uvx; sdist builds
+	WHEEL=$$(ls dist/mcp_secure_remote-*-py3-none-manylinux*_x86_64*.whl) UV=$(CURDIR)/.packaging/venv/bin/uv \
+	  MUSL_WHEEL=$$(ls dist/mcp_secure_remote-*-py3-none-musllinux*_x86_64.whl) \
+	  SDIST=$$(ls dist/mcp_secure_remote-*.tar.gz) BINARIES=target/x86_64-unknown-linux-gnu/release \
 	  $(PACKAGING_TEST) packaging/test/wheel.test.mjs
 
 mcpb-check: mcpb $(ENDPOINT) ## Run the unpacked bundle as Claude Desktop would (PEM, PKCS#12, empty fields)
 	MCPB_BUNDLE=$$(ls dist/mcp-secure-remote-*.mcpb) MCPB_HOME=$(CURDIR)/.packaging \
 	  $(PACKAGING_TEST) packaging/test/mcpb.test.mjs
 
-npm-check: npm $(ENDPOINT) ## npx --package with the tarballs: sessions, signals, exit codes, missing platform
+npm-check: npm $(ENDPOINT) ## npx --package with the tarballs: sessions (SoftHSM key too), signals, exit codes, musl, missing platform
 	NPM_TARBALLS=$(CURDIR)/dist/npm $(PACKAGING_TEST) packaging/test/npm.test.mjs
 
 # The one command before publishing (uploads are not part of it). `make dist` first, so that every

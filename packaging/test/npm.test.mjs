@@ -1,12 +1,27 @@
 // The npm packages as `npx -y mcp-secure-remote` users get them, from the `npm pack` tarballs: npm
 // installs the launcher and the one platform package that matches, and the launcher runs the binary,
-// forwarding signals and exit codes. Env: NPM_TARBALLS (dist/npm).
+// forwarding signals and exit codes; on Linux the glibc 2.17 package with a SoftHSM token key
+// (PKCS#11), and the -musl package where node runs on musl. Env: NPM_TARBALLS (dist/npm).
 import assert from "node:assert/strict";
 import { readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 
-import { PEM, VERSION, run, session, startEndpoint, tempDir, terminate } from "./support.mjs";
+import {
+  Bridge,
+  PEM,
+  VERSION,
+  buildProbeModule,
+  descendants,
+  highestGlibc,
+  programOf,
+  run,
+  session,
+  softHsmToken,
+  startEndpoint,
+  tempDir,
+  terminate,
+} from "./support.mjs";
 
 const { NPM_TARBALLS } = process.env;
 assert.ok(NPM_TARBALLS, "set NPM_TARBALLS (make release-check does)");
@@ -14,12 +29,13 @@ const PLATFORM = `${process.platform}-${process.arch}`;
 const tarball = (name) => path.join(NPM_TARBALLS, `${name}-${VERSION}.tgz`);
 const LAUNCHER = tarball("mcp-secure-remote");
 const BINARIES = tarball(`mcp-secure-remote-${PLATFORM}`);
+const MUSL_BINARIES = tarball(`mcp-secure-remote-${PLATFORM}-musl`);
 const TLS = ["--tls-cert", PEM.cert, "--tls-key", PEM.key, "--tls-ca", PEM.ca];
 
 test("the tarballs are the launcher and one package per built platform, nothing else", () => {
   const names = readdirSync(NPM_TARBALLS).sort();
   assert.ok(names.includes(path.basename(LAUNCHER)) && names.includes(path.basename(BINARIES)), names.join(", "));
-  for (const name of names) assert.match(name, /^mcp-secure-remote(-(linux|win32|darwin)-(x64|arm64))?-\d+\.\d+\.\d+\.tgz$/);
+  for (const name of names) assert.match(name, /^mcp-secure-remote(-(linux|win32|darwin)-(x64|arm64)(-musl)?)?-\d+\.\d+\.\d+\.tgz$/);
 });
 
 /** npm with its cache (and so npx's install directory) in a temporary directory. */
@@ -67,6 +83,18 @@ test("SIGTERM to npx ends the launcher and the bridge: nothing keeps running", a
   assert.deepEqual(out.left, [], `still running after SIGTERM to npx:\n${out.left.join("\n")}`);
 });
 
+test("npx mcp-secure-remote: a session with the client key on a SoftHSM token (pkcs11: URI, module-path)", async (t) => {
+  const url = await startEndpoint(t);
+  const token = await softHsmToken(t);
+  const env = { ...npmEnv(t), ...token.env };
+  const [cmd, args] = npx("mcp-secure-remote", [url, "--tls-key", token.uri, "--tls-ca", PEM.ca]);
+  const out = await session(cmd, args, { env });
+  assert.equal(out.code, 0, out.stderr);
+  const client = await run(...npx("mcp-secure-remote-client", [url, "--tls-key", token.uri, "--tls-ca", PEM.ca]), { env });
+  assert.equal(client.code, 0, client.stderr);
+  assert.match(client.stdout, /echo/);
+});
+
 /** The packages installed with npm into a temporary prefix (for running the launcher directly). */
 async function installed(t, tarballs, flags = []) {
   const prefix = tempDir(t, "npm-prefix");
@@ -104,4 +132,49 @@ test("on a platform without a prebuilt binary the launcher names it and the ways
   assert.match(r.stderr, new RegExp(`no prebuilt binary for freebsd-${process.arch}`));
   assert.match(r.stderr, /cargo install mcp-secure-remote/);
   assert.equal(r.stdout, "");
+});
+
+test("the glibc package's binaries need GLIBC_2.17 at most", async (t) => {
+  const launcher = await installed(t, [LAUNCHER, BINARIES]);
+  for (const name of ["mcp-secure-remote", "mcp-secure-remote-client"]) {
+    const binary = path.join(path.dirname(launcher), "../../@mcp-secure-remote", PLATFORM, "bin", name);
+    const highest = await highestGlibc(binary);
+    t.diagnostic(`${PLATFORM}/${name}: highest GLIBC_${highest}`);
+    assert.ok(highest, `${name} names no GLIBC_ version: not a glibc build`);
+    const [major, minor] = highest.split(".").map(Number);
+    assert.ok(major < 2 || (major === 2 && minor <= 17), `${name} needs GLIBC_${highest}, above 2.17`);
+  }
+});
+
+// node on musl (Alpine) is simulated: a preload removes glibcVersionRuntime from node's report,
+// which is all the launcher looks at. The -musl package's binary (dynamically linked musl) runs here
+// through Debian's musl loader (the musl package, with musl-tools); SoftHSM is glibc-linked, so the
+// PKCS#11 check loads the minimal packaging/test/pkcs11-probe.c built with musl-gcc.
+test("on musl the launcher runs the -musl package: a session, and it dlopens a musl PKCS#11 module", async (t) => {
+  // --force: npm (which does read `libc`) refuses the musl package on this glibc machine otherwise.
+  const launcher = await installed(t, [LAUNCHER, BINARIES, MUSL_BINARIES], ["--force"]);
+  const shim = path.join(tempDir(t, "shim"), "musl.cjs");
+  writeFileSync(
+    shim,
+    "const report = process.report.getReport.bind(process.report);\n" +
+      'Object.defineProperty(process.report, "getReport", { value: (...a) => { const r = report(...a); delete r.header.glibcVersionRuntime; return r; } });\n',
+  );
+  const url = await startEndpoint(t);
+  const bridge = new Bridge("node", ["--require", shim, launcher, url, ...TLS]);
+  try {
+    await bridge.initialize();
+    const programs = descendants(bridge.child.pid).map(programOf);
+    assert.ok(
+      programs.some((p) => p.endsWith(`@mcp-secure-remote/${PLATFORM}-musl/bin/mcp-secure-remote`)),
+      `the launcher ran ${programs.join(", ")}, not the ${PLATFORM}-musl binary`,
+    );
+    assert.equal(await bridge.echo("hello from musl"), "hello from musl");
+    assert.equal((await bridge.close()).code, 0, bridge.stderr);
+  } finally {
+    bridge.child.kill("SIGKILL");
+  }
+  const module = await buildProbeModule(t, "musl-gcc", "libprobe-musl.so");
+  const r = await run("node", ["--require", shim, launcher, url, "--tls-key", "pkcs11:token=mcp;object=client-rsa", "--tls-pkcs11-module", module, "--tls-ca", PEM.ca]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /no PKCS#11 token matches pkcs11:token=mcp;object=client-rsa; tokens present: 'probe-token'/);
 });

@@ -1,16 +1,32 @@
-// The Linux wheel as a `uvx mcp-secure-remote` user gets it: installed by uv into a fresh
-// environment, holding the very binaries `make dist`/`make musl` built, and run through `uvx --from`
-// for a real mTLS session and a real test-client check.
-// Env: WHEEL (the .whl for this machine), UV (the pinned uv), BINARIES (target/<triple>/release).
+// The Linux wheels as a `uvx mcp-secure-remote` user gets them: the manylinux wheel installed by uv
+// into a fresh environment, holding the very binaries `make dist` built (glibc 2.17, PKCS#11), and
+// run through `uvx --from` for real mTLS sessions (a key in a file, a key on a SoftHSM token) and a
+// real test-client check; the musllinux wheel's dynamically linked musl binary run directly (uv on
+// this glibc machine would not pick it), loading a musl-built PKCS#11 module.
+// Env: WHEEL (the manylinux .whl for this machine), MUSL_WHEEL (the musllinux x86_64 .whl), UV (the
+// pinned uv), BINARIES (target/<triple>/release of the manylinux wheel's build).
 import assert from "node:assert/strict";
+import { chmodSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 
-import { PEM, VERSION, run, session, sha256, startEndpoint, tempDir, terminate } from "./support.mjs";
+import {
+  PEM,
+  VERSION,
+  buildProbeModule,
+  highestGlibc,
+  run,
+  session,
+  sha256,
+  softHsmToken,
+  startEndpoint,
+  tempDir,
+  terminate,
+} from "./support.mjs";
 
-const { WHEEL, UV, BINARIES } = process.env;
+const { WHEEL, MUSL_WHEEL, UV, BINARIES } = process.env;
 const UVX = UV && path.join(path.dirname(UV), "uvx");
-assert.ok(WHEEL && UV && BINARIES, "set WHEEL, UV and BINARIES (make wheels-check does)");
+assert.ok(WHEEL && MUSL_WHEEL && UV && BINARIES, "set WHEEL, MUSL_WHEEL, UV and BINARIES (make wheels-check does)");
 const TLS = ["--tls-cert", PEM.cert, "--tls-key", PEM.key, "--tls-ca", PEM.ca];
 
 /** uv with its cache, tools and Python downloads confined to a temporary directory, offline. */
@@ -47,6 +63,68 @@ test("uvx --from <wheel> mcp-secure-remote: initialize, tools/call over mTLS, ex
   const out = await session(UVX, ["--from", WHEEL, "mcp-secure-remote", url, ...TLS], { env: uvEnv(t) });
   assert.equal(out.code, 0, out.stderr);
   assert.ok(out.init.serverInfo, "initialize result without serverInfo");
+});
+
+test("the manylinux wheel's binaries need GLIBC_2.17 at most (its manylinux_2_17 tag)", async (t) => {
+  assert.match(path.basename(WHEEL), /manylinux_2_17_x86_64/);
+  for (const name of ["mcp-secure-remote", "mcp-secure-remote-client"]) {
+    const highest = await highestGlibc(path.join(BINARIES, name));
+    t.diagnostic(`${name}: highest GLIBC_${highest}`);
+    assert.ok(highest, `${name} names no GLIBC_ version: not a glibc build`);
+    const [major, minor] = highest.split(".").map(Number);
+    assert.ok(major < 2 || (major === 2 && minor <= 17), `${name} needs GLIBC_${highest}, above 2.17`);
+  }
+});
+
+test("uvx --from <wheel> mcp-secure-remote: a session with the client key on a SoftHSM token (pkcs11: URI, module-path)", async (t) => {
+  const url = await startEndpoint(t);
+  const token = await softHsmToken(t);
+  const args = [url, "--tls-key", token.uri, "--tls-ca", PEM.ca];
+  const out = await session(UVX, ["--from", WHEEL, "mcp-secure-remote", ...args], { env: { ...uvEnv(t), ...token.env } });
+  assert.equal(out.code, 0, out.stderr);
+  // The test client too, and the certificate came from the token (no --tls-cert given).
+  const r = await run(UVX, ["--from", WHEEL, "mcp-secure-remote-client", ...args], { env: { ...uvEnv(t), ...token.env } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /echo/);
+});
+
+/** The musllinux wheel's two binaries, unpacked into a temporary directory. */
+async function muslBinaries(t) {
+  const dir = tempDir(t, "musl-wheel");
+  const unzip = `import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+for n in z.namelist():
+    if ".data/scripts/" in n:
+        open(sys.argv[2] + "/" + n.rsplit("/", 1)[1], "wb").write(z.read(n))`;
+  const r = await run("python3", ["-c", unzip, MUSL_WHEEL, dir]);
+  assert.equal(r.code, 0, r.stderr);
+  const bins = { proxy: path.join(dir, "mcp-secure-remote"), client: path.join(dir, "mcp-secure-remote-client") };
+  for (const bin of Object.values(bins)) chmodSync(bin, 0o755);
+  return bins;
+}
+
+test("the musllinux wheel holds a dynamically linked musl build (ld-musl), not the static one", async (t) => {
+  assert.match(path.basename(MUSL_WHEEL), /musllinux_1_2_x86_64/);
+  const { proxy } = await muslBinaries(t);
+  const r = await run("readelf", ["--program-headers", "--dynamic", "--wide", proxy]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Requesting program interpreter: \/lib\/ld-musl-x86_64\.so\.1/);
+  assert.match(r.stdout, /NEEDED.*libc\.so/);
+  assert.doesNotMatch(r.stdout, /GLIBC_/);
+});
+
+// Needs musl's loader here (/lib/ld-musl-x86_64.so.1, Debian's musl package under musl-tools) and
+// musl-gcc. SoftHSM's module is glibc-linked C++, which a musl process cannot load: the module is the
+// minimal packaging/test/pkcs11-probe.c, so this proves dlopen + the PKCS#11 calls, not a signature.
+test("the musllinux wheel's binaries run (mTLS session) and dlopen a musl-built PKCS#11 module", async (t) => {
+  const { proxy, client } = await muslBinaries(t);
+  const url = await startEndpoint(t);
+  const out = await session(proxy, [url, "--tls-cert", PEM.cert, "--tls-key", PEM.key, "--tls-ca", PEM.ca]);
+  assert.equal(out.code, 0, out.stderr);
+  const module = await buildProbeModule(t, "musl-gcc", "libprobe-musl.so");
+  const r = await run(client, [url, "--tls-key", "pkcs11:token=mcp;object=client-rsa", "--tls-pkcs11-module", module, "--tls-ca", PEM.ca]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /no PKCS#11 token matches pkcs11:token=mcp;object=client-rsa; tokens present: 'probe-token'/);
 });
 
 test("uvx --from <wheel> mcp-secure-remote-client checks the endpoint, and diagnoses a refused client", async (t) => {
