@@ -2,6 +2,7 @@
 #
 #   Windows x86_64   Debian's mingw-w64 C compiler and linker (ring's C code, the final link)
 #   Linux aarch64    cargo-zigbuild (crates.io) driving zig (PyPI's ziglang) as C compiler and linker
+#   Linux glibc      cargo-zigbuild + zig, linked against glibc 2.17's symbols (x86_64 and aarch64)
 #   macOS            compile and lint only, with zig as ring's C compiler (no Apple SDK to link)
 #   tests            wine (Windows build), qemu-user (aarch64 build)
 #
@@ -10,8 +11,8 @@
 CARGO_ZIGBUILD_VERSION=0.24.1
 ZIGLANG_VERSION=0.15.2
 CROSS_APT_PACKAGES=(gcc-mingw-w64-x86-64 wine64 qemu-user musl-tools zip file)
-CROSS_RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl x86_64-pc-windows-gnu
-  aarch64-apple-darwin x86_64-apple-darwin)
+CROSS_RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl x86_64-unknown-linux-gnu
+  aarch64-unknown-linux-gnu x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin)
 
 # zig comes from PyPI into a venv of its own (Debian's python refuses system-wide pip installs);
 # cargo-zigbuild runs `python3 -m ziglang` when no `zig` is on PATH, so the venv's python goes first.
