@@ -6,9 +6,11 @@
 #   macos    clippy -D warnings for aarch64- and x86_64-apple-darwin (zig compiles ring's C; no link:
 #            that needs Apple's SDK)
 #   windows  clippy for x86_64-pc-windows-gnu; the Windows build's own test suite under wine; a real
-#            mTLS session with the release .exe files against the local endpoint
+#            mTLS session with the release .exe files against the local endpoint; the .exe loading a
+#            PKCS#11 module (.dll, built by mingw)
 #   arm64    the aarch64-unknown-linux-musl build's own test suite under qemu-user; the same session
-#            with the release binaries
+#            with the release binaries; the aarch64 glibc 2.17 build (wheels, npm) under qemu-user
+#            with Debian's arm64 glibc: the session, and loading a PKCS#11 module (built by zig)
 #
 # The session (examples/mtls_endpoint.rs, native, on 127.0.0.1): initialize, tools/call, stdin EOF
 # ends the bridge with exit 0; a certificate the endpoint refuses gets the diagnosis and exit 1;
@@ -116,6 +118,25 @@ session() {
   echo "$label: session passed in $(($(date +%s) - started)) s"
 }
 
+# pkcs11_probe LABEL CA_PATH MODULE_PATH RUNNER... -- CLIENT
+# The release client loads a PKCS#11 module built for its platform from packaging/test/pkcs11-probe.c
+# (a minimal module reporting one token, 'probe-token', and no keys: SoftHSM exists here only as a
+# glibc x86_64 library) and names that token when the URI asks for another: the module was loaded
+# (dlopen/LoadLibrary), and C_GetFunctionList, C_Initialize, C_GetSlotList and C_GetTokenInfo answered.
+pkcs11_probe() {
+  local label=$1 ca=$2 module=$3
+  shift 3
+  local runner=()
+  while [ "$1" != -- ]; do runner+=("$1"); shift; done
+  local client=$2 status=0 log=target/test-cross-$label.pkcs11
+  echo "$label: the client loads a PKCS#11 module"
+  ${runner[@]+"${runner[@]}"} "$client" "$URL" --tls-key 'pkcs11:token=mcp;object=client-rsa' \
+    --tls-pkcs11-module "$module" --tls-ca "$ca" >"$log" 2>&1 || status=$?
+  [ "$status" = 1 ] || fail "$label: exit status $status with the probe module (expected 1): $(cat "$log")"
+  grep -q "tokens present: 'probe-token'" "$log" || fail "$label: the probe module's token was not listed: $(cat "$log")"
+  echo "  exit 1, $(grep -m1 -o "no PKCS#11 token matches.*'probe-token'" "$log")"
+}
+
 # Run a cross-built test suite through cargo's runner; keeps cargo's summary lines.
 suite() { # LABEL TARGET CARGO_SUBCOMMAND...
   local label=$1 target=$2
@@ -157,6 +178,7 @@ windows() {
   release_bins $target cargo build
   mkdir -p target/wine
   x86_64-w64-mingw32-gcc -O2 -shared -o target/wine/bcryptprimitives.dll scripts/cross/bcryptprimitives.c -lbcrypt
+  x86_64-w64-mingw32-gcc -O2 -shared -o target/wine/pkcs11-probe.dll packaging/test/pkcs11-probe.c
   for dir in debug debug/deps debug/examples release; do
     cp target/wine/bcryptprimitives.dll "target/$target/$dir/"
   done
@@ -174,6 +196,8 @@ windows() {
   # A Windows path with a drive letter for the CA (wine's Z: is /), relative ones for the rest.
   local ca_windows="Z:${repo//\//\\}\\fixtures\\ca.crt"
   session windows "$ca_windows" "$WINE" -- "target/$target/release/mcp-secure-remote.exe" \
+    "target/$target/release/mcp-secure-remote-client.exe"
+  pkcs11_probe windows "$ca_windows" "Z:${repo//\//\\}\\target\\wine\\pkcs11-probe.dll" "$WINE" -- \
     "target/$target/release/mcp-secure-remote-client.exe"
   cleanup
   ENDPOINT_PID=
@@ -204,6 +228,24 @@ arm64() {
   cleanup
   ENDPOINT_PID=
   step_done "arm64 session under qemu-user"
+
+  # The glibc 2.17 build of the wheels and npm (`make dist`), with Debian's arm64 glibc as the
+  # loader's root (qemu-user -L): it runs, and it loads a PKCS#11 module built for it by zig.
+  local gnu=target/aarch64-unknown-linux-gnu/release
+  step "the arm64 glibc build under qemu-user: a session, and it loads a PKCS#11 module"
+  [ -d "$ARM64_GLIBC_ROOT/lib" ] || fail "needs Debian's arm64 glibc in $ARM64_GLIBC_ROOT: apt-get install libc6-arm64-cross"
+  [ -x "$gnu/mcp-secure-remote" ] && [ -x "$gnu/mcp-secure-remote-client" ] ||
+    nice -n 10 cargo-zigbuild zigbuild --release --locked --bins --target aarch64-unknown-linux-gnu.2.17
+  python3 -m ziglang cc -target aarch64-linux-gnu.2.17 -shared -fPIC -O2 -o target/pkcs11-probe-aarch64.so \
+    packaging/test/pkcs11-probe.c
+  endpoint_start
+  session arm64-glibc fixtures/ca.crt "$QEMU_AARCH64" -L "$ARM64_GLIBC_ROOT" -- "$gnu/mcp-secure-remote" \
+    "$gnu/mcp-secure-remote-client"
+  pkcs11_probe arm64-glibc fixtures/ca.crt target/pkcs11-probe-aarch64.so "$QEMU_AARCH64" -L "$ARM64_GLIBC_ROOT" -- \
+    "$gnu/mcp-secure-remote-client"
+  cleanup
+  ENDPOINT_PID=
+  step_done "arm64 glibc session + PKCS#11 module under qemu-user"
 }
 
 for part in "${parts[@]}"; do

@@ -10,7 +10,8 @@
 
 CARGO_ZIGBUILD_VERSION=0.24.1
 ZIGLANG_VERSION=0.15.2
-CROSS_APT_PACKAGES=(gcc-mingw-w64-x86-64 wine64 qemu-user musl-tools zip file)
+# libc6-arm64-cross: arm64 glibc for qemu-user to run the aarch64 glibc build (-L $ARM64_GLIBC_ROOT).
+CROSS_APT_PACKAGES=(gcc-mingw-w64-x86-64 wine64 qemu-user musl-tools zip file libc6-arm64-cross)
 CROSS_RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl x86_64-unknown-linux-gnu
   aarch64-unknown-linux-gnu x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin)
 
@@ -22,6 +23,7 @@ CROSS_VENV=${CROSS_VENV:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.cr
 # Debian's wine64 puts its loader here, without the `wine` wrapper (that comes with the 32-bit part).
 WINE=${WINE:-/usr/lib/wine/wine64}
 QEMU_AARCH64=${QEMU_AARCH64:-/usr/bin/qemu-aarch64}
+ARM64_GLIBC_ROOT=${ARM64_GLIBC_ROOT:-/usr/aarch64-linux-gnu}
 
 cross_install() {
   local missing=() target
