@@ -292,10 +292,10 @@ export async function softHsmToken(t) {
   };
 }
 
-/** The highest GLIBC_x.y symbol version a binary needs (objdump -T), or null for none. */
+/** The highest GLIBC_x.y symbol version a binary needs (readelf, as scripts/dist.sh), or null for none. */
 export async function highestGlibc(binary) {
-  const r = await run("objdump", ["-T", binary]);
-  if (r.code !== 0) throw new Error(`objdump -T ${binary}: ${r.stderr}`);
+  const r = await run("readelf", ["--dyn-syms", "--wide", binary]);
+  if (r.code !== 0) throw new Error(`readelf --dyn-syms ${binary}: ${r.stderr}`);
   const versions = [...r.stdout.matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
   versions.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   return versions.length ? versions.at(-1).join(".") : null;
