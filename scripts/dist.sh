@@ -7,8 +7,9 @@
 #   aarch64-unknown-linux-musl         static, no PKCS#11; cargo-zigbuild + zig
 #   x86_64-unknown-linux-gnu           glibc >= 2.17, PKCS#11; cargo-zigbuild + zig (target .2.17)
 #   aarch64-unknown-linux-gnu          glibc >= 2.17, PKCS#11; as above
-#   x86_64-unknown-linux-musl-dynamic  musl, dynamically linked (-crt-static off), PKCS#11; cargo +
-#                                      musl-gcc, in target/dynamic/ (the static build keeps target/<triple>/)
+#   x86_64-unknown-linux-musl-dynamic  musl, dynamically linked (-crt-static off), PKCS#11;
+#                                      cargo-zigbuild + zig, in target/dynamic/ (the static build keeps
+#                                      target/<triple>/)
 #   x86_64-pc-windows-gnu              PKCS#11 (.dll modules); cargo + Debian's mingw-w64
 #   aarch64-apple-darwin               macOS only: linking needs Apple's SDK (Security, CoreFoundation)
 #   x86_64-apple-darwin                macOS only, as above
@@ -86,13 +87,13 @@ build() {
     *-unknown-linux-gnu) cross_need_zig dist && cargo_build "$target.$GLIBC_MAX" zigbuild && glibc_check "$target" ;;
     # Dynamically linked against musl's libc.so (ld-musl-x86_64.so.1), so it can dlopen a module.
     # Its own target directory: other RUSTFLAGS would rebuild the static build's dependencies in
-    # place. musl-gcc links (the default linker would take glibc's libc.so).
+    # place. zig links it (Debian's musl-gcc has no libgcc_s for musl, which Rust's dynamic musl
+    # target links for unwinding; zig brings its own unwinder).
     x86_64-unknown-linux-musl-dynamic)
-      command -v musl-gcc >/dev/null || { echo "dist: $target needs musl-gcc: apt-get install musl-tools" >&2; return 1; }
+      cross_need_zig dist || return 1
       CARGO_TARGET_DIR=target/dynamic \
         CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=-crt-static" \
-        CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc \
-        nice -n 10 cargo build --release --locked --bins --target x86_64-unknown-linux-musl || return 1
+        nice -n 10 cargo zigbuild --release --locked --bins --target x86_64-unknown-linux-musl || return 1
       file "$(release_dir "$target")/mcp-secure-remote" | grep -q 'dynamically linked, interpreter /lib/ld-musl' || {
         echo "dist: $(release_dir "$target")/mcp-secure-remote is not linked against musl's dynamic loader" >&2
         return 1

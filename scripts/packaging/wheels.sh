@@ -37,9 +37,8 @@ for build in $(built_triples); do
     *-linux-gnu) args+=(--zig --compatibility "$tag") ;;
     # The same environment as scripts/dist.sh's build, so that cargo finds it up to date.
     x86_64-unknown-linux-musl-dynamic)
-      args+=(--compatibility "$tag" --target-dir "$(target_dir "$build")")
-      envs=(CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=-crt-static"
-        CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc) ;;
+      args+=(--zig --compatibility "$tag" --target-dir "$(target_dir "$build")")
+      envs=(CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=-crt-static") ;;
     # Static musl binaries cannot dlopen a PKCS#11 module: built without it, as `make dist` does.
     *-linux-musl) args+=(--no-default-features --zig --compatibility "$tag") ;;
     # On a Mac (the release workflow) maturin links natively; elsewhere zig needs Apple's SDK.
