@@ -92,7 +92,7 @@ build() {
     x86_64-unknown-linux-musl-dynamic)
       cross_need_zig dist || return 1
       CARGO_TARGET_DIR=target/dynamic \
-        CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=-crt-static" \
+        CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$MUSL_DYNAMIC_RUSTFLAGS" \
         nice -n 10 cargo zigbuild --release --locked --bins --target x86_64-unknown-linux-musl || return 1
       file "$(release_dir "$target")/mcp-secure-remote" | grep -q 'dynamically linked, interpreter /lib/ld-musl' || {
         echo "dist: $(release_dir "$target")/mcp-secure-remote is not linked against musl's dynamic loader" >&2

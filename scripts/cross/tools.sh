@@ -20,6 +20,10 @@ CROSS_RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl x86_64-
 CROSS_VENV=${CROSS_VENV:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.cross/venv}
 [ -x "$CROSS_VENV/bin/python3" ] && export PATH="$CROSS_VENV/bin:$PATH"
 
+# The dynamically linked musl build (scripts/dist.sh x86_64-unknown-linux-musl-dynamic, the musllinux
+# wheel): without crt-static, and -dynamic because zig links musl statically unless told otherwise.
+MUSL_DYNAMIC_RUSTFLAGS="-C target-feature=-crt-static -C link-arg=-dynamic"
+
 # Debian's wine64 puts its loader here, without the `wine` wrapper (that comes with the 32-bit part).
 WINE=${WINE:-/usr/lib/wine/wine64}
 QEMU_AARCH64=${QEMU_AARCH64:-/usr/bin/qemu-aarch64}

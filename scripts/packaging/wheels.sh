@@ -5,6 +5,7 @@
 # musllinux_1_2 aarch64 is still the static build (no PKCS#11). See scripts/packaging/targets.sh.
 set -euo pipefail
 source "$(dirname "$0")/targets.sh"
+source "$ROOT/scripts/cross/tools.sh" # MUSL_DYNAMIC_RUSTFLAGS
 cd "$ROOT"
 MATURIN="$ROOT/.packaging/venv/bin/maturin"
 # maturin --zig finds zig through the venv's python (the pinned ziglang package).
@@ -38,7 +39,7 @@ for build in $(built_triples); do
     # The same environment as scripts/dist.sh's build, so that cargo finds it up to date.
     x86_64-unknown-linux-musl-dynamic)
       args+=(--zig --compatibility "$tag" --target-dir "$(target_dir "$build")")
-      envs=(CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=-crt-static") ;;
+      envs=(CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$MUSL_DYNAMIC_RUSTFLAGS") ;;
     # Static musl binaries cannot dlopen a PKCS#11 module: built without it, as `make dist` does.
     *-linux-musl) args+=(--no-default-features --zig --compatibility "$tag") ;;
     # On a Mac (the release workflow) maturin links natively; elsewhere zig needs Apple's SDK.
