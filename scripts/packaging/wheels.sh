@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# `make wheels`: one PyPI wheel per built target (maturin, `bindings = "bin"`: both binaries, no
-# Python code) plus the sdist, into dist/. Linux wheels hold builds that can load a PKCS#11 module:
+# `make wheels`: one PyPI wheel per built target (`bindings = "bin"`: both binaries, no Python code)
+# plus the sdist (maturin), into dist/. Windows and macOS wheels are maturin's; the Linux ones are
+# written around the binaries `make dist` built (wheel_from_binaries.py, with the sdist's metadata),
+# because maturin --zig would compile everything again. Linux wheels hold builds that can load a PKCS#11 module:
 # manylinux_2_17 the glibc 2.17 build (zig), musllinux_1_2 x86_64 the dynamically linked musl build;
 # musllinux_1_2 aarch64 is still the static build (no PKCS#11). See scripts/packaging/targets.sh.
 set -euo pipefail
 source "$(dirname "$0")/targets.sh"
-source "$ROOT/scripts/cross/tools.sh" # MUSL_DYNAMIC_RUSTFLAGS
 cd "$ROOT"
 MATURIN="$ROOT/.packaging/venv/bin/maturin"
 # maturin --zig finds zig through the venv's python (the pinned ziglang package).
@@ -27,30 +28,55 @@ quiet() {
 mkdir -p dist
 rm -f dist/mcp_secure_remote-*.whl dist/mcp_secure_remote-*.tar.gz
 
+# The sdist first: its PKG-INFO is the core metadata of the Linux wheels below (maturin's own).
+quiet "$MATURIN" sdist --out dist
+pkg_info=$(mktemp)
+tar -xzOf dist/mcp_secure_remote-"$VERSION".tar.gz "mcp_secure_remote-$VERSION/PKG-INFO" >"$pkg_info"
+
+# The shared libraries a Linux wheel's binaries may need: what every glibc (manylinux) or musl
+# (musllinux) system has. maturin's own audit is not run for these wheels.
+linux_libs_check() { # BUILD DIR
+  local allowed bin lib
+  case "$1" in
+    *-linux-gnu) allowed='^(libc\.so\.6|libdl\.so\.2|libpthread\.so\.0|libm\.so\.6|librt\.so\.1|ld-linux-(x86-64|aarch64)\.so\.[12])$' ;;
+    *) allowed='^libc\.so$' ;;
+  esac
+  for bin in "${BINARIES[@]}"; do
+    for lib in $(readelf --dynamic --wide "$2/$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+      grep -Eq "$allowed" <<<"$lib" || { echo "wheels: $2/$bin needs $lib, which a $1 system may lack" >&2; return 1; }
+    done
+  done
+}
+
 wheels=()
 for build in $(built_triples); do
   triple=$(rust_triple "$build")
   tag=$(wheel_tag "$build")
+  dir=$(release_dir "$build")
+  # Linux: the wheel is written around the binaries `make dist` built (scripts/packaging/
+  # wheel_from_binaries.py says why not maturin); the tag names the glibc/musl they need.
+  if [[ $build == *-linux-* ]]; then
+    arch=${triple%%-*}
+    case "$tag" in
+      manylinux_2_17) platforms="manylinux2014_$arch.manylinux_2_17_$arch" ;;
+      *) platforms="${tag}_$arch" ;;
+    esac
+    linux_libs_check "$build" "$dir"
+    wheel=$(python3 scripts/packaging/wheel_from_binaries.py dist "$pkg_info" LICENSE "$platforms" \
+      "${BINARIES[@]/#/$dir/}")
+    echo "📦 Built wheel $wheel"
+    wheels+=("$wheel=$dir")
+    continue
+  fi
+  # Windows and macOS: maturin. On a Mac (the release workflow) it links natively; elsewhere zig
+  # needs Apple's SDK.
   args=(build --release --target "$triple" --out dist)
-  envs=()
-  case "$build" in
-    # zig links against the glibc of the tag (2.17), as `make dist` did with cargo-zigbuild.
-    *-linux-gnu) args+=(--zig --compatibility "$tag") ;;
-    # The same environment as scripts/dist.sh's build, so that cargo finds it up to date.
-    x86_64-unknown-linux-musl-dynamic)
-      args+=(--zig --compatibility "$tag" --target-dir "$(target_dir "$build")")
-      envs=(CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$MUSL_DYNAMIC_RUSTFLAGS") ;;
-    # Static musl binaries cannot dlopen a PKCS#11 module: built without it, as `make dist` does.
-    *-linux-musl) args+=(--no-default-features --zig --compatibility "$tag") ;;
-    # On a Mac (the release workflow) maturin links natively; elsewhere zig needs Apple's SDK.
-    *-apple-darwin) [ "$(uname -s)" = Darwin ] || args+=(--zig) ;;
-  esac
+  case "$build" in *-apple-darwin) [ "$(uname -s)" = Darwin ] || args+=(--zig) ;; esac
   # maturin runs cargo on the same target/ directory: for binaries that are up to date cargo only
   # re-links or does nothing. The wheel must hold the bytes that `make dist` archived, so compare.
-  dir=$(release_dir "$build")
   before=$(cd "$dir" && sha256sum "${BINARIES[@]/%/$(exe_suffix "$triple")}")
   existing=$(ls dist/*.whl 2>/dev/null || true)
-  quiet env ${envs[@]+"${envs[@]}"} "$MATURIN" "${args[@]}"
+  quiet "$MATURIN" "${args[@]}"
   after=$(cd "$dir" && sha256sum "${BINARIES[@]/%/$(exe_suffix "$triple")}")
   if [ "$before" != "$after" ]; then
     echo "wheels: maturin rebuilt $dir with different bytes; run make dist again" >&2
@@ -60,7 +86,7 @@ for build in $(built_triples); do
     grep -qxF "$wheel" <<<"$existing" || wheels+=("$wheel=$dir")
   done
 done
-quiet "$MATURIN" sdist --out dist
+rm -f "$pkg_info"
 
 # Each wheel's binaries are the release build's, byte for byte.
 python3 - "${wheels[@]}" <<'PY'
