@@ -417,9 +417,10 @@ where
         (None, None) => (DEFAULT_MAX_MESSAGE, DEFAULT_MEMORY_BUDGET),
     };
 
-    let oauth = f
+    let mut oauth = f
         .oauth
         .validate(env, f.allow_http, &headers, &mut warnings)?;
+    oauth::with_tls_identity(&mut oauth, &tls)?;
     Ok(Invocation {
         config: Config {
             url,
@@ -791,6 +792,8 @@ Authorization (OAuth; on when the server asks for it):       Environment fallbac
   --oauth-dpop <auto|on|off>       DPoP-bound tokens where    MCP_REMOTE_OAUTH_DPOP
                                    the server offers them (auto: when the TLS key can
                                    prove possession, or nothing is shared)
+  --oauth-dpop-key <process|tls>   The DPoP proof key         MCP_REMOTE_OAUTH_DPOP_KEY
+                                   [default: the TLS key if it can sign, else per process]
 
 Machine identity (no browser):
   --oauth-grant <grant>            authorization-code         MCP_REMOTE_OAUTH_GRANT
@@ -798,7 +801,7 @@ Machine identity (no browser):
   --oauth-client-auth <method>     client_secret_basic,       MCP_REMOTE_OAUTH_CLIENT_AUTH
                                    client_secret_post, private_key_jwt, tls_client_auth,
                                    self_signed_tls_client_auth, none
-  --oauth-jwt-key <file|tls>       Key that signs             MCP_REMOTE_OAUTH_JWT_KEY
+  --oauth-jwt-key <file|pkcs11:URI|tls>  Key that signs       MCP_REMOTE_OAUTH_JWT_KEY
                                    private_key_jwt (tls: the TLS client key, token too)
   --oauth-assertion-file <path>    Workload JWT for           MCP_REMOTE_OAUTH_ASSERTION_FILE
                                    jwt-bearer (read on each use)

@@ -799,9 +799,10 @@ fn jwk_thumbprint_of_ec_certificate(cert: &Path) -> String {
     )
 }
 
-/// The client certificate is renewed on disk (same subject, new key) while the bridge runs: new
-/// connections present the new certificate, the token bound to the old one is refused there, and
-/// the bridge gets a new token bound to the new certificate, without failing a request.
+/// The client certificate is renewed on disk (same subject, new key) while the bridge runs: the
+/// bridge notices the renewal before its next request, gets a token bound to the new certificate
+/// first, and sends that request on a connection that presents the new certificate. The MCP
+/// server (which checks the binding) never refuses a token, and the client sees no error.
 #[test]
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
 fn a_rotated_certificate_gets_a_new_bound_token() {
@@ -836,9 +837,10 @@ fn a_rotated_certificate_gets_a_new_bound_token() {
         std::fs::copy(from, &staged).expect("stage");
         std::fs::rename(&staged, to).expect("rename");
     }
-    // Past the bridge's check interval (2 s) and node's keep-alive (5 s): the next requests open
-    // new connections, which present the renewed certificate.
-    thread::sleep(Duration::from_secs(6));
+    // Past the bridge's check interval (2 s), within node's keep-alive (5 s): the pooled
+    // connections that present the old certificate are still open, and must not carry the new
+    // token.
+    thread::sleep(Duration::from_secs(3));
     session.assert_echo(2, "after the renewal");
     session.assert_echo(3, "and again");
     let (stdout, stderr) = session.finish();
@@ -850,13 +852,17 @@ fn a_rotated_certificate_gets_a_new_bound_token() {
         2,
         "one grant per certificate: {stats}"
     );
-    // The renewal takes effect when a connection is opened, after the request's token was chosen:
-    // the first request on a new connection carries the old token, is refused (the binding is
-    // checked) and is sent again with the new one. The client sees no error.
+    // The token is replaced before it is refused: no request carried a token bound to another
+    // certificate than its connection's.
     assert_eq!(
         count(&stats, &["mcp", "wrong_certificate"]),
+        0,
+        "no refusal of a token bound to the other certificate: {stats}"
+    );
+    assert_eq!(
+        count(&stats, &["mcp", "unauthorized"]),
         1,
-        "one refusal of the old token: {stats}"
+        "only the first 401: {stats}"
     );
     assert_eq!(stats["token_errors"], json!({}), "{stats}");
     let bindings = certificate_bindings(&stats);
