@@ -585,6 +585,65 @@ fn private_key_jwt_signed_by_the_tls_key_on_a_pkcs11_token() {
     }
 }
 
+/// `--oauth-jwt-key pkcs11:URI`: the client assertion is signed by a key on a PKCS#11 token
+/// (SoftHSM) that is not the TLS key, and never leaves the token. Once beside a TLS key file (the
+/// URI names its module and PIN file), once beside a TLS key on the same token (the module and
+/// PIN are the TLS token's).
+#[cfg(all(feature = "pkcs11", target_os = "linux", not(target_env = "musl")))]
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn private_key_jwt_signed_by_a_pkcs11_key_given_by_its_uri() {
+    let hsm = SoftHsm::new("oauth-machine-jwt-uri");
+    let pin_file = hsm.dir.join("pin");
+    std::fs::write(&pin_file, support::softhsm::PIN).expect("write the PIN file");
+    let tls_cert = fixture("client-rsa.crt");
+    let jwt_cert = fixture("client-ec.crt");
+    let on_token = {
+        let mut tls = hsm.key_flags("client-rsa");
+        tls.extend([
+            "--tls-cert".to_string(),
+            path_str(&tls_cert),
+            "--tls-ca".to_string(),
+            path_str(&fixture("ca.crt")),
+        ]);
+        (tls, hsm.uri("client-ec"))
+    };
+    let beside_a_file = (
+        tls_files(&tls_cert, &fixture("client-rsa.key")),
+        format!(
+            "{}?module-path={}&pin-source={}",
+            hsm.uri("client-ec"),
+            hsm.module.display(),
+            pin_file.display()
+        ),
+    );
+    for (tls, jwt_key) in [beside_a_file, on_token] {
+        let scene = Scene::new(
+            TempDir::new(),
+            json!({"token_endpoint_auth_method": "private_key_jwt", "bound": true,
+                   "jwks_of": [jwt_cert]}),
+            "off",
+        );
+        serve(
+            &scene,
+            &tls,
+            &[
+                "--oauth-client-auth",
+                "private_key_jwt",
+                "--oauth-jwt-key",
+                &jwt_key,
+            ],
+            &hsm.env(),
+        );
+        assert_one_grant_bound_to(&scene, &tls_cert);
+        assert_eq!(
+            scene.recorded_jws_algs(),
+            vec!["ES256".to_string()],
+            "{jwt_key}: one client assertion, signed on the token by the P-256 key"
+        );
+    }
+}
+
 /// DPoP (RFC 9449), without and with server nonces: with them, the token endpoint (§8) and the
 /// MCP server (§9) each refuse the first proof with `use_dpop_nonce`, and the bridge sends again
 /// once with the nonce, also when the MCP server's demand follows a Bearer challenge in the same

@@ -243,9 +243,11 @@ impl OAuthFlags {
             None => DpopKey::Auto,
             Some("tls") => DpopKey::Tls,
             Some("process") => DpopKey::Process,
-            Some(other) => return Err(usage(format!(
+            Some(other) => {
+                return Err(usage(format!(
                 "--oauth-dpop-key: '{other}' is not one of process, tls ({ENV_DPOP_KEY} likewise)"
-            ))),
+            )))
+            }
         };
         if dpop_key != DpopKey::Auto && dpop == DpopMode::Off {
             return Err(usage(
