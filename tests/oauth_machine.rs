@@ -835,7 +835,6 @@ fn dpop_auto_with_a_shared_store_and_no_usable_tls_key_takes_a_bearer_token() {
 
 /// RFC 7638 thumbprint of a P-256 certificate's public key: SHA-256 of
 /// `{"crv":"P-256","kty":"EC","x":…,"y":…}` (members in that order, no spaces).
-#[cfg(all(feature = "pkcs11", target_os = "linux", not(target_env = "musl")))]
 fn jwk_thumbprint_of_ec_certificate(cert: &Path) -> String {
     let out = Command::new("openssl")
         .args(["x509", "-noout", "-pubkey", "-in"])
@@ -890,12 +889,7 @@ fn a_rotated_certificate_gets_a_new_bound_token() {
         vec![x5t_s256(&old_cert)]
     );
 
-    // The renewal, as a certificate agent writes it: each file replaced whole.
-    for (from, to) in [(&new_key, &key), (&new_cert, &cert)] {
-        let staged = to.with_extension("staged");
-        std::fs::copy(from, &staged).expect("stage");
-        std::fs::rename(&staged, to).expect("rename");
-    }
+    renew_in_place((&new_cert, &new_key), (&cert, &key));
     // Past the bridge's check interval (2 s), within node's keep-alive (5 s): the pooled
     // connections that present the old certificate are still open, and must not carry the new
     // token.
@@ -929,5 +923,179 @@ fn a_rotated_certificate_gets_a_new_bound_token() {
         bindings,
         vec![x5t_s256(&old_cert), x5t_s256(&new_cert)],
         "a token for each certificate, in order: {stats}"
+    );
+}
+
+/// The renewal, as a certificate agent writes it: the key file, then the certificate file, each
+/// replaced whole.
+fn renew_in_place(new: (&Path, &Path), current: (&Path, &Path)) {
+    for (from, to) in [(new.1, current.1), (new.0, current.0)] {
+        let staged = to.with_extension("staged");
+        std::fs::copy(from, &staged).expect("stage");
+        std::fs::rename(&staged, to).expect("rename");
+    }
+}
+
+/// `--oauth-dpop-key tls` with an RSA TLS key, at an AS that accepts only ES256 proofs: the
+/// authorization fails in one line that names the flag and the algorithms, and no token is asked
+/// for (no silent fall back to a key of the process).
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn dpop_key_tls_that_cannot_sign_an_accepted_algorithm_is_refused_in_one_line() {
+    let cert = fixture("client-rsa.crt");
+    let scene = Scene::with(
+        TempDir::new(),
+        json!({"token_endpoint_auth_method": "tls_client_auth", "subject_dn_of": cert}),
+        PeerOptions {
+            dpop: "on",
+            dpop_algs: Some("ES256"),
+            ..PeerOptions::default()
+        },
+    );
+    let mut session = scene.bridge(
+        &tls_files(&cert, &fixture("client-rsa.key")),
+        &[
+            "--oauth-client-auth",
+            "tls_client_auth",
+            "--oauth-dpop-key",
+            "tls",
+        ],
+        &[],
+    );
+    let resp = session.call(
+        0,
+        "initialize",
+        json!({"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"machine-test","version":"1"}}),
+    );
+    let message = resp["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("--oauth-dpop-key tls")
+            && message.contains("RSA")
+            && message.contains("ES256")
+            && !message.contains('\n'),
+        "one line naming the flag, the key and the accepted algorithms: {resp}"
+    );
+    session.finish();
+    let stats = scene.stats();
+    assert_eq!(
+        stats["token_requests"],
+        json!({}),
+        "no token asked for: {stats}"
+    );
+}
+
+/// `--oauth-dpop-key process` with a P-256 TLS key that could sign: the proofs are signed by a
+/// key of this process, not the TLS key; `--oauth-dpop-key tls` with the same identity binds the
+/// token to the TLS key.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn dpop_key_chooses_the_process_key_or_the_tls_key() {
+    let cert = fixture("client-ec.crt");
+    let tls_jkt = jwk_thumbprint_of_ec_certificate(&cert);
+    for key in ["process", "tls"] {
+        let scene = Scene::new(
+            TempDir::new(),
+            json!({"token_endpoint_auth_method": "tls_client_auth", "subject_dn_of": cert}),
+            "on",
+        );
+        let (_, stderr) = serve(
+            &scene,
+            &tls_files(&cert, &fixture("client-ec.key")),
+            &[
+                "--oauth-client-auth",
+                "tls_client_auth",
+                "--oauth-dpop-key",
+                key,
+            ],
+            &[],
+        );
+        let stats = scene.stats();
+        let bindings: Vec<String> =
+            serde_json::from_value(stats["mcp"]["key_bindings"].clone()).unwrap_or_default();
+        assert_eq!(bindings.len(), 1, "{key}: one DPoP-bound token: {stats}");
+        assert_eq!(
+            bindings[0] == tls_jkt,
+            key == "tls",
+            "{key}: the token is bound to the TLS key only with tls: {stats}"
+        );
+        let said = if key == "tls" {
+            "proofs signed with the TLS client key"
+        } else {
+            "proofs signed with a key of this process"
+        };
+        assert!(stderr.contains(said), "{key}: stderr:\n{stderr}");
+        assert!(count(&stats, &["mcp", "dpop"]) >= 3, "{key}: {stats}");
+        assert_eq!(count(&stats, &["mcp", "bad_proof"]), 0, "{key}: {stats}");
+    }
+}
+
+/// The DPoP key is the TLS key, and the certificate is renewed with a new key while the bridge
+/// runs: from the next request on, proofs are signed by the new key and the token is obtained
+/// again bound to it (its `jkt`), before any request is refused; the AS's and MCP server's nonces
+/// carry over.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn the_dpop_key_follows_a_rotated_tls_key() {
+    let dir = TempDir::new();
+    let (old_cert, old_key) = issue_client_cert(&dir.path, "old");
+    let (new_cert, new_key) = issue_client_cert(&dir.path, "new");
+    let cert = dir.path.join("client.crt");
+    let key = dir.path.join("client.key");
+    std::fs::copy(&old_cert, &cert).expect("copy cert");
+    std::fs::copy(&old_key, &key).expect("copy key");
+    let scene = Scene::new(
+        dir,
+        json!({"token_endpoint_auth_method": "tls_client_auth", "subject_dn_of": old_cert}),
+        "nonce",
+    );
+    let mut session = scene.bridge(
+        &tls_files(&cert, &key),
+        &[
+            "--oauth-client-auth",
+            "tls_client_auth",
+            "--oauth-dpop-key",
+            "tls",
+        ],
+        &[],
+    );
+    session.initialize();
+    session.assert_echo(1, "before the renewal");
+    renew_in_place((&new_cert, &new_key), (&cert, &key));
+    // Past the bridge's check interval (2 s), within node's keep-alive (5 s).
+    thread::sleep(Duration::from_secs(3));
+    session.assert_echo(2, "after the renewal");
+    session.assert_echo(3, "and again");
+    let (stdout, stderr) = session.finish();
+    scene.assert_no_secret(&[("stdout", &stdout), ("--debug stderr", &stderr)]);
+
+    let stats = scene.stats();
+    assert_eq!(
+        stats["mcp"]["key_bindings"],
+        json!([
+            jwk_thumbprint_of_ec_certificate(&old_cert),
+            jwk_thumbprint_of_ec_certificate(&new_cert)
+        ]),
+        "a token bound to each TLS key, in order: {stats}"
+    );
+    // The first grant meets the AS's nonce demand once; the second already carries the nonce.
+    assert_eq!(
+        count(&stats, &["token_requests", "client_credentials"]),
+        3,
+        "{stats}"
+    );
+    assert_eq!(
+        count(&stats, &["token_errors", "use_dpop_nonce"]),
+        1,
+        "{stats}"
+    );
+    assert_eq!(count(&stats, &["mcp", "bad_proof"]), 0, "{stats}");
+    assert_eq!(count(&stats, &["mcp", "nonce_demanded"]), 1, "{stats}");
+    assert_eq!(
+        count(&stats, &["mcp", "unauthorized"]),
+        1,
+        "only the first 401: {stats}"
     );
 }
