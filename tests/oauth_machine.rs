@@ -480,24 +480,61 @@ fn a_certificate_the_authorization_server_refuses_fails_once_with_one_line() {
     }
 }
 
-/// RFC 8705 §2.2: a self-signed-style registration (the certificate itself in the client's JWKS).
+/// RFC 8705 §2.2 with a really self-signed certificate, made here (no CA issued it): the client
+/// is registered with the certificate itself (its JWK and `x5c`); the AS authenticates the client
+/// by it and binds the token to it, and the MCP server, whose TLS accepts certificates of any
+/// issuer, serves the request because the token is bound to exactly that certificate.
 #[test]
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
 fn client_credentials_with_self_signed_tls_client_auth_gives_a_bound_token() {
-    let cert = fixture("client-ec.crt");
-    let scene = Scene::new(
-        TempDir::new(),
+    let dir = TempDir::new();
+    let cert = dir.path.join("self-signed.crt");
+    let key = dir.path.join("self-signed.key");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path_str(&key),
+        "-out",
+        &path_str(&cert),
+        "-subj",
+        "/CN=mcp-self-signed-client",
+        "-days",
+        "2",
+        "-addext",
+        "extendedKeyUsage=clientAuth",
+    ]);
+    let scene = Scene::with(
+        dir,
         json!({"token_endpoint_auth_method": "self_signed_tls_client_auth", "bound": true,
                "jwks_of": [cert]}),
-        "off",
+        PeerOptions {
+            mcp_self_signed_clients: true,
+            ..PeerOptions::default()
+        },
     );
     serve(
         &scene,
-        &tls_files(&cert, &fixture("client-ec.key")),
+        &tls_files(&cert, &key),
         &["--oauth-client-auth", "self_signed_tls_client_auth"],
         &[],
     );
     assert_one_grant_bound_to(&scene, &cert);
+    let stats = scene.stats();
+    assert!(
+        count(&stats, &["mcp", "self_signed"]) >= 3,
+        "every request was served on the self-signed certificate's connection: {stats}"
+    );
+    assert_eq!(
+        count(&stats, &["mcp", "unverified_certificate"]),
+        0,
+        "{stats}"
+    );
 }
 
 /// RFC 7523 client assertions signed by a file key of each type the AS accepts (ES256, ES384,
