@@ -488,27 +488,7 @@ fn a_certificate_the_authorization_server_refuses_fails_once_with_one_line() {
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
 fn client_credentials_with_self_signed_tls_client_auth_gives_a_bound_token() {
     let dir = TempDir::new();
-    let cert = dir.path.join("self-signed.crt");
-    let key = dir.path.join("self-signed.key");
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &path_str(&key),
-        "-out",
-        &path_str(&cert),
-        "-subj",
-        "/CN=mcp-self-signed-client",
-        "-days",
-        "2",
-        "-addext",
-        "extendedKeyUsage=clientAuth",
-    ]);
+    let (cert, key) = self_signed_client_cert(&dir.path);
     let scene = Scene::with(
         dir,
         json!({"token_endpoint_auth_method": "self_signed_tls_client_auth", "bound": true,
@@ -535,6 +515,80 @@ fn client_credentials_with_self_signed_tls_client_auth_gives_a_bound_token() {
         0,
         "{stats}"
     );
+}
+
+/// The control for the test above: the same kind of certificate with a token that is not bound
+/// to it is refused by the MCP server (nothing else vouches for the certificate), and the bridge
+/// fails the request in one line: a token refused right after it was obtained is not obtained
+/// again.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn a_self_signed_certificate_without_a_bound_token_is_refused_by_the_mcp_server() {
+    let dir = TempDir::new();
+    let (cert, key) = self_signed_client_cert(&dir.path);
+    let scene = Scene::with(
+        dir,
+        json!({"token_endpoint_auth_method": "self_signed_tls_client_auth", "bound": false,
+               "jwks_of": [cert]}),
+        PeerOptions {
+            mcp_self_signed_clients: true,
+            ..PeerOptions::default()
+        },
+    );
+    let mut session = scene.bridge(
+        &tls_files(&cert, &key),
+        &["--oauth-client-auth", "self_signed_tls_client_auth"],
+        &[],
+    );
+    let resp = session.call(
+        0,
+        "initialize",
+        json!({"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"machine-test","version":"1"}}),
+    );
+    let message = resp["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused the access token just obtained") && !message.contains('\n'),
+        "{resp}"
+    );
+    session.finish();
+    let stats = scene.stats();
+    assert_eq!(count(&stats, &["mcp", "authorized"]), 0, "{stats}");
+    assert_eq!(
+        count(&stats, &["mcp", "unverified_certificate"]),
+        1,
+        "{stats}"
+    );
+    assert_eq!(
+        count(&stats, &["token_requests", "client_credentials"]),
+        1,
+        "{stats}"
+    );
+}
+
+/// A P-256 certificate that signs itself (no CA), for client authentication: (cert, key).
+fn self_signed_client_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert = dir.join("self-signed.crt");
+    let key = dir.join("self-signed.key");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path_str(&key),
+        "-out",
+        &path_str(&cert),
+        "-subj",
+        "/CN=mcp-self-signed-client",
+        "-days",
+        "2",
+        "-addext",
+        "extendedKeyUsage=clientAuth",
+    ]);
+    (cert, key)
 }
 
 /// RFC 7523 client assertions signed by a file key of each type the AS accepts (ES256, ES384,
