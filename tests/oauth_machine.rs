@@ -331,6 +331,11 @@ fn openssl(args: &[&str]) {
 /// A P-256 client certificate from the fixtures CA with subject `CN=mcp-rotating-client` (the
 /// same subject every time, as a renewal has): (cert, key) in `dir` named `name`.
 fn issue_client_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    issue_client_cert_for(dir, name, "mcp-rotating-client")
+}
+
+/// The same with subject `CN={cn}`.
+fn issue_client_cert_for(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));
     let cert = dir.join(format!("{name}.crt"));
@@ -347,7 +352,7 @@ fn issue_client_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         "-keyout",
         &path_str(&key),
         "-subj",
-        "/CN=mcp-rotating-client",
+        &format!("/CN={cn}"),
         "-out",
         &path_str(&csr),
     ]);
@@ -1188,5 +1193,61 @@ fn the_dpop_key_follows_a_rotated_tls_key() {
         count(&stats, &["mcp", "unauthorized"]),
         1,
         "only the first 401: {stats}"
+    );
+}
+
+/// The certificate is renewed with another subject, which the AS does not know: replacing the
+/// token fails once (`invalid_client`), the request then goes with the old token, is refused by
+/// the MCP server, and fails in one line naming the grant's refusal; the next request fails the
+/// same way without another grant (no grant per request, no loop).
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn a_renewed_certificate_the_authorization_server_refuses_fails_without_a_grant_per_request() {
+    let dir = TempDir::new();
+    let (old_cert, old_key) = issue_client_cert(&dir.path, "old");
+    let (new_cert, new_key) = issue_client_cert_for(&dir.path, "new", "mcp-unknown-client");
+    let cert = dir.path.join("client.crt");
+    let key = dir.path.join("client.key");
+    std::fs::copy(&old_cert, &cert).expect("copy cert");
+    std::fs::copy(&old_key, &key).expect("copy key");
+    let scene = Scene::new(
+        dir,
+        json!({"token_endpoint_auth_method": "tls_client_auth", "bound": true,
+               "subject_dn_of": old_cert}),
+        "off",
+    );
+    let mut session = scene.bridge(
+        &tls_files(&cert, &key),
+        &["--oauth-client-auth", "tls_client_auth"],
+        &[],
+    );
+    session.initialize();
+    session.assert_echo(1, "before the renewal");
+    renew_in_place((&new_cert, &new_key), (&cert, &key));
+    thread::sleep(Duration::from_secs(3));
+    for id in [2, 3] {
+        let resp = session.call(
+            id,
+            "tools/call",
+            json!({"name":"echo","arguments":{"message":"after"}}),
+        );
+        let message = resp["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("client-credentials grant") && message.contains("invalid_client"),
+            "request {id}: one line naming the grant and the AS's error: {resp}"
+        );
+    }
+    let (stdout, stderr) = session.finish();
+    scene.assert_no_secret(&[("stdout", &stdout), ("--debug stderr", &stderr)]);
+    let stats = scene.stats();
+    assert_eq!(
+        count(&stats, &["token_requests", "client_credentials"]),
+        2,
+        "the first grant, and one refused for the renewed certificate: {stats}"
+    );
+    assert_eq!(
+        count(&stats, &["token_errors", "invalid_client"]),
+        1,
+        "{stats}"
     );
 }

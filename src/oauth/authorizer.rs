@@ -218,7 +218,12 @@ impl Authorizer {
         let (needs_refresh, renewable) = {
             let st = self.state();
             let tokens = st.record.tokens.as_ref()?;
-            let stale = tokens.certificate.is_some() && tokens.certificate != presented;
+            // Not again after replacing this very token failed (or the server refused the grant):
+            // the request then goes with it, and a refusal fails it in one line (no grant per
+            // request).
+            let failed = st.machine_refused.is_some()
+                || st.refresh_failed.as_deref() == Some(tokens.access_token.as_str());
+            let stale = tokens.certificate.is_some() && tokens.certificate != presented && !failed;
             if stale {
                 log::info!(
                     "the TLS client certificate was renewed: getting a token for the new one before the next request"
