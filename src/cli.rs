@@ -417,9 +417,10 @@ where
         (None, None) => (DEFAULT_MAX_MESSAGE, DEFAULT_MEMORY_BUDGET),
     };
 
-    let oauth = f
+    let mut oauth = f
         .oauth
         .validate(env, f.allow_http, &headers, &mut warnings)?;
+    oauth::with_tls_identity(&mut oauth, &tls)?;
     Ok(Invocation {
         config: Config {
             url,
@@ -791,6 +792,8 @@ Authorization (OAuth; on when the server asks for it):       Environment fallbac
   --oauth-dpop <auto|on|off>       DPoP-bound tokens where    MCP_REMOTE_OAUTH_DPOP
                                    the server offers them (auto: when the TLS key can
                                    prove possession, or nothing is shared)
+  --oauth-dpop-key <process|tls>   The DPoP proof key         MCP_REMOTE_OAUTH_DPOP_KEY
+                                   [default: the TLS key if it can sign, else per process]
 
 Machine identity (no browser):
   --oauth-grant <grant>            authorization-code         MCP_REMOTE_OAUTH_GRANT
@@ -798,7 +801,7 @@ Machine identity (no browser):
   --oauth-client-auth <method>     client_secret_basic,       MCP_REMOTE_OAUTH_CLIENT_AUTH
                                    client_secret_post, private_key_jwt, tls_client_auth,
                                    self_signed_tls_client_auth, none
-  --oauth-jwt-key <file|tls>       Key that signs             MCP_REMOTE_OAUTH_JWT_KEY
+  --oauth-jwt-key <file|pkcs11:URI|tls>  Key that signs       MCP_REMOTE_OAUTH_JWT_KEY
                                    private_key_jwt (tls: the TLS client key, token too)
   --oauth-assertion-file <path>    Workload JWT for           MCP_REMOTE_OAUTH_ASSERTION_FILE
                                    jwt-bearer (read on each use)
@@ -889,6 +892,70 @@ mod tests {
             Command::Run(inv) => Ok(*inv),
             other => panic!("expected Run, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_dpop_key_is_process_or_tls_and_tls_needs_a_client_key() {
+        let url = "https://h/mcp";
+        let key = |args: &[&str]| run(args).map(|inv| inv.config.oauth.dpop_key);
+        assert_eq!(key(&[url]).ok(), Some(crate::config::DpopKey::Auto));
+        assert_eq!(
+            key(&[url, "--oauth-dpop-key", "process"]).ok(),
+            Some(crate::config::DpopKey::Process)
+        );
+        let env = |name: &str| (name == "MCP_REMOTE_OAUTH_DPOP_KEY").then(|| "tls".to_string());
+        let tls = run_env(&[url], &env);
+        assert!(tls.is_err_and(|e| e.0.contains("--oauth-dpop-key tls needs a TLS client key")));
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+        let (cert, tls_key) = (
+            format!("{fixtures}/client-ec.crt"),
+            format!("{fixtures}/client-ec.key"),
+        );
+        let with_key = [url, "--tls-cert", &cert, "--tls-key", &tls_key];
+        assert_eq!(
+            run_env(&with_key, &env)
+                .map(|i| i.config.oauth.dpop_key)
+                .ok(),
+            Some(crate::config::DpopKey::Tls)
+        );
+        let bad = key(&[url, "--oauth-dpop-key", "hsm"]);
+        assert!(bad.is_err_and(|e| e.0.contains("'hsm' is not one of process, tls")));
+        let off = key(&[url, "--oauth-dpop", "off", "--oauth-dpop-key", "tls"]);
+        assert!(off.is_err_and(|e| e.0.contains("--oauth-dpop off")));
+    }
+
+    #[test]
+    fn a_token_jwt_key_takes_the_module_and_pin_of_the_tls_token_unless_its_uri_names_them() {
+        use crate::config::JwtKeySource;
+        let url = "https://h/mcp";
+        let tls = [
+            url,
+            "--tls-key",
+            "pkcs11:token=t;object=tls",
+            "--tls-pkcs11-module",
+            "/lib/tls-module.so",
+            "--tls-passphrase",
+            "1234",
+        ];
+        let jwt_key = |extra: &[&str]| {
+            let args: Vec<&str> = tls.iter().chain(extra).copied().collect();
+            match run(&args).map(|inv| inv.config.oauth.jwt_key) {
+                Ok(Some(JwtKeySource::Pkcs11(token))) => *token,
+                other => panic!("{extra:?}: {:?}", other.map(|_| ())),
+            }
+        };
+        let inherited = jwt_key(&["--oauth-jwt-key", "pkcs11:token=t;object=jwt"]);
+        assert_eq!(inherited.key.object.as_deref(), Some("jwt"));
+        assert_eq!(inherited.module, Some(PathBuf::from("/lib/tls-module.so")));
+        assert!(inherited.pin.is_some());
+        let own = jwt_key(&[
+            "--oauth-jwt-key",
+            "pkcs11:token=u;object=jwt?module-path=/lib/other.so&pin-source=/run/pin",
+        ]);
+        assert_eq!(own.module, None);
+        assert!(own.pin.is_none());
+        let not_a_key = run(&[url, "--oauth-jwt-key", "pkcs11:token=t;object=c;type=cert"]);
+        assert!(not_a_key.is_err_and(|e| e.0.contains("not a private key")));
     }
 
     #[test]

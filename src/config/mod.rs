@@ -72,6 +72,21 @@ pub struct OAuthOptions {
     pub idp: Option<IdpOptions>,
     /// DPoP-bound tokens where the authorization server offers them (`--oauth-dpop`).
     pub dpop: DpopMode,
+    /// Which key signs the DPoP proofs (`--oauth-dpop-key`).
+    pub dpop_key: DpopKey,
+}
+
+/// The DPoP proof key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DpopKey {
+    /// The TLS client key when it can sign an algorithm the authorization server accepts, else a
+    /// key of this process where [`DpopMode`] allows one (the default).
+    #[default]
+    Auto,
+    /// The TLS client key, or no DPoP-bound token at all (one line saying why).
+    Tls,
+    /// A P-256 key made for this process: its tokens are never shared with other processes.
+    Process,
 }
 
 /// When to ask for DPoP-bound tokens.
@@ -127,6 +142,9 @@ pub enum JwtKeySource {
     File(PathBuf),
     /// The TLS client key the bridge already holds (file, PKCS#12 or token).
     Tls,
+    /// A key on a PKCS#11 token (`pkcs11:URI`), with its certificate beside it: it signs on the
+    /// token, through the same signing path as the TLS key.
+    Pkcs11(Box<Pkcs11Identity>),
 }
 
 /// The enterprise identity provider of `--oauth-grant id-jag`.

@@ -34,6 +34,17 @@ pub struct Http {
     pub tls_config: ConfigSlot,
     /// The most recent TLS handshake.
     pub handshakes: HandshakeLog,
+    /// The watch on the TLS files (certificate rotation).
+    rotation: Arc<Rotation>,
+}
+
+impl Http {
+    /// Reload the TLS configuration now if its files changed (at most one look per
+    /// [`super::rotation::CHECK_INTERVAL`]), so that a caller about to choose what to send (a
+    /// token bound to the certificate) sees the identity the request's connection will present.
+    pub fn follow_rotation(&self) {
+        self.rotation.refresh();
+    }
 }
 
 /// Why the agent could not be built. Display is a one-line instruction.
@@ -117,13 +128,14 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
         .and_then(|name| ServerName::try_from(name.clone()).ok())
         .map(|name| (config.url.host.clone(), name));
 
+    let rotation = Rotation::new(config.tls.clone(), Arc::clone(&tls_config));
     let connector =
         ().chain(ConnectProxyConnector::default())
             .chain(MtlsConnector::new(
                 Arc::clone(&tls_config),
                 servername,
                 Arc::clone(&handshakes),
-                Some(Rotation::new(config.tls.clone(), Arc::clone(&tls_config))),
+                Some(Arc::clone(&rotation)),
                 hints,
             ));
     let agent = Agent::with_parts(ureq_config, connector, DefaultResolver::default());
@@ -131,6 +143,7 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
         agent,
         tls_config,
         handshakes,
+        rotation,
     })
 }
 

@@ -146,6 +146,7 @@ impl<In: Transport> Connector<In> for MtlsConnector {
             stream: StreamOwned::new(conn, sock),
             socket,
             config,
+            slot: Arc::clone(&self.config),
             accepted: self.accepted.clone(),
             received: false,
             tls12,
@@ -289,6 +290,14 @@ impl MtlsTransport {
         self.staged(e)
     }
 
+    /// Whether this connection presented the current configuration (not one rotated away).
+    fn presents_current(&self) -> bool {
+        match self.slot.read() {
+            Ok(current) => Arc::ptr_eq(&current, &self.config),
+            Err(poisoned) => Arc::ptr_eq(&poisoned.into_inner(), &self.config),
+        }
+    }
+
     /// `e` with the stage this connection is in (see `stage.rs`).
     fn staged(&self, e: io::Error) -> io::Error {
         let stage = if self.received || self.accepted.includes(&self.config) {
@@ -307,6 +316,10 @@ pub struct MtlsTransport {
     socket: Option<Weak<dyn ShutdownHandle>>,
     /// The configuration this connection presented, recorded as accepted once data comes back.
     config: Arc<ClientConfig>,
+    /// The current configuration: once it is another (the certificate rotated), this connection
+    /// is not reused, so that a request never presents the old identity with what was chosen
+    /// for the new one (a token bound to the renewed certificate).
+    slot: ConfigSlot,
     accepted: Accepted,
     /// Something came back on this connection: the server took the certificate.
     received: bool,
@@ -366,7 +379,9 @@ impl Transport for MtlsTransport {
     }
 
     fn is_open(&mut self) -> bool {
-        self.idle.may_reuse() && self.stream.get_mut().get_mut().is_open()
+        self.idle.may_reuse()
+            && self.presents_current()
+            && self.stream.get_mut().get_mut().is_open()
     }
 
     fn is_tls(&self) -> bool {

@@ -2,8 +2,10 @@
 //! renewed on disk while the bridge runs. Before opening a new connection, the connector asks
 //! [`Rotation::refresh`], which looks at the files' modification stamps at most once per
 //! [`CHECK_INTERVAL`] and rebuilds the TLS configuration when one changed. A renewed file that
-//! fails to load keeps the old configuration (with a warning); existing connections finish as
-//! they are.
+//! fails to load keeps the old configuration (with a warning); requests under way finish on their
+//! connections, and idle pooled connections that present the old identity are not reused. The
+//! OAuth authorizer also asks ([`crate::http::Http::follow_rotation`]) before it chooses a
+//! request's token, so that a token bound to the old certificate is replaced before it is sent.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};

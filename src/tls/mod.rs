@@ -144,6 +144,17 @@ pub fn signing_key_file(
     })
 }
 
+/// A signing key on a PKCS#11 token (for JWT assertions), opened and checked against its
+/// certificate exactly as a `--tls-key pkcs11:` key is: it signs on the token, where it stays.
+pub fn signing_key_token(
+    token: &crate::config::Pkcs11Identity,
+) -> Result<Arc<dyn rustls::sign::SigningKey>, TlsError> {
+    let source = crate::config::ClientIdentity::Pkcs11(Box::new(token.clone()));
+    Ok(Arc::clone(
+        &identity::load(&source, SystemTime::now())?.certified.key,
+    ))
+}
+
 /// TLS 1.3 only when the minimum is 1.3; otherwise 1.2 and 1.3 (rustls has nothing older).
 fn protocol_versions(min: Option<TlsVersion>) -> &'static [&'static SupportedProtocolVersion] {
     const TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
