@@ -103,7 +103,7 @@ impl<In: Transport> Connector<In> for MtlsConnector {
         let (transport, socket): (Box<dyn Transport>, _) = match chained {
             Some(through_proxy) => (Box::new(through_proxy), None),
             None => {
-                let (tcp, socket) = connect_tcp(details)?;
+                let (tcp, socket) = connect_tcp(details, details.needs_tls())?;
                 (tcp, socket)
             }
         };
@@ -154,21 +154,54 @@ impl<In: Transport> Connector<In> for MtlsConnector {
     }
 }
 
-/// Open TCP with ureq's own connector, keeping a handle to the socket it registers for
-/// shutdown (so that a single request can be cancelled, see `cancel.rs`).
 /// A handle that shuts a socket down from another thread.
 type SocketHandle = Weak<dyn ShutdownHandle>;
 
+/// The ciphertext staging buffers of a TLS connection's socket (see [`connect_tcp`]): reads of
+/// 8 KiB, writes of 4 KiB (requests are small; a large one is written in more pieces).
+const CIPHERTEXT_IN: usize = 8 * 1024;
+const CIPHERTEXT_OUT: usize = 4 * 1024;
+
+/// Open TCP with ureq's own connector, keeping a handle to the socket it registers for
+/// shutdown (so that a single request can be cancelled, see `cancel.rs`).
+
+///
+/// `under_tls`: the socket will only carry TLS records, so its buffers get the ciphertext
+/// sizes below instead of the agent's. ureq gives every transport its own pair of buffers, so a
+/// TLS connection has two: the plaintext pair of [`MtlsTransport`] (the agent's 16 KiB, which
+/// bound the response head) and this pair beneath it, which only stages ciphertext between the
+/// socket and rustls (`TransportAdapter` copies through it; a record larger than it simply
+/// takes more than one read or write). At 200 requests in flight on new connections, the four
+/// 16 KiB buffers per connection were 12.8 MiB of the bridge's 17.8 MiB peak heap (heaptrack,
+/// `make bench` BENCH_ONLY=inflight). The rest of that peak (glibc release build, 34.6 MiB,
+/// /proc/<pid>/smaps at the peak): 200 worker stacks of which ~54 KiB each is touched (TLS
+/// handshake and HTTP, 10.8 MiB; a smaller reserved size would not change that), 20 MiB of
+/// malloc heap, 4.6 MiB of code and libc. With these sizes: 30.6 MiB peak, and the static musl
+/// build likewise (reported beside it by the same run).
 fn connect_tcp(
     details: &ConnectionDetails,
+    under_tls: bool,
 ) -> Result<(Box<dyn Transport>, Option<SocketHandle>), ureq::Error> {
+    // Only the buffer sizes and no_delay are read from it by ureq's TCP connector.
+    let ciphertext_config;
+    let config = match under_tls {
+        true => {
+            ciphertext_config = ureq::config::Config::builder()
+                .no_delay(details.config.no_delay())
+                .input_buffer_size(CIPHERTEXT_IN)
+                .output_buffer_size(CIPHERTEXT_OUT)
+                .build();
+            &ciphertext_config
+        }
+        false => details.config,
+    };
     let captured: Arc<Mutex<Option<Weak<dyn ShutdownHandle>>>> = Arc::default();
     let register = Arc::clone(&details.register_shutdown);
     let capture = Arc::clone(&captured);
     let patched = ConnectionDetails {
         uri: details.uri,
         addrs: details.addrs.clone(),
-        config: details.config,
+        config,
         request_level: details.request_level,
         resolver: details.resolver,
         now: details.now,
