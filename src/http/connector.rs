@@ -164,20 +164,22 @@ const CIPHERTEXT_OUT: usize = 4 * 1024;
 
 /// Open TCP with ureq's own connector, keeping a handle to the socket it registers for
 /// shutdown (so that a single request can be cancelled, see `cancel.rs`).
-
 ///
 /// `under_tls`: the socket will only carry TLS records, so its buffers get the ciphertext
-/// sizes below instead of the agent's. ureq gives every transport its own pair of buffers, so a
+/// sizes above instead of the agent's. ureq gives every transport its own pair of buffers, so a
 /// TLS connection has two: the plaintext pair of [`MtlsTransport`] (the agent's 16 KiB, which
 /// bound the response head) and this pair beneath it, which only stages ciphertext between the
-/// socket and rustls (`TransportAdapter` copies through it; a record larger than it simply
-/// takes more than one read or write). At 200 requests in flight on new connections, the four
-/// 16 KiB buffers per connection were 12.8 MiB of the bridge's 17.8 MiB peak heap (heaptrack,
-/// `make bench` BENCH_ONLY=inflight). The rest of that peak (glibc release build, 34.6 MiB,
-/// /proc/<pid>/smaps at the peak): 200 worker stacks of which ~54 KiB each is touched (TLS
-/// handshake and HTTP, 10.8 MiB; a smaller reserved size would not change that), 20 MiB of
-/// malloc heap, 4.6 MiB of code and libc. With these sizes: 30.6 MiB peak, and the static musl
-/// build likewise (reported beside it by the same run).
+/// socket and rustls (`TransportAdapter` copies through it; rustls reads at most 4 KiB at a
+/// time anyway, and a larger write simply takes more than one).
+///
+/// Measured with 200 requests in flight on new connections (`make bench`, BENCH_ONLY=inflight,
+/// glibc release build): peak RSS 34.6 MiB, of which (/proc/<pid>/smaps at the peak) 10.8 MiB
+/// is worker stacks (~54 KiB touched each by the TLS handshake and HTTP; the reserved size does
+/// not change that), 20 MiB malloc heap and 4.6 MiB code and libc; of the heap's 17.8 MiB peak
+/// (heaptrack) the four 16 KiB buffers per connection were 12.8 MiB. With 8/4 KiB here: 30.7
+/// MiB, and 26.7 MiB for the static musl build in the same run. The 5 MB result (twice the
+/// reads of the socket) stayed within the run-to-run noise of a loaded 2-core machine: 77.5 to
+/// 133.6 ms against 83.2 to 129.0 ms with 16 KiB, three runs each.
 fn connect_tcp(
     details: &ConnectionDetails,
     under_tls: bool,
