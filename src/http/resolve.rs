@@ -6,7 +6,8 @@
 //! 200 requests on new connections had up to 317 threads at once instead of 206 (`make bench`,
 //! BENCH_ONLY=inflight; the peak RSS did not move beyond noise, 34.5 and 34.8 MiB: those
 //! threads are short-lived). An IP literal is answered here, on the caller's thread; a name
-//! still goes to ureq's resolver, which bounds the lookup by --connect-timeout.
+//! still goes to ureq's resolver, which bounds the lookup by --connect-timeout (the same burst
+//! to `localhost`: 31.2 MiB for the glibc build against 30.4 MiB to 127.0.0.1).
 
 use std::net::{IpAddr, SocketAddr};
 
