@@ -9,10 +9,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
+    classify_cert_value, parse_selector, CertValue, ObjectType, Pkcs11Uri, Platform, SourceKind,
+    StoreIdentity, SELECTOR_FORMS,
+};
+use crate::config::{
     ClientIdentity, Config, Pkcs11Identity, ProxySetting, Secret, SpkiPin, TlsOptions, TlsVersion,
     TokenCertSource, ToolPatterns, TransportStrategy, Url,
 };
-use crate::config::{ObjectType, Pkcs11Uri};
 use crate::http::is_tchar;
 
 mod oauth;
@@ -525,10 +528,45 @@ fn client_identity(
              use either a PKCS#12 bundle or a PEM certificate and key",
         ));
     }
+    // A selector in --tls-cert (a `pkcs11:` URI with no --tls-key pkcs11: beside it is one).
+    let cert_text = cert.as_ref().and_then(|c| c.to_str());
+    let selector_text = match cert_text.map(|t| (t, classify_cert_value(t))) {
+        Some((text, CertValue::Store)) => Some(text),
+        Some((text, CertValue::Pkcs11)) if key_uri.is_none() && key.is_none() => Some(text),
+        Some((text, CertValue::Unknown)) if !std::path::Path::new(text).exists() => {
+            return Err(usage(format!(
+                "--tls-cert: '{text}' is neither a file nor a form it takes: use {SELECTOR_FORMS}"
+            )))
+        }
+        _ => None,
+    };
+    if let Some(text) = selector_text {
+        if key.is_some() {
+            return Err(usage(format!(
+                "--tls-key cannot be given with --tls-cert {}: a selector picks a certificate and \
+                 its key together, and the key stays where it is; leave --tls-key (and \
+                 MCP_REMOTE_TLS_KEY) out",
+                cert_text.unwrap_or_default()
+            )));
+        }
+        let selector = parse_selector(text, Platform::current(), module.is_some())
+            .map_err(|e| usage(format!("--tls-cert: {e}")))?;
+        if module.is_some() && !matches!(selector.source, SourceKind::Pkcs11(_)) {
+            warnings.push(format!(
+                "--tls-pkcs11-module (or MCP_REMOTE_TLS_PKCS11_MODULE) is ignored: --tls-cert {selector} \
+                 is not on a PKCS#11 token"
+            ));
+        }
+        return Ok(Some(ClientIdentity::Store(Box::new(StoreIdentity {
+            selector,
+            module,
+            pin: passphrase,
+        }))));
+    }
     if module.is_some() && key_uri.is_none() {
         warnings.push(
             "--tls-pkcs11-module (or MCP_REMOTE_TLS_PKCS11_MODULE) is ignored: it is only used \
-             with --tls-key pkcs11:…"
+             with --tls-key pkcs11:… or a --tls-cert pkcs11:…/auto selector"
                 .to_string(),
         );
     }
@@ -563,8 +601,8 @@ fn client_identity(
     }
     if cert_uri.is_some() {
         return Err(usage(
-            "--tls-cert pkcs11:… needs the key on a token too: give --tls-key pkcs11:… \
-             (a certificate on a token with a key file is not supported)",
+            "--tls-cert pkcs11:… cannot go with a key file in --tls-key: leave --tls-key out \
+             (certificate and key both on the token) or give --tls-key pkcs11:…",
         ));
     }
     match (cert, key, pfx) {
@@ -1115,6 +1153,30 @@ mod tests {
             Some(ClientIdentity::Pkcs11(t)) => assert_eq!(t.module, Some("/env.so".into())),
             other => panic!("{other:?}"),
         }
+        // A selector alone in --tls-cert (or its variable): certificate and key in one source.
+        let store = |args: &[&str], env: &dyn Fn(&str) -> Option<String>| {
+            let mut all = vec!["https://h/"];
+            all.extend_from_slice(args);
+            match run_env(&all, env).unwrap().config.tls.identity {
+                Some(ClientIdentity::Store(s)) => *s,
+                other => panic!("{other:?}"),
+            }
+        };
+        let s = store(
+            &["--tls-cert", "pkcs11:token=mcp", "--tls-passphrase", "1"],
+            &env,
+        );
+        assert!(matches!(
+            s.selector.source,
+            crate::config::SourceKind::Pkcs11(_)
+        ));
+        assert_eq!(s.module, Some("/env.so".into()));
+        let s = store(&[], &|n: &str| match n {
+            ENV_CERT => Some("auto".to_string()),
+            ENV_PKCS11_MODULE => Some("/m.so".to_string()),
+            _ => None,
+        });
+        assert!(s.selector.is_auto());
     }
 
     #[test]
@@ -1122,11 +1184,15 @@ mod tests {
         for (args, says) in [
             (
                 &["--tls-cert", "pkcs11:object=c", "--tls-key", "k.pem"][..],
-                "needs the key on a token",
+                "cannot go with a key file",
             ),
             (
-                &["--tls-cert", "pkcs11:object=c"][..],
-                "needs the key on a token",
+                &["--tls-cert", "auto", "--tls-key", "k.pem"][..],
+                "--tls-key cannot be given with --tls-cert auto",
+            ),
+            (
+                &["--tls-cert", "cng:user;sha1=00"][..],
+                "is neither a file nor a form it takes",
             ),
             (
                 &["--tls-key", "pkcs11:object=k;type=cert"][..],
@@ -1158,6 +1224,26 @@ mod tests {
         }
         let inv = run(&["https://h/", "--tls-pkcs11-module", "/m.so"]).unwrap();
         assert!(inv.warnings.iter().any(|w| w.contains("is ignored")));
+    }
+
+    /// On Linux (and the other Unixes) the stores of Windows and macOS are refused in one line
+    /// that says what to use here, and `auto` needs a PKCS#11 module.
+    #[cfg(all(unix, not(target_os = "macos")))]
+    #[test]
+    fn other_platforms_stores_are_usage_errors_here() {
+        for (args, says) in [
+            (&["--tls-cert", "auto"][..], "--tls-pkcs11-module"),
+            (
+                &["--tls-cert", "windows:user;sha1=00"][..],
+                "the Windows certificate store exists only on Windows; here use a PKCS#11 token",
+            ),
+            (&["--tls-cert", "keychain:login"][..], "only on macOS"),
+        ] {
+            let mut all = vec!["https://h/"];
+            all.extend_from_slice(args);
+            let err = run(&all).unwrap_err();
+            assert!(err.0.contains(says), "{args:?}: {err}");
+        }
     }
 
     #[test]
