@@ -36,9 +36,10 @@ pub(crate) use pkcs11::certificate_key;
 pub use pkcs11::{is_pkcs11_uri, KeyKind, ObjectType, Pkcs11Error, Pkcs11Uri, UriError};
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::{MAX_SESSIONS, RETRY_INTERVAL, SESSION_WAIT};
+pub use store::{take_handshake_note, HandshakeNote, NoAcceptableIdentity};
 pub use verify::WeakServerKey;
 
-use crate::config::{TlsOptions, TlsVersion};
+use crate::config::{ClientIdentity, TlsOptions, TlsVersion};
 
 /// Logged and returned when `--tls-insecure-skip-verify` is on.
 pub const SKIP_VERIFY_WARNING: &str = "TLS server certificate verification is DISABLED \
@@ -68,9 +69,14 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
     let mut warnings = Vec::new();
 
     // Identity first: its errors (files, passphrase) are the likeliest and the most specific.
-    let identity = match &opts.identity {
-        Some(source) => Some(identity::load(source, now)?),
-        None => None,
+    // A selector may leave the choice to each handshake (several identities).
+    let (identity, chooser) = match &opts.identity {
+        Some(ClientIdentity::Store(selector)) => match store::load(selector, now)? {
+            store::Loaded::One(identity) => (Some(identity), None),
+            store::Loaded::Several(resolver) => (None, Some(resolver)),
+        },
+        Some(source) => (Some(identity::load(source, now)?), None),
+        None => (None, None),
     };
 
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -100,8 +106,9 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
         .dangerous()
         .with_custom_certificate_verifier(pin::wrap(verifier, &opts.pins, anchors));
 
-    let (mut config, identity_info, key_info) = match identity {
-        Some(identity) => {
+    let (mut config, identity_info, key_info) = match (identity, chooser) {
+        (_, Some(resolver)) => (builder.with_client_cert_resolver(resolver), None, None),
+        (Some(identity), None) => {
             log::debug!("client certificate: {}", identity.info);
             log::debug!("client key: {}", identity.key);
             for mechanism in &identity.key.mechanisms {
@@ -114,7 +121,7 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
             let config = builder.with_client_cert_resolver(Arc::new(resolver));
             (config, Some(identity.info), Some(identity.key))
         }
-        None => (builder.with_no_client_auth(), None, None),
+        (None, None) => (builder.with_no_client_auth(), None, None),
     };
     // ureq speaks HTTP/1.1 only; saying so keeps an h2-preferring server from choosing h2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
