@@ -137,6 +137,19 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
     })
 }
 
+/// A fingerprint of what the `--tls-cert` selector's source holds now, for certificate rotation;
+/// `None` without a selector. A source that cannot be listed (a token pulled out) has an empty
+/// fingerprint, so that its return reloads the configuration.
+pub fn store_stamp(opts: &TlsOptions) -> Option<Vec<u8>> {
+    match &opts.identity {
+        Some(ClientIdentity::Store(selector)) => Some(store::stamp(selector).unwrap_or_else(|e| {
+            log::debug!("cannot list --tls-cert {}: {e}", selector.selector);
+            Vec::new()
+        })),
+        _ => None,
+    }
+}
+
 /// A signing key from a PEM key file (for JWT assertions), read the way `--tls-key` is read
 /// (PKCS#8, SEC1, PKCS#1; encrypted keys need the passphrase, which this path does not take).
 pub fn signing_key_file(

@@ -21,8 +21,11 @@ use super::IdentitySource;
 /// What the resolver did in the handshake that just ran on this thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandshakeNote {
-    /// This identity was presented: its subject and its selector.
-    Chose { subject: String, selector: String },
+    /// This identity was presented: its certificate and the selector that picks it alone.
+    Chose {
+        certificate: crate::tls::CertInfo,
+        selector: String,
+    },
     /// None was presented; the one-line reason, listing the candidates.
     Declined(String),
 }
@@ -125,7 +128,7 @@ impl ResolvesClientCert for StoreResolver {
                     d.candidate.selector
                 );
                 leave_note(HandshakeNote::Chose {
-                    subject: d.info.subject.clone(),
+                    certificate: d.info.clone(),
                     selector: d.candidate.selector.clone(),
                 });
                 Some(key)
