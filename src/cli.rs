@@ -45,6 +45,13 @@ pub enum Command {
     Login(Box<Invocation>),
     /// `mcp-secure-remote logout <server-url> [flags]`: revoke and forget the kept login.
     Logout(Box<Invocation>),
+    /// `mcp-secure-remote-client --list-identities [server-url]`: what the `--tls-cert` selector's
+    /// source holds (`auto` when none is given), and with a URL which of them that server takes.
+    /// `url_given` false: `config.url` is a placeholder that nothing connects to.
+    ListIdentities {
+        invocation: Box<Invocation>,
+        url_given: bool,
+    },
     Help,
     Version,
 }
@@ -126,6 +133,8 @@ struct Flags {
     oauth: oauth::OAuthFlags,
     proxy: Option<String>,
     pins: Vec<String>,
+    /// Test client only: `--list-identities`.
+    list_identities: bool,
 }
 
 /// Parse `args` (without the program name) and the environment (`env` looks a variable up) into a
@@ -151,6 +160,9 @@ where
         FlagsOrExit::Help => return Ok(Command::Help),
         FlagsOrExit::Version => return Ok(Command::Version),
     };
+    if flags.list_identities {
+        return list_identities(*flags, &env);
+    }
     let invocation = Box::new(validate(*flags, &env)?);
     Ok(match subcommand.as_deref() {
         Some("login") => Command::Login(invocation),
@@ -185,6 +197,7 @@ where
             Long("allow-http") => flags.allow_http = true,
             Long("debug") => flags.debug = true,
             Long("json") if program == Program::Client => flags.json = true,
+            Long("list-identities") if program == Program::Client => flags.list_identities = true,
             Long("connect-timeout") => {
                 flags.connect_timeout = Some(string_value(&mut parser, "--connect-timeout")?)
             }
@@ -281,6 +294,43 @@ fn path_value(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, UsageE
         )));
     }
     Ok(PathBuf::from(v))
+}
+
+/// `--list-identities [server-url]`: the selector of `--tls-cert` (or its variable), `auto` when
+/// none is given; key files and bundles are refused (they hold one identity, no store).
+fn list_identities<E>(mut f: Flags, env: &E) -> Result<Command, UsageError>
+where
+    E: Fn(&str) -> Option<String>,
+{
+    let given = |flag: &Option<PathBuf>, var: &str| {
+        flag.is_some() || env(var).is_some_and(|v| !v.is_empty())
+    };
+    if given(&f.key, ENV_KEY) || given(&f.pfx, ENV_PFX) {
+        return Err(usage(
+            "--list-identities lists what a store or token holds: give --tls-cert with a selector \
+             (pkcs11:token=…, windows:user, keychain:login, auto) and no --tls-key or --tls-pfx",
+        ));
+    }
+    if !given(&f.cert, ENV_CERT) {
+        f.cert = Some(PathBuf::from("auto"));
+    }
+    let url_given = f.url.is_some();
+    // Without a URL nothing connects; the placeholder only satisfies the configuration's type.
+    f.url.get_or_insert_with(|| "https://127.0.0.1/".to_string());
+    let invocation = validate(f, env)?;
+    if !matches!(
+        invocation.config.tls.identity,
+        Some(ClientIdentity::Store(_))
+    ) {
+        return Err(usage(
+            "--list-identities lists what a store or token holds: --tls-cert must be a selector \
+             (pkcs11:token=…, windows:user, keychain:login, auto), not a file",
+        ));
+    }
+    Ok(Command::ListIdentities {
+        invocation: Box::new(invocation),
+        url_given,
+    })
 }
 
 /// Apply the environment fallbacks and every cross-flag rule.
@@ -772,7 +822,7 @@ pub fn help(program: Program) -> String {
     .replace("{name}", name);
     let client_flags = match program {
         Program::Proxy => "",
-        Program::Client => "  --json                           Print one JSON document instead of the readable report\n",
+        Program::Client => "  --json                           Print one JSON document instead of the readable report\n  --list-identities                List the identities of the --tls-cert selector (default\n                                   auto) with the selector of each; with <server-url>, mark\n                                   those the server would accept (none is presented)\n",
     };
     format!(
         "{name} {version}

@@ -288,6 +288,12 @@ impl MtlsConnector {
             facts.cipher_suite
         );
         if let Ok(mut slot) = self.log.lock() {
+            let mut facts = facts;
+            // A resumed TLS 1.3 session gets no CertificateRequest: it is still the identity
+            // chosen in the handshake it resumes.
+            if facts.chosen.is_none() {
+                facts.chosen = slot.as_ref().and_then(|f| f.chosen.clone());
+            }
             *slot = Some(facts);
         }
     }

@@ -36,7 +36,10 @@ pub(crate) use pkcs11::certificate_key;
 pub use pkcs11::{is_pkcs11_uri, KeyKind, ObjectType, Pkcs11Error, Pkcs11Uri, UriError};
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::{MAX_SESSIONS, RETRY_INTERVAL, SESSION_WAIT};
-pub use store::{take_handshake_note, HandshakeNote, NoAcceptableIdentity};
+pub use store::{
+    describe_ca_names, list as list_identities, take_handshake_note, CaNamesSeen, HandshakeNote,
+    Listed, NoAcceptableIdentity,
+};
 pub use verify::WeakServerKey;
 
 use crate::config::{ClientIdentity, TlsOptions, TlsVersion};
@@ -135,6 +138,19 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
         key: key_info,
         warnings,
     })
+}
+
+/// The configuration of `--list-identities <server-url>`: the same trust as a session, and a
+/// resolver that presents no certificate but records the CA names the server asks for.
+pub fn ca_names_probe(opts: &TlsOptions) -> Result<(Arc<ClientConfig>, Arc<CaNamesSeen>), TlsError> {
+    let no_identity = TlsOptions {
+        identity: None,
+        ..opts.clone()
+    };
+    let mut config = (*client_config(&no_identity)?.config).clone();
+    let seen = Arc::new(CaNamesSeen::default());
+    config.client_auth_cert_resolver = Arc::clone(&seen) as _;
+    Ok((Arc::new(config), seen))
 }
 
 /// A fingerprint of what the `--tls-cert` selector's source holds now, for certificate rotation;

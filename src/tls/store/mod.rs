@@ -25,7 +25,7 @@ mod resolver;
 mod windows;
 
 pub(crate) use choose::Described;
-pub use resolver::{take_handshake_note, HandshakeNote, NoAcceptableIdentity};
+pub use resolver::{take_handshake_note, CaNamesSeen, HandshakeNote, NoAcceptableIdentity};
 
 use std::sync::Arc;
 
@@ -188,6 +188,8 @@ pub struct Listed {
     pub key_type: String,
     pub key_location: String,
     pub selector: String,
+    /// SHA-1 of the certificate in upper-case hex: the Windows thumbprint (`sha1=`).
+    pub sha1: String,
     /// Whether the selector's attributes let it through (always true without attributes).
     pub selected: bool,
     described: choose::Described,
@@ -228,6 +230,12 @@ pub fn list(identity: &StoreIdentity) -> Result<(String, Vec<Listed>), TlsError>
                 .unwrap_or_else(|| "unknown".to_string()),
             key_location: d.candidate.key_location.clone(),
             selector: d.candidate.selector.clone(),
+            sha1: d
+                .candidate
+                .chain
+                .first()
+                .map(|leaf| filter::sha1_hex(leaf))
+                .unwrap_or_default(),
             selected: filter::passes(&d, &identity.selector.filters),
             described: d,
         })

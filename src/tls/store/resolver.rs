@@ -144,3 +144,31 @@ impl ResolvesClientCert for StoreResolver {
         true
     }
 }
+
+/// A resolver that presents nothing and remembers the CA names of the server's
+/// CertificateRequest (`--list-identities <server-url>`).
+#[derive(Debug, Default)]
+pub struct CaNamesSeen(Mutex<Option<Vec<Vec<u8>>>>);
+
+impl CaNamesSeen {
+    /// The names the server sent; `None` if it asked for no certificate (so far).
+    pub fn names(&self) -> Option<Vec<Vec<u8>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl ResolvesClientCert for CaNamesSeen {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(root_hint_subjects.iter().map(|n| n.to_vec()).collect());
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
