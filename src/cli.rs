@@ -316,7 +316,8 @@ where
     }
     let url_given = f.url.is_some();
     // Without a URL nothing connects; the placeholder only satisfies the configuration's type.
-    f.url.get_or_insert_with(|| "https://127.0.0.1/".to_string());
+    f.url
+        .get_or_insert_with(|| "https://127.0.0.1/".to_string());
     let invocation = validate(f, env)?;
     if !matches!(
         invocation.config.tls.identity,

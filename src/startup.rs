@@ -69,7 +69,10 @@ fn list_identities(program: Program, invocation: &Invocation, url_given: bool) -
     if let crate::hygiene::Hardening::Failed(_) = hardening {
         log::warn!("{hardening}");
     }
-    exit_code(crate::client::identities::run(&invocation.config, url_given))
+    exit_code(crate::client::identities::run(
+        &invocation.config,
+        url_given,
+    ))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

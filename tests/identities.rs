@@ -34,7 +34,12 @@ fn four_identities(name: &str) -> SoftHsm {
     hsm.import("rogue-client", "02", "rogue-client.key", "rogue-client.crt");
     hsm.import("client-chain", "03", "client-chain.key", "client-chain.crt");
     hsm.import_cert(&fixture("intermediate-ca.crt"), "intermediate-ca", "13");
-    hsm.import("client-expired", "04", "client-expired.key", "client-expired.crt");
+    hsm.import(
+        "client-expired",
+        "04",
+        "client-expired.key",
+        "client-expired.crt",
+    );
     hsm
 }
 
@@ -187,7 +192,9 @@ fn every_selector_form_picks_what_it_names() {
     );
     let text = stdout(&out);
     assert!(
-        text.contains("from the server's CA names: --tls-cert 'pkcs11:token=mcp;object=rogue-client'"),
+        text.contains(
+            "from the server's CA names: --tls-cert 'pkcs11:token=mcp;object=rogue-client'"
+        ),
         "{text}"
     );
     assert!(text.contains(ROGUE), "{text}");
@@ -235,14 +242,21 @@ fn when_no_identity_fits_the_server_one_error_lists_them_all() {
         "initialize",
         json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
     );
-    let message = resp["error"]["message"].as_str().unwrap_or_else(|| panic!("{resp}"));
+    let message = resp["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}"));
     assert!(message.contains("none of the 3 identities"), "{message}");
 }
 
 #[test]
 fn an_expired_identity_is_never_chosen_and_the_only_one_says_so() {
     let hsm = SoftHsm::empty("expired");
-    hsm.import("client-expired", "04", "client-expired.key", "client-expired.crt");
+    hsm.import(
+        "client-expired",
+        "04",
+        "client-expired.key",
+        "client-expired.crt",
+    );
     let ca = server_trusting("ca.crt");
     let out = client(
         &hsm,
@@ -252,7 +266,9 @@ fn an_expired_identity_is_never_chosen_and_the_only_one_says_so() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("the only identity is expired or not yet valid, and an expired identity is never chosen: renew it"),
+        err.contains(
+            "is expired or not yet valid, and an expired identity is never chosen: renew it"
+        ),
         "{err}"
     );
     assert!(err.contains(EXPIRED), "{err}");
@@ -278,7 +294,10 @@ fn list_identities_shows_each_with_its_selector_and_what_a_server_accepts() {
         (RSA, "--tls-cert 'pkcs11:token=mcp;object=client-rsa'"),
         (ROGUE, "--tls-cert 'pkcs11:token=mcp;object=rogue-client'"),
         (CHAIN, "--tls-cert 'pkcs11:token=mcp;object=client-chain'"),
-        (EXPIRED, "--tls-cert 'pkcs11:token=mcp;object=client-expired'"),
+        (
+            EXPIRED,
+            "--tls-cert 'pkcs11:token=mcp;object=client-expired'",
+        ),
     ] {
         let block = text
             .split("\n\n")
@@ -314,16 +333,29 @@ fn list_identities_shows_each_with_its_selector_and_what_a_server_accepts() {
         .collect();
     assert_eq!(accepted.len(), 1, "{text}");
     assert!(accepted[0].starts_with(ROGUE), "{text}");
-    assert!(rogue.requests().is_empty(), "--list-identities sent a request");
+    assert!(
+        rogue.requests().is_empty(),
+        "--list-identities sent a request"
+    );
 
-    // The selector's attributes narrow the listing's marks, not what is shown.
+    // A narrower selector lists what it selects.
     let out = client(
         &hsm,
-        &args(&hsm, &["--list-identities", "--tls-cert", "pkcs11:token=mcp;object=client-rsa"]),
+        &args(
+            &hsm,
+            &[
+                "--list-identities",
+                "--tls-cert",
+                "pkcs11:token=mcp;object=client-rsa",
+            ],
+        ),
         &[],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with("1 identity in"), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("1 identity in"), "{text}");
+    assert!(text.contains("(3 more in the source"), "{text}");
+    assert!(text.contains(RSA) && !text.contains(ROGUE), "{text}");
 }
 
 #[test]
@@ -361,7 +393,11 @@ fn selector_mistakes_are_usage_errors() {
     // `auto` on Linux needs the module.
     let out = client(&hsm, &[url.into(), "--tls-cert".into(), "auto".into()], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--tls-pkcs11-module"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--tls-pkcs11-module"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 fn bridge(hsm: &SoftHsm, srv: &TestServer, selector: &str) -> Bridge {
@@ -392,7 +428,12 @@ fn a_certificate_renewed_on_the_token_is_used_for_new_connections() {
     let port = srv.port();
     let mut b = bridge(&hsm, &srv, "pkcs11:token=mcp;object=client-rsa");
     b.initialize();
-    assert_eq!(echoed(&echo(&mut b, 1, "old")), Some("old"), "{}", b.stderr());
+    assert_eq!(
+        echoed(&echo(&mut b, 1, "old")),
+        Some("old"),
+        "{}",
+        b.stderr()
+    );
 
     // Renewed on the token: same key, a new certificate object from the same CA.
     let renewed = hsm.dir.join("renewed.crt");
@@ -418,7 +459,11 @@ fn a_certificate_renewed_on_the_token_is_used_for_new_connections() {
         .arg(&renewed)
         .output()
         .expect("openssl (apt-get install openssl)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     hsm.pkcs11_tool(&["--delete-object", "--type", "cert", "--id", "01"]);
     hsm.import_cert(&renewed, "client-rsa", "01");
 
@@ -432,7 +477,12 @@ fn a_certificate_renewed_on_the_token_is_used_for_new_connections() {
             ..ServerOptions::default()
         },
     );
-    assert_eq!(echoed(&echo(&mut b, 2, "new")), Some("new"), "{}", b.stderr());
+    assert_eq!(
+        echoed(&echo(&mut b, 2, "new")),
+        Some("new"),
+        "{}",
+        b.stderr()
+    );
     let cns: Vec<_> = srv
         .requests()
         .iter()
@@ -452,7 +502,12 @@ fn a_token_pulled_out_under_auto_gives_the_token_diagnosis_and_recovers() {
     let port = srv.port();
     let mut b = bridge(&hsm, &srv, "auto");
     b.initialize();
-    assert_eq!(echoed(&echo(&mut b, 1, "before")), Some("before"), "{}", b.stderr());
+    assert_eq!(
+        echoed(&echo(&mut b, 1, "before")),
+        Some("before"),
+        "{}",
+        b.stderr()
+    );
 
     hsm.remove_token();
     srv.stop();

@@ -47,7 +47,10 @@ pub fn run(config: &Config, url_given: bool) -> i32 {
         names.as_ref().map(|n| (config.url.authority(), n)),
     );
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Ok(()) => 0,
         Err(e) => {
             log::error!("cannot write to stdout: {e}");
@@ -63,14 +66,21 @@ fn render(
     server: Option<(String, &Option<Vec<Vec<u8>>>)>,
 ) -> String {
     let mut out = String::new();
+    let left_out = listed.iter().filter(|id| !id.selected).count();
     let _ = writeln!(
         out,
         "{} in {source}",
-        match listed.len() {
+        match listed.len() - left_out {
             1 => "1 identity".to_string(),
             n => format!("{n} identities"),
         }
     );
+    if left_out > 0 {
+        let _ = writeln!(
+            out,
+            "({left_out} more in the source, left out by the selector)"
+        );
+    }
     if let Some((target, names)) = &server {
         let _ = match names {
             Some(names) => writeln!(
@@ -81,7 +91,7 @@ fn render(
             None => writeln!(out, "{target} asks for no client certificate"),
         };
     }
-    for id in listed {
+    for id in listed.iter().filter(|id| id.selected) {
         let _ = writeln!(out, "\n{}", id.subject);
         let _ = writeln!(out, "  issuer    {}", id.issuer);
         let expired = id.not_after < std::time::SystemTime::now();
@@ -94,9 +104,6 @@ fn render(
         let _ = writeln!(out, "  key       {}, {}", id.key_type, id.key_location);
         let _ = writeln!(out, "  sha1      {}", id.sha1);
         let _ = writeln!(out, "  selector  --tls-cert '{}'", id.selector);
-        if !id.selected {
-            let _ = writeln!(out, "  (left out by the attributes of --tls-cert)");
-        }
         if let Some((target, names)) = &server {
             let verdict = match names {
                 None => "not asked for".to_string(),

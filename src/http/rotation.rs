@@ -76,7 +76,10 @@ impl Rotation {
             .iter()
             .map(|(p, _)| (p.clone(), stamp(p)))
             .collect();
-        let store = watch.store.as_ref().and_then(|_| tls::store_stamp(&self.opts));
+        let store = watch
+            .store
+            .as_ref()
+            .and_then(|_| tls::store_stamp(&self.opts));
         if current == watch.stamps && store == watch.store {
             return;
         }

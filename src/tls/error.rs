@@ -111,12 +111,11 @@ impl fmt::Display for TlsError {
                 why,
                 held,
             } => {
-                write!(f, "--tls-cert {selector}: {why} in {source}")?;
-                if held.is_empty() {
-                    f.write_str(" (it holds no certificate with its private key)")
-                } else {
-                    write!(f, "; it holds: {}", held.join("; "))
+                write!(f, "--tls-cert {selector} ({source}): {why}")?;
+                if !held.is_empty() {
+                    write!(f, "; it holds: {}", held.join("; "))?;
                 }
+                Ok(())
             }
             Self::ReadFile { flag, path, source } => write!(
                 f,

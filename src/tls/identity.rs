@@ -107,7 +107,7 @@ pub(crate) fn load(identity: &ClientIdentity, now: SystemTime) -> Result<Identit
         // that needs exactly one gets it, or the reason.
         ClientIdentity::Store(store) => {
             return match super::store::load(store, now)? {
-                super::store::Loaded::One(identity) => Ok(identity),
+                super::store::Loaded::One(identity) => Ok(*identity),
                 super::store::Loaded::Several(_) => Err(TlsError::Store {
                     store: format!("--tls-cert {}", store.selector),
                     detail: "it matches several identities and this needs one: narrow it with \

@@ -75,7 +75,7 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
     // A selector may leave the choice to each handshake (several identities).
     let (identity, chooser) = match &opts.identity {
         Some(ClientIdentity::Store(selector)) => match store::load(selector, now)? {
-            store::Loaded::One(identity) => (Some(identity), None),
+            store::Loaded::One(identity) => (Some(*identity), None),
             store::Loaded::Several(resolver) => (None, Some(resolver)),
         },
         Some(source) => (Some(identity::load(source, now)?), None),
@@ -142,7 +142,9 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
 
 /// The configuration of `--list-identities <server-url>`: the same trust as a session, and a
 /// resolver that presents no certificate but records the CA names the server asks for.
-pub fn ca_names_probe(opts: &TlsOptions) -> Result<(Arc<ClientConfig>, Arc<CaNamesSeen>), TlsError> {
+pub fn ca_names_probe(
+    opts: &TlsOptions,
+) -> Result<(Arc<ClientConfig>, Arc<CaNamesSeen>), TlsError> {
     let no_identity = TlsOptions {
         identity: None,
         ..opts.clone()

@@ -32,8 +32,16 @@ pub(crate) struct TokenSource {
     uri: Pkcs11Uri,
     /// `--tls-passphrase` (or the URI's `pin-value`): the user PIN.
     pin: Option<Secret>,
-    /// The key URI behind each candidate's selector, from the last listing.
-    keys: Mutex<Vec<(String, Pkcs11Uri)>>,
+    /// Per candidate's selector, from the last listing: its key's URI, and its certificate's
+    /// label and id (what the selector URI's `object` and `id` narrow).
+    keys: Mutex<Vec<Listing>>,
+}
+
+struct Listing {
+    selector: String,
+    key: Pkcs11Uri,
+    label: Option<String>,
+    id: Option<Vec<u8>>,
 }
 
 /// Opens the module (the URI's `module-path` when no module was given).
@@ -72,7 +80,7 @@ impl TokenSource {
         &self,
         slot: cryptoki::slot::Slot,
         label: &str,
-    ) -> Result<Vec<(Candidate, Pkcs11Uri)>, Pkcs11Error> {
+    ) -> Result<Vec<(Candidate, Listing)>, Pkcs11Error> {
         let session = self
             .ctx
             .open_ro_session(slot)
@@ -84,9 +92,6 @@ impl TokenSource {
             let mut found = Vec::new();
             for cert in &certs {
                 let Some(der) = &cert.value else { continue };
-                if !self.uri_selects(cert) {
-                    continue;
-                }
                 let key = keys.iter().find(|k| match (&cert.id, &k.id) {
                     (Some(c), Some(k)) => c == k,
                     (None, None) => cert.label.is_some() && cert.label == k.label,
@@ -149,26 +154,18 @@ impl TokenSource {
             out.push((
                 Candidate {
                     chain: chain.clone(),
-                    selector,
+                    selector: selector.clone(),
                     key_location: format!("PKCS#11 token '{label}', object '{object}'"),
                 },
-                key_uri,
+                Listing {
+                    selector,
+                    key: key_uri,
+                    label: cert.label.clone(),
+                    id: cert.id.clone(),
+                },
             ));
         }
         Ok(out)
-    }
-
-    /// The URI's object attributes (label, id) narrow the certificates.
-    fn uri_selects(&self, cert: &Object) -> bool {
-        self.uri
-            .object
-            .as_ref()
-            .is_none_or(|l| cert.label.as_ref() == Some(l))
-            && self
-                .uri
-                .id
-                .as_ref()
-                .is_none_or(|id| cert.id.as_ref() == Some(id))
     }
 }
 
@@ -193,20 +190,35 @@ impl IdentitySource for TokenSource {
         for (slot, label) in tokens {
             all.extend(self.list_token(slot, &label).map_err(TlsError::Pkcs11)?);
         }
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        *keys = all
-            .iter()
-            .map(|(c, uri)| (c.selector.clone(), uri.clone()))
-            .collect();
-        Ok(all.into_iter().map(|(c, _)| c).collect())
+        let (candidates, listings): (Vec<Candidate>, Vec<Listing>) = all.into_iter().unzip();
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = listings;
+        Ok(candidates)
+    }
+
+    /// The URI's `object` and `id` narrow the certificates.
+    fn selects(&self, candidate: &Candidate) -> bool {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .find(|l| l.selector == candidate.selector)
+            .is_some_and(|cert| {
+                self.uri
+                    .object
+                    .as_ref()
+                    .is_none_or(|l| cert.label.as_ref() == Some(l))
+                    && self
+                        .uri
+                        .id
+                        .as_ref()
+                        .is_none_or(|id| cert.id.as_ref() == Some(id))
+            })
     }
 
     fn signing_key(&self, candidate: &Candidate) -> Result<Arc<dyn SigningKey>, TlsError> {
         let key_uri = {
             let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
             keys.iter()
-                .find(|(selector, _)| *selector == candidate.selector)
-                .map(|(_, uri)| uri.clone())
+                .find(|l| l.selector == candidate.selector)
+                .map(|l| l.key.clone())
         };
         let key_uri = key_uri.ok_or_else(|| TlsError::Store {
             store: self.describe(),

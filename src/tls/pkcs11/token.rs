@@ -31,11 +31,11 @@ pub(super) fn find_token(ctx: &Pkcs11, uri: &Pkcs11Uri) -> Result<(Slot, String)
 }
 
 /// The labels of every initialised token present, and the slots (with labels) of those that
-/// match `uri`: a selector may span several tokens.
-pub(super) fn matching_tokens(
-    ctx: &Pkcs11,
-    uri: &Pkcs11Uri,
-) -> Result<(Vec<String>, Vec<(Slot, String)>), Pkcs11Error> {
+/// match a URI.
+pub(super) type Tokens = (Vec<String>, Vec<(Slot, String)>);
+
+/// The tokens present and those that match `uri`: a selector may span several tokens.
+pub(super) fn matching_tokens(ctx: &Pkcs11, uri: &Pkcs11Uri) -> Result<Tokens, Pkcs11Error> {
     let call_failed = |e: CkError| {
         let (function, code) = describe(&e);
         Pkcs11Error::Call {

@@ -55,6 +55,11 @@ pub(crate) trait IdentitySource: Send + Sync {
     fn candidates(&self) -> Result<Vec<Candidate>, TlsError>;
     /// The signing key of `candidate`, which signs inside the source.
     fn signing_key(&self, candidate: &Candidate) -> Result<Arc<dyn SigningKey>, TlsError>;
+    /// Whether the source's own part of the selector picks `candidate` (a `pkcs11:` URI's
+    /// `object` and `id`); the `ATTR=VALUE` filters are applied by the caller, for every source.
+    fn selects(&self, _candidate: &Candidate) -> bool {
+        true
+    }
 }
 
 /// Opens the source a selector names. A store of another platform never gets here (the
@@ -80,7 +85,7 @@ pub(crate) fn open(identity: &StoreIdentity) -> Result<Box<dyn IdentitySource>, 
 /// What a selector comes to at start-up.
 pub(crate) enum Loaded {
     /// One usable identity: presented in every handshake, like a file identity.
-    One(super::identity::Identity),
+    One(Box<super::identity::Identity>),
     /// Several: each handshake chooses from the server's CertificateRequest.
     Several(Arc<resolver::StoreResolver>),
 }
@@ -104,7 +109,7 @@ pub(crate) fn load(
         .collect();
     let selected: Vec<choose::Described> = held
         .iter()
-        .filter(|d| filter::passes(d, &identity.selector.filters))
+        .filter(|d| source.selects(&d.candidate) && filter::passes(d, &identity.selector.filters))
         .cloned()
         .collect();
     let no_identity = |why: &str| TlsError::NoIdentity {
@@ -114,10 +119,10 @@ pub(crate) fn load(
         held: held.iter().map(choose::Described::line).collect(),
     };
     if selected.is_empty() {
-        return Err(no_identity(if identity.selector.filters.is_empty() {
+        return Err(no_identity(if held.is_empty() {
             "no certificate with its private key"
         } else {
-            "no identity matches the selector's attributes"
+            "no identity matches the selector"
         }));
     }
     let mut usable: Vec<choose::Described> = selected
@@ -131,10 +136,11 @@ pub(crate) fn load(
         .cloned()
         .collect();
     match usable.len() {
-        0 if selected.len() == 1 => Err(no_identity(
-            "the only identity is expired or not yet valid, and an expired identity is never \
-             chosen: renew it",
-        )),
+        0 if selected.len() == 1 => Err(no_identity(&format!(
+            "the only identity it selects, {}, is expired or not yet valid, and an expired \
+             identity is never chosen: renew it",
+            selected[0].line()
+        ))),
         0 => Err(no_identity(
             "every identity is expired or not yet valid (an expired identity is never chosen): \
              renew one",
@@ -151,7 +157,9 @@ pub(crate) fn load(
                 );
             }
             let signing = source.signing_key(&d.candidate)?;
-            Ok(Loaded::One(super::identity::from_store(&d, signing, now)))
+            Ok(Loaded::One(Box::new(super::identity::from_store(
+                &d, signing, now,
+            ))))
         }
         _ => {
             for d in &usable {
@@ -236,7 +244,8 @@ pub fn list(identity: &StoreIdentity) -> Result<(String, Vec<Listed>), TlsError>
                 .first()
                 .map(|leaf| filter::sha1_hex(leaf))
                 .unwrap_or_default(),
-            selected: filter::passes(&d, &identity.selector.filters),
+            selected: source.selects(&d.candidate)
+                && filter::passes(&d, &identity.selector.filters),
             described: d,
         })
         .collect();
