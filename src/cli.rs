@@ -897,9 +897,13 @@ Machine identity (no browser):
   --oauth-idp-id-token-file <path> The user's ID token        MCP_REMOTE_OAUTH_IDP_ID_TOKEN_FILE
 
 mTLS / TLS:                                                  Environment fallback:
-  --tls-cert <path|pkcs11:URI>     PEM client certificate     MCP_REMOTE_TLS_CERT
-                                   (leaf, then intermediates)
-                                   or a token object
+  --tls-cert <path|selector>       PEM client certificate     MCP_REMOTE_TLS_CERT
+                                   (leaf, then intermediates),
+                                   a token object, or alone an
+                                   identity in a store:
+                                   pkcs11:token=…, windows:user
+                                   [;sha1=…], keychain:login
+                                   [;subject=…], or auto
   --tls-key <path|pkcs11:URI>      PEM private key for it,    MCP_REMOTE_TLS_KEY
                                    or an RFC 7512 URI of a
                                    key on a PKCS#11 token
@@ -930,6 +934,8 @@ mTLS / TLS:                                                  Environment fallbac
 Rules:
   --tls-cert and --tls-key go together; --tls-pfx excludes both.
   With --tls-key pkcs11:…, --tls-cert may be left out (the certificate beside the key is used).
+  A --tls-cert selector takes no --tls-key; when it matches several identities, each handshake
+  presents the one whose CA the server asks for (mcp-secure-remote-client --list-identities).
   A flag overrides its environment variable.
   Exit codes: 0 success, 1 runtime error, 2 usage error.
 ",
