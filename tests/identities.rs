@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::bridge::Bridge;
 use support::fixture;
-use support::server::{ServerOptions, TestServer};
+use support::server::{ServerOptions, TestServer, TlsMode};
 use support::softhsm::{SoftHsm, PIN};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_mcp-secure-remote-client");
@@ -246,6 +246,37 @@ fn when_no_identity_fits_the_server_one_error_lists_them_all() {
         .as_str()
         .unwrap_or_else(|| panic!("{resp}"));
     assert!(message.contains("none of the 3 identities"), "{message}");
+}
+
+/// TLS 1.2 asks for the certificate inside the handshake (1.3 after the client's side of it): the
+/// choice and its refusal are the same there.
+#[test]
+fn the_choice_and_its_refusal_are_the_same_over_tls_1_2() {
+    let hsm = four_identities("tls12");
+    let tls12 = |client_ca| {
+        TestServer::start(ServerOptions {
+            tls: TlsMode::Tls12Only,
+            client_ca,
+            ..ServerOptions::default()
+        })
+    };
+    let rogue = tls12("rogue-ca.crt");
+    let (cn, chosen) = session(&hsm, &rogue, "auto");
+    assert_eq!(cn, "mcp-test-rogue-client");
+    assert!(chosen.is_some());
+
+    let none = tls12("server.crt");
+    let out = client(
+        &hsm,
+        &args(&hsm, &[&none.url("/mcp"), "--tls-cert", "auto"]),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("none of the 3 identities is one the server accepts"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
