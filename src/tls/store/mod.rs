@@ -12,7 +12,8 @@
 //!
 //! Split by concern: [`open`] dispatches a selector to its source (one `cfg` arm per platform);
 //! `filter` applies the `ATTR=VALUE` filters; `choose` is the automatic choice from the server's
-//! CA names (pure); `resolver` plugs that choice into the rustls handshake. A source only lists
+//! CA names (pure); `load` settles what to present at start-up; `resolver` plugs the choice into
+//! the rustls handshake; `listing` is `--list-identities`. A source only lists
 //! and signs: matching and choosing are generic over [`Candidate::chain`], so every source gets
 //! them.
 
@@ -20,11 +21,15 @@ mod choose;
 mod filter;
 #[cfg(target_os = "macos")]
 mod keychain;
+mod listing;
+mod load;
 mod resolver;
 #[cfg(windows)]
 mod windows;
 
 pub(crate) use choose::Described;
+pub use listing::{describe_ca_names, list, Listed};
+pub(crate) use load::{load, stamp, Loaded};
 pub use resolver::{take_handshake_note, CaNamesSeen, HandshakeNote, NoAcceptableIdentity};
 
 use std::sync::Arc;
@@ -80,180 +85,4 @@ pub(crate) fn open(identity: &StoreIdentity) -> Result<Box<dyn IdentitySource>, 
             detail: format!("{other:?} is not available on this platform"),
         }),
     }
-}
-
-/// What a selector comes to at start-up.
-pub(crate) enum Loaded {
-    /// One usable identity: presented in every handshake, like a file identity.
-    One(Box<super::identity::Identity>),
-    /// Several: each handshake chooses from the server's CertificateRequest.
-    Several(Arc<resolver::StoreResolver>),
-}
-
-/// Lists the selector's source, applies its filters, and settles what to present: the one usable
-/// identity (its key opened and checked now, as for files), or a resolver for several. An expired
-/// identity is never presented; when it is all there is, that is the error.
-pub(crate) fn load(
-    identity: &StoreIdentity,
-    now: std::time::SystemTime,
-) -> Result<Loaded, TlsError> {
-    use super::certinfo::Validity;
-
-    let selector = identity.selector.to_string();
-    let source: Arc<dyn IdentitySource> = Arc::from(open(identity)?);
-    let what = format!("--tls-cert {selector} ({})", source.describe());
-    let held: Vec<choose::Described> = source
-        .candidates()?
-        .into_iter()
-        .filter_map(choose::Described::new)
-        .collect();
-    let selected: Vec<choose::Described> = held
-        .iter()
-        .filter(|d| source.selects(&d.candidate) && filter::passes(d, &identity.selector.filters))
-        .cloned()
-        .collect();
-    let no_identity = |why: &str| TlsError::NoIdentity {
-        selector: selector.clone(),
-        source: source.describe(),
-        why: why.to_string(),
-        held: held.iter().map(choose::Described::line).collect(),
-    };
-    if selected.is_empty() {
-        return Err(no_identity(if held.is_empty() {
-            "no certificate with its private key"
-        } else {
-            "no identity matches the selector"
-        }));
-    }
-    let mut usable: Vec<choose::Described> = selected
-        .iter()
-        .filter(|d| {
-            matches!(
-                d.info.validity_at(now),
-                Validity::Valid | Validity::ExpiresSoon { .. }
-            )
-        })
-        .cloned()
-        .collect();
-    match usable.len() {
-        0 if selected.len() == 1 => Err(no_identity(&format!(
-            "the only identity it selects, {}, is expired or not yet valid, and an expired \
-             identity is never chosen: renew it",
-            selected[0].line()
-        ))),
-        0 => Err(no_identity(
-            "every identity is expired or not yet valid (an expired identity is never chosen): \
-             renew one",
-        )),
-        1 => {
-            let d = usable.remove(0);
-            for other in selected
-                .iter()
-                .filter(|o| o.candidate.selector != d.candidate.selector)
-            {
-                log::info!(
-                    "{what}: not offering {} (expired or not yet valid)",
-                    other.line()
-                );
-            }
-            let signing = source.signing_key(&d.candidate)?;
-            Ok(Loaded::One(Box::new(super::identity::from_store(
-                &d, signing, now,
-            ))))
-        }
-        _ => {
-            for d in &usable {
-                log::debug!("{what}: candidate {}", d.line());
-            }
-            Ok(Loaded::Several(Arc::new(resolver::StoreResolver::new(
-                source, what, usable,
-            ))))
-        }
-    }
-}
-
-/// A fingerprint of what the selector's source holds now, for certificate rotation: it changes
-/// when a certificate is renewed, added or removed.
-pub(crate) fn stamp(identity: &StoreIdentity) -> Result<Vec<u8>, TlsError> {
-    let source = open(identity)?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for candidate in source.candidates()? {
-        ctx.update(candidate.selector.as_bytes());
-        for cert in &candidate.chain {
-            ctx.update(cert.as_ref());
-        }
-    }
-    Ok(ctx.finish().as_ref().to_vec())
-}
-
-/// One identity a source holds, for `--list-identities`.
-#[derive(Debug, Clone)]
-pub struct Listed {
-    pub subject: String,
-    pub issuer: String,
-    pub not_after: std::time::SystemTime,
-    /// `RSA 2048`, `ECDSA P-256`, or `unknown`.
-    pub key_type: String,
-    pub key_location: String,
-    pub selector: String,
-    /// SHA-1 of the certificate in upper-case hex: the Windows thumbprint (`sha1=`).
-    pub sha1: String,
-    /// Whether the selector's attributes let it through (always true without attributes).
-    pub selected: bool,
-    described: choose::Described,
-}
-
-impl Listed {
-    /// Whether a server sending `names` in its CertificateRequest would take it now (a certificate
-    /// of one of those CAs, valid, for clientAuth).
-    pub fn accepted_by(&self, names: &[&[u8]]) -> bool {
-        let any_scheme: Vec<rustls::SignatureScheme> = self
-            .described
-            .kind
-            .map(|k| k.candidate_schemes().to_vec())
-            .unwrap_or_default();
-        choose::verdict(
-            &self.described,
-            names,
-            &any_scheme,
-            std::time::SystemTime::now(),
-        ) == choose::Verdict::Acceptable
-    }
-}
-
-/// Everything the selector's source holds (`--list-identities`), with its description.
-pub fn list(identity: &StoreIdentity) -> Result<(String, Vec<Listed>), TlsError> {
-    let source = open(identity)?;
-    let listed = source
-        .candidates()?
-        .into_iter()
-        .filter_map(choose::Described::new)
-        .map(|d| Listed {
-            subject: d.info.subject.clone(),
-            issuer: d.info.issuer.clone(),
-            not_after: d.info.not_after,
-            key_type: d
-                .kind
-                .map(|k| k.describe())
-                .unwrap_or_else(|| "unknown".to_string()),
-            key_location: d.candidate.key_location.clone(),
-            selector: d.candidate.selector.clone(),
-            sha1: d
-                .candidate
-                .chain
-                .first()
-                .map(|leaf| filter::sha1_hex(leaf))
-                .unwrap_or_default(),
-            selected: source.selects(&d.candidate)
-                && filter::passes(&d, &identity.selector.filters),
-            described: d,
-        })
-        .collect();
-    Ok((source.describe(), listed))
-}
-
-/// The CA names of a CertificateRequest, in RFC 4514 form.
-pub fn describe_ca_names(names: &[Vec<u8>]) -> String {
-    let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
-    choose::describe_names(&names)
 }
