@@ -264,6 +264,22 @@ fn the_choice_and_its_refusal_are_the_same_over_tls_1_2() {
     let (cn, chosen) = session(&hsm, &rogue, "auto");
     assert_eq!(cn, "mcp-test-rogue-client");
     assert!(chosen.is_some());
+    // The listing reads the request even though the server then ends the handshake.
+    let out = client(
+        &hsm,
+        &args(&hsm, &["--list-identities", &rogue.url("/mcp")]),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let accepted: Vec<&str> = text
+        .split("\n\n")
+        .filter(|b| b.contains("would accept it"))
+        .collect();
+    assert!(
+        accepted.len() == 1 && accepted[0].starts_with(ROGUE),
+        "{text}"
+    );
 
     let none = tls12("server.crt");
     let out = client(
