@@ -112,7 +112,8 @@ pub struct Handshake {
 /// The client's private key: where it is and what it is.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Key {
-    /// `file`, `pkcs12` or `pkcs11`.
+    /// `file`, `pkcs12`, `pkcs11` (`--tls-key pkcs11:`) or `store` (one identity of a
+    /// `--tls-cert` selector).
     pub source: String,
     /// The file, or the PKCS#11 token's label.
     pub location: String,

@@ -31,7 +31,14 @@ pub(crate) fn load(
     let held: Vec<choose::Described> = source
         .candidates()?
         .into_iter()
-        .filter_map(choose::Described::new)
+        .filter_map(|candidate| {
+            let selector = candidate.selector.clone();
+            let described = choose::Described::new(candidate);
+            if described.is_none() {
+                log::warn!("{what}: {selector} has a certificate that cannot be read; not offered");
+            }
+            described
+        })
         .collect();
     let selected: Vec<choose::Described> = held
         .iter()
