@@ -21,6 +21,15 @@ use super::cancel;
 use super::keepalive::{self, Hints, Idle};
 use super::rotation::{ConfigSlot, Rotation};
 use super::stage::{self, Accepted, Stage};
+use crate::tls::{self, HandshakeNote, NoAcceptableIdentity};
+
+/// The error of a connection on which no identity of the selector fits the server's request.
+fn declined(why: String) -> ureq::Error {
+    ureq::Error::Io(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        NoAcceptableIdentity(why),
+    ))
+}
 
 /// What a completed handshake looked like (for the test client's report).
 #[derive(Debug, Clone)]
@@ -31,6 +40,9 @@ pub struct HandshakeFacts {
     pub server_chain: Vec<CertificateDer<'static>>,
     /// The name that was sent as SNI and verified.
     pub server_name: String,
+    /// With a selector of several identities: the one this handshake presented, and the
+    /// selector that picks it alone.
+    pub chosen: Option<(crate::tls::CertInfo, String)>,
 }
 
 /// Shared record of the most recent handshake.
@@ -131,11 +143,27 @@ impl<In: Transport> Connector<In> for MtlsConnector {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let mut sock = TransportAdapter::new(transport, details.current_time.clone());
         sock.set_timeout(details.timeout);
+        // The automatic choice of a selector leaves its note on this thread (see tls::store).
+        let _ = tls::take_handshake_note();
         while conn.is_handshaking() {
-            conn.complete_io(&mut sock)
-                .map_err(|e| stage::attach(handshake_stage(&conn), is_tls12(&conn), e))?;
+            if let Err(e) = conn.complete_io(&mut sock) {
+                if let Some(HandshakeNote::Declined(why)) = tls::take_handshake_note() {
+                    return Err(declined(why));
+                }
+                return Err(stage::attach(handshake_stage(&conn), is_tls12(&conn), e).into());
+            }
         }
-        self.record(&conn, &name);
+        let chosen = match tls::take_handshake_note() {
+            // TLS 1.3: the handshake is over on this side; do not send a request the server
+            // will refuse for want of a certificate.
+            Some(HandshakeNote::Declined(why)) => return Err(declined(why)),
+            Some(HandshakeNote::Chose {
+                certificate,
+                selector,
+            }) => Some((certificate, selector)),
+            None => None,
+        };
+        self.record(&conn, &name, chosen);
         let tls12 = is_tls12(&conn);
         let buffers = LazyBuffers::new(
             details.config.input_buffer_size(),
@@ -267,7 +295,12 @@ impl Transport for PlainTransport {
 }
 
 impl MtlsConnector {
-    fn record(&self, conn: &ClientConnection, name: &ServerName<'static>) {
+    fn record(
+        &self,
+        conn: &ClientConnection,
+        name: &ServerName<'static>,
+        chosen: Option<(tls::CertInfo, String)>,
+    ) {
         let facts = HandshakeFacts {
             protocol: conn
                 .protocol_version()
@@ -282,6 +315,7 @@ impl MtlsConnector {
                 .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
                 .unwrap_or_default(),
             server_name: name.to_str().into_owned(),
+            chosen,
         };
         log::debug!(
             "TLS handshake with {}: {} {}",
@@ -290,6 +324,12 @@ impl MtlsConnector {
             facts.cipher_suite
         );
         if let Ok(mut slot) = self.log.lock() {
+            let mut facts = facts;
+            // A resumed TLS 1.3 session gets no CertificateRequest: it is still the identity
+            // chosen in the handshake it resumes.
+            if facts.chosen.is_none() {
+                facts.chosen = slot.as_ref().and_then(|f| f.chosen.clone());
+            }
             *slot = Some(facts);
         }
     }

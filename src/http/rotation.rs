@@ -6,6 +6,8 @@
 //! connections, and idle pooled connections that present the old identity are not reused. The
 //! OAuth authorizer also asks ([`crate::http::Http::follow_rotation`]) before it chooses a
 //! request's token, so that a token bound to the old certificate is replaced before it is sent.
+//! A `--tls-cert` selector has no files: what its source holds is listed instead, at the same
+//! pace, and a renewed, added or removed certificate reloads it the same way.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -35,6 +37,8 @@ pub struct Rotation {
 struct Watch {
     checked: Instant,
     stamps: Vec<(PathBuf, Stamp)>,
+    /// A fingerprint of what a selector's source holds (`None`: no selector).
+    store: Option<Vec<u8>>,
 }
 
 impl Rotation {
@@ -47,12 +51,14 @@ impl Rotation {
                 (p, s)
             })
             .collect();
+        let store = tls::store_stamp(&opts);
         Arc::new(Self {
             opts,
             slot,
             state: Mutex::new(Watch {
                 checked: Instant::now(),
                 stamps,
+                store,
             }),
         })
     }
@@ -73,10 +79,15 @@ impl Rotation {
             .iter()
             .map(|(p, _)| (p.clone(), stamp(p)))
             .collect();
-        if current == watch.stamps {
+        let store = watch
+            .store
+            .as_ref()
+            .and_then(|_| tls::store_stamp(&self.opts));
+        if current == watch.stamps && store == watch.store {
             return;
         }
         watch.stamps = current;
+        watch.store = store;
         match tls::client_config(&self.opts) {
             Ok(new) => {
                 if let Ok(mut slot) = self.slot.write() {
