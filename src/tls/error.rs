@@ -88,6 +88,10 @@ pub enum TlsError {
     Rustls(rustls::Error),
     /// A key (or certificate) on a PKCS#11 token could not be used.
     Pkcs11(super::Pkcs11Error),
+    /// An OS certificate store (Windows store, macOS Keychain) could not be read, or the key of
+    /// one of its identities could not be used. `store` names it (`Windows store CurrentUser\My`);
+    /// `detail` says what happened and what to do.
+    Store { store: String, detail: String },
 }
 
 impl fmt::Display for TlsError {
@@ -209,6 +213,7 @@ impl fmt::Display for TlsError {
             ),
             Self::Rustls(e) => write!(f, "TLS configuration rejected by rustls: {e}"),
             Self::Pkcs11(e) => write!(f, "{e}"),
+            Self::Store { store, detail } => write!(f, "{store}: {detail}"),
         }
     }
 }

@@ -11,6 +11,9 @@
 //! CertificateRequest. Work in progress (issue 21): the sources are being wired in.
 #![allow(dead_code)]
 
+#[cfg(windows)]
+pub(crate) mod windows;
+
 use std::sync::Arc;
 
 use rustls::sign::SigningKey;
