@@ -11,6 +11,8 @@
 //! CertificateRequest. Work in progress (issue 21): the sources are being wired in.
 #![allow(dead_code)]
 
+#[cfg(target_os = "macos")]
+pub(crate) mod keychain;
 #[cfg(windows)]
 pub(crate) mod windows;
 
