@@ -8,7 +8,7 @@ use ring::signature::{self as sig, UnparsedPublicKey};
 use rustls::SignatureScheme;
 use rustls_cng::key::NCryptKey;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivatePkcs1KeyDer, PrivateSec1KeyDer};
+use rustls_pki_types::{CertificateDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
 use windows_sys::Win32::Security::Cryptography::{
     BCryptBuffer, BCryptBufferDesc, CertAddEncodedCertificateToStore, CertFreeCertificateContext,
     CertOpenStore, CertSetCertificateContextProperty, NCryptDeleteKey, NCryptFinalizeKey,
@@ -16,7 +16,8 @@ use windows_sys::Win32::Security::Cryptography::{
     BCRYPT_ECCPRIVATE_BLOB, BCRYPT_ECDSA_PRIVATE_P256_MAGIC, BCRYPT_RSAKEY_BLOB,
     BCRYPT_RSAPRIVATE_BLOB, BCRYPT_RSAPRIVATE_MAGIC, CERT_CONTEXT, CERT_KEY_PROV_INFO_PROP_ID,
     CERT_STORE_ADD_ALWAYS, CERT_STORE_PROV_MEMORY, CRYPT_KEY_PROV_INFO, MS_KEY_STORAGE_PROVIDER,
-    NCRYPTBUFFER_PKCS_KEY_NAME, NCRYPTBUFFER_VERSION, NCRYPT_KEY_HANDLE, NCRYPT_OVERWRITE_KEY_FLAG,
+    NCRYPTBUFFER_PKCS_KEY_NAME, NCRYPTBUFFER_VERSION, NCRYPT_DO_NOT_FINALIZE_FLAG,
+    NCRYPT_KEY_HANDLE, NCRYPT_OVERWRITE_KEY_FLAG, NCRYPT_PKCS8_PRIVATE_KEY_BLOB,
     NCRYPT_PROV_HANDLE, X509_ASN_ENCODING,
 };
 
@@ -25,6 +26,7 @@ use crate::tls::certificate_key;
 
 const CLIENT_RSA: &str = include_str!("../../../../fixtures/client-rsa.crt");
 const CLIENT_RSA_KEY: &str = include_str!("../../../../fixtures/client-rsa.pkcs1.key");
+const CLIENT_RSA_PKCS8: &str = include_str!("../../../../fixtures/client-rsa.key");
 const CLIENT_EC: &str = include_str!("../../../../fixtures/client-ec.crt");
 const CLIENT_EC_KEY: &str = include_str!("../../../../fixtures/client-ec.key");
 const CLIENT_CHAIN: &str = include_str!("../../../../fixtures/client-chain.crt");
@@ -190,7 +192,8 @@ impl Drop for KspKey {
     }
 }
 
-/// Imports a `BCRYPT_*PRIVATE_BLOB` into the software KSP: ephemeral, or persisted as `name`.
+/// Imports a key blob into the software KSP: ephemeral, or persisted as `name` (Windows names a
+/// key on import for PKCS#8 blobs).
 fn import(blob_type: windows_sys::core::PCWSTR, blob: &[u8], name: Option<&str>) -> KspKey {
     let mut provider: NCRYPT_PROV_HANDLE = 0;
     // SAFETY: out-pointer valid for the call.
@@ -218,8 +221,9 @@ fn import(blob_type: windows_sys::core::PCWSTR, blob: &[u8], name: Option<&str>)
             &mut key,
             blob.as_ptr(),
             blob.len() as u32,
+            // A named key is finalized below, which persists it.
             if name.is_some() {
-                NCRYPT_OVERWRITE_KEY_FLAG
+                NCRYPT_OVERWRITE_KEY_FLAG | NCRYPT_DO_NOT_FINALIZE_FLAG
             } else {
                 0
             },
@@ -384,12 +388,18 @@ fn signs_with_an_ecdsa_p256_cng_key_verified_by_ring() {
 }
 
 #[test]
-#[ignore = "wine: its ncrypt cannot persist a named key (NCryptImportKey with a key name answers \
-            NTE_NOT_SUPPORTED 0x80090029), so no store certificate has a key CryptAcquireCertificatePrivateKey \
-            can hand back; runs with --include-ignored on the native Windows CI job"]
+#[ignore = "wine: its ncrypt cannot persist a named key (NCryptImportKey of a PKCS#8 blob \
+            with a key name answers NTE_NOT_SUPPORTED 0x80090029), so no store certificate has a \
+            key CryptAcquireCertificatePrivateKey can hand back; runs with --include-ignored on \
+            the native Windows CI job"]
 fn the_key_of_a_store_certificate_signs_through_the_store() {
     let name = "mcp-secure-remote-test-rsa";
-    let _key = import(BCRYPT_RSAPRIVATE_BLOB, &rsa_blob(), Some(name));
+    let pkcs8 = PrivatePkcs8KeyDer::from_pem_slice(CLIENT_RSA_PKCS8.as_bytes()).unwrap();
+    let _key = import(
+        NCRYPT_PKCS8_PRIVATE_KEY_BLOB,
+        pkcs8.secret_pkcs8_der(),
+        Some(name),
+    );
     let store = memory_store();
     add(&store, cert(CLIENT_RSA).as_ref(), Some(name));
     let candidates = store.candidates().unwrap();
