@@ -18,10 +18,11 @@ use rustls_pki_types::CertificateDer;
 use windows_sys::Win32::Security::Cryptography::{
     CertCloseStore, CertDuplicateCertificateContext, CertEnumCertificatesInStore,
     CertFreeCertificateChain, CertGetCertificateChain, CertGetCertificateContextProperty,
-    CertOpenStore, CERT_CHAIN_CONTEXT, CERT_CHAIN_PARA, CERT_CONTEXT, CERT_KEY_PROV_INFO_PROP_ID,
-    CERT_STORE_OPEN_EXISTING_FLAG, CERT_STORE_PROV_SYSTEM_W, CERT_STORE_READONLY_FLAG,
-    CERT_SYSTEM_STORE_CURRENT_USER, CERT_SYSTEM_STORE_LOCAL_MACHINE, CERT_TRUST_IS_SELF_SIGNED,
-    CRYPT_KEY_PROV_INFO, HCERTCHAINENGINE, HCERTSTORE,
+    CertOpenStore, CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL, CERT_CHAIN_CONTEXT, CERT_CHAIN_DISABLE_AIA,
+    CERT_CHAIN_DISABLE_AUTH_ROOT_AUTO_UPDATE, CERT_CHAIN_PARA, CERT_CONTEXT,
+    CERT_KEY_PROV_INFO_PROP_ID, CERT_STORE_OPEN_EXISTING_FLAG, CERT_STORE_PROV_SYSTEM_W,
+    CERT_STORE_READONLY_FLAG, CERT_SYSTEM_STORE_CURRENT_USER, CERT_SYSTEM_STORE_LOCAL_MACHINE,
+    CERT_TRUST_IS_SELF_SIGNED, CRYPT_KEY_PROV_INFO, HCERTCHAINENGINE, HCERTSTORE,
 };
 
 use super::{Candidate, IdentitySource};
@@ -135,6 +136,8 @@ impl WindowsStore {
 
     /// The leaf and the intermediates Windows finds for it (in this store, the user's or the
     /// machine's `CA` store), without the self-signed root; the leaf alone if no chain is built.
+    /// Nothing is fetched (no AIA download, no root update, only cached URLs): the store is listed
+    /// again while connections open, and that must not wait on the network.
     fn chain(&self, ctx: *const CERT_CONTEXT) -> Vec<CertificateDer<'static>> {
         let leaf = CertificateDer::from(cert_der(ctx).to_vec());
         let para = CERT_CHAIN_PARA {
@@ -155,7 +158,9 @@ impl WindowsStore {
                 ptr::null(),
                 self.handle.0,
                 &para,
-                0,
+                CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL
+                    | CERT_CHAIN_DISABLE_AIA
+                    | CERT_CHAIN_DISABLE_AUTH_ROOT_AUTO_UPDATE,
                 ptr::null(),
                 &mut chain,
             )
@@ -369,9 +374,15 @@ fn acquire_failure(error: &CngError, provider: Option<&str>, leaf: &[u8]) -> Str
                 "wrong PIN for the key of certificate {thumb}; try again (mind the retry count)"
             )
         }
+        Some(NTE_PERM) | Some(E_ACCESSDENIED) | Some(ERROR_ACCESS_DENIED) => format!(
+            "this user may not use the private key of certificate {thumb}; run as the account \
+             that enrolled it, or grant it Read (certlm.msc: the certificate, All Tasks, Manage \
+             Private Keys)"
+        ),
         Some(NTE_BAD_KEYSET) | Some(CRYPT_E_NO_KEY_PROPERTY) | Some(NTE_NO_KEY) => format!(
-            "the private key of certificate {thumb} is missing from {} (the certificate was \
-             imported without it, or the key was deleted); import the identity again",
+            "the private key of certificate {thumb} is missing ({} has none for it: the \
+             certificate was imported without its key, or the key was deleted); import the \
+             identity again",
             provider.unwrap_or("its key storage provider")
         ),
         _ if provider.is_some_and(|p| p.starts_with("Windows CryptoAPI")) => format!(
@@ -396,6 +407,10 @@ const SCARD_W_REMOVED_CARD: u32 = 0x8010_0069;
 const SCARD_W_WRONG_CHV: u32 = 0x8010_006B;
 const SCARD_W_CANCELLED_BY_USER: u32 = 0x8010_006E;
 const ERROR_CANCELLED: u32 = 0x8007_04C7;
+const NTE_PERM: u32 = 0x8009_0010;
+const E_ACCESSDENIED: u32 = 0x8007_0005;
+/// What GetLastError gives for the same refusal.
+const ERROR_ACCESS_DENIED: u32 = 5;
 
 fn windows_code(error: &CngError) -> Option<u32> {
     match error {

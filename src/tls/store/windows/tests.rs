@@ -424,10 +424,38 @@ fn a_store_certificate_whose_key_is_missing_says_to_import_it_again() {
     );
     let candidates = store.candidates().unwrap();
     let message = store.signing_key(&candidates[0]).err().unwrap().to_string();
+    assert_eq!(
+        message,
+        format!(
+            "Windows store CurrentUser\\My: the private key of certificate {RSA_THUMBPRINT} is \
+             missing (Windows CNG: {SOFTWARE_KSP} has none for it: the certificate was imported \
+             without its key, or the key was deleted); import the identity again"
+        )
+    );
+}
+
+#[test]
+fn each_key_failure_says_what_to_do() {
+    let leaf = cert(CLIENT_RSA);
+    let ksp = format!("Windows CNG: {SOFTWARE_KSP}");
+    let says = |code: u32, provider: &str| {
+        acquire_failure(&CngError::WindowsError(code), Some(provider), leaf.as_ref())
+    };
+    assert_eq!(
+        says(0x8010_000C, &ksp),
+        format!("the key of certificate {RSA_THUMBPRINT} is on a smart card that is not inserted; insert it")
+    );
+    assert!(says(0x8010_006E, &ksp).contains("PIN prompt"));
+    assert!(says(0x8009_0016, &ksp).contains(&format!("is missing ({ksp} has none")));
+    assert!(says(0x8009_0010, &ksp).contains("Manage Private Keys"));
+    assert!(says(5, &ksp).contains("Manage Private Keys"));
+    let legacy = "Windows CryptoAPI: Microsoft Enhanced RSA and AES Cryptographic Provider";
+    assert!(says(0x8009_0029, legacy).contains("certutil -importPFX -csp"));
+    let other = says(0x8009_0029, &ksp);
     assert!(
-        message.starts_with(&format!(
-            "Windows store CurrentUser\\My: the private key of certificate {RSA_THUMBPRINT} "
+        other.starts_with(&format!(
+            "the private key of certificate {RSA_THUMBPRINT} cannot be opened (Windows error 0x80090029: "
         )),
-        "{message}"
+        "{other}"
     );
 }
