@@ -73,11 +73,6 @@ struct KeychainSource {
     keychain: Option<SecKeychain>,
 }
 
-// SAFETY: a SecKeychainRef is a reference-counted CoreFoundation object that the Security
-// framework locks itself; it is only read here.
-unsafe impl Send for KeychainSource {}
-unsafe impl Sync for KeychainSource {}
-
 impl KeychainSource {
     fn new(location: &str, name: &str, keychain: Option<SecKeychain>) -> Self {
         Self {
