@@ -145,16 +145,6 @@ impl KeychainSource {
             chain
         }
     }
-
-    fn key_location(&self, key: &SecKey) -> String {
-        match token_id(key) {
-            Some(token) if token == secure_enclave() => {
-                "macOS Keychain (Secure Enclave)".to_string()
-            }
-            Some(token) => format!("macOS Keychain (token {token})"),
-            None => format!("macOS Keychain ({})", self.name),
-        }
-    }
 }
 
 impl IdentitySource for KeychainSource {
@@ -172,7 +162,7 @@ impl IdentitySource for KeychainSource {
             found.push(Candidate {
                 chain: self.chain(&cert),
                 selector: format!("keychain:{};sha1={}", self.location, thumbprint(&der)),
-                key_location: self.key_location(&key),
+                key_location: key_location(&key),
             });
         }
         Ok(found)
@@ -326,6 +316,17 @@ fn supports(key: &SecKey, algorithm: Algorithm) -> bool {
             kSecKeyOperationTypeSign,
             algorithm.into(),
         ) != 0
+    }
+}
+
+/// Where a key lives, for listings: the Secure Enclave, a CryptoTokenKit token, or the keychain.
+fn key_location(key: &SecKey) -> String {
+    match token_id(key) {
+        Some(token) if token == secure_enclave() => "macOS Keychain (Secure Enclave)".to_string(),
+        Some(token) => format!("macOS Keychain (token {token})"),
+        // Not the keychain's name: `login` searches the whole search list, which may hold
+        // the System keychain too.
+        None => "macOS Keychain (software key)".to_string(),
     }
 }
 

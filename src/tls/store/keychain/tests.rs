@@ -60,7 +60,7 @@ fn lists_the_identity_of_a_keychain_with_its_thumbprint_selector() {
         candidates[0].selector,
         format!("keychain:login;sha1={RSA_THUMBPRINT}")
     );
-    assert_eq!(candidates[0].key_location, "macOS Keychain (login)");
+    assert_eq!(candidates[0].key_location, "macOS Keychain (software key)");
 }
 
 #[test]
