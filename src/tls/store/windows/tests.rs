@@ -10,12 +10,13 @@ use rustls_cng::key::NCryptKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
 use windows_sys::Win32::Security::Cryptography::{
-    BCryptBuffer, BCryptBufferDesc, CertAddEncodedCertificateToStore, CertFreeCertificateContext,
-    CertOpenStore, CertSetCertificateContextProperty, NCryptDeleteKey, NCryptFinalizeKey,
-    NCryptFreeObject, NCryptImportKey, NCryptOpenStorageProvider, BCRYPT_ECCKEY_BLOB,
-    BCRYPT_ECCPRIVATE_BLOB, BCRYPT_ECDSA_PRIVATE_P256_MAGIC, BCRYPT_RSAKEY_BLOB,
-    BCRYPT_RSAPRIVATE_BLOB, BCRYPT_RSAPRIVATE_MAGIC, CERT_CONTEXT, CERT_KEY_PROV_INFO_PROP_ID,
-    CERT_STORE_ADD_ALWAYS, CERT_STORE_PROV_MEMORY, CRYPT_KEY_PROV_INFO, MS_KEY_STORAGE_PROVIDER,
+    BCryptBuffer, BCryptBufferDesc, CertAddEncodedCertificateToStore, CertControlStore,
+    CertDeleteCertificateFromStore, CertFreeCertificateContext, CertOpenStore,
+    CertSetCertificateContextProperty, NCryptDeleteKey, NCryptFinalizeKey, NCryptFreeObject,
+    NCryptImportKey, NCryptOpenStorageProvider, BCRYPT_ECCKEY_BLOB, BCRYPT_ECCPRIVATE_BLOB,
+    BCRYPT_ECDSA_PRIVATE_P256_MAGIC, BCRYPT_RSAKEY_BLOB, BCRYPT_RSAPRIVATE_BLOB,
+    BCRYPT_RSAPRIVATE_MAGIC, CERT_CONTEXT, CERT_KEY_PROV_INFO_PROP_ID, CERT_STORE_ADD_ALWAYS,
+    CERT_STORE_CTRL_COMMIT, CERT_STORE_PROV_MEMORY, CRYPT_KEY_PROV_INFO, MS_KEY_STORAGE_PROVIDER,
     NCRYPTBUFFER_PKCS_KEY_NAME, NCRYPTBUFFER_VERSION, NCRYPT_DO_NOT_FINALIZE_FLAG,
     NCRYPT_KEY_HANDLE, NCRYPT_OVERWRITE_KEY_FLAG, NCRYPT_PKCS8_PRIVATE_KEY_BLOB,
     NCRYPT_PROV_HANDLE, X509_ASN_ENCODING,
@@ -138,6 +139,89 @@ fn lists_every_store_identity_with_a_key_and_its_thumbprint_selector() {
         "the intermediate comes from the store, the root is left out"
     );
     assert_eq!(store.describe(), "Windows store CurrentUser\\My");
+}
+
+/// `CurrentUser\\My` opened for writing, as a source (for [`add`]); the certificates added through
+/// it are deleted on drop, so that a test leaves the user's store as it found it.
+struct WritableUserStore {
+    store: WindowsStore,
+    added: Vec<CertificateDer<'static>>,
+}
+
+impl WritableUserStore {
+    fn open() -> Self {
+        let my = wide("My");
+        // SAFETY: `my` is NUL-terminated and outlives the call.
+        let handle = unsafe {
+            CertOpenStore(
+                CERT_STORE_PROV_SYSTEM_W,
+                0,
+                0,
+                CERT_SYSTEM_STORE_CURRENT_USER,
+                my.as_ptr().cast(),
+            )
+        };
+        assert!(!handle.is_null(), "{}", std::io::Error::last_os_error());
+        Self {
+            store: WindowsStore::new(StoreHandle(handle), "CurrentUser\\My", "user", false),
+            added: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, der: CertificateDer<'static>, key: &str) {
+        add(&self.store, der.as_ref(), Some(key));
+        self.added.push(der);
+        // Windows writes a system store at once; wine only on close or on this commit.
+        // SAFETY: a store handle of ours; the commit takes no parameter.
+        let committed = unsafe {
+            CertControlStore(self.store.handle.0, 0, CERT_STORE_CTRL_COMMIT, ptr::null())
+        };
+        assert_ne!(committed, 0, "{}", std::io::Error::last_os_error());
+    }
+}
+
+impl Drop for WritableUserStore {
+    fn drop(&mut self) {
+        // Every copy (a run that crashed may have left one).
+        for der in &self.added {
+            loop {
+                let mut found = None;
+                self.store.for_each_cert(|ctx| {
+                    if cert_der(ctx) == der.as_ref() {
+                        // SAFETY: a second reference, consumed by the delete below.
+                        found = Some(unsafe { CertDuplicateCertificateContext(ctx) });
+                        return false;
+                    }
+                    true
+                });
+                let Some(ctx) = found else { break };
+                // SAFETY: deletes the certificate and frees this context.
+                unsafe { CertDeleteCertificateFromStore(ctx) };
+            }
+        }
+        // SAFETY: as in `add`.
+        unsafe { CertControlStore(self.store.handle.0, 0, CERT_STORE_CTRL_COMMIT, ptr::null()) };
+    }
+}
+
+#[test]
+fn the_user_store_lists_an_identity_enrolled_into_it() {
+    let mut enrolled = WritableUserStore::open();
+    enrolled.add(cert(CLIENT_EC), "mcp-secure-remote-test-enrolled-ec");
+    let user = open("user").unwrap();
+    let candidates = user.candidates().unwrap();
+    let found = candidates
+        .iter()
+        .find(|c| c.selector == format!("windows:user;sha1={EC_THUMBPRINT}"))
+        .unwrap_or_else(|| panic!("not listed: {candidates:?}"));
+    assert_eq!(found.chain[0], cert(CLIENT_EC));
+    assert_eq!(found.key_location, format!("Windows CNG: {SOFTWARE_KSP}"));
+    drop(enrolled);
+    let after = open("user").unwrap().candidates().unwrap();
+    assert!(
+        after.iter().all(|c| !c.selector.ends_with(EC_THUMBPRINT)),
+        "the test's certificate was removed again"
+    );
 }
 
 #[test]
