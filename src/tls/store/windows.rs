@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::{mem, ptr, slice};
 
 use ring::digest;
-use rustls::sign::SigningKey;
+use rustls::sign::{Signer, SigningKey};
+use rustls::{SignatureAlgorithm, SignatureScheme};
 use rustls_cng::cert::CertContext;
 use rustls_cng::error::CngError;
 use rustls_cng::key::{AlgorithmGroup, NCryptKey};
@@ -244,13 +245,13 @@ impl IdentitySource for WindowsStore {
         let key = context
             .acquire_key(false)
             .map_err(|e| self.error(acquire_failure(&e, provider.as_deref(), leaf)))?;
-        signing_key_of(key).map_err(|detail| self.error(detail))
+        signing_key_of(key, &thumbprint(leaf)).map_err(|detail| self.error(detail))
     }
 }
 
 /// The rustls signing key of a CNG key: RSA (PKCS#1 v1.5 and PSS) and ECDSA P-256/P-384, hashed
-/// here and signed by the key's provider.
-pub(crate) fn signing_key_of(key: NCryptKey) -> Result<Arc<dyn SigningKey>, String> {
+/// here and signed by the key's provider. `thumb` names the certificate in signing errors.
+pub(crate) fn signing_key_of(key: NCryptKey, thumb: &str) -> Result<Arc<dyn SigningKey>, String> {
     let signing = CngSigningKey::new(key).map_err(|e| {
         format!(
             "the key's algorithm cannot be read ({})",
@@ -258,15 +259,89 @@ pub(crate) fn signing_key_of(key: NCryptKey) -> Result<Arc<dyn SigningKey>, Stri
         )
     })?;
     match (signing.algorithm_group(), signing.bits()) {
-        (AlgorithmGroup::Rsa, bits) if bits >= 2048 => Ok(Arc::new(signing)),
-        (AlgorithmGroup::Rsa, bits) => Err(format!(
-            "its RSA key has {bits} bits; TLS servers want 2048 or more: enroll a new certificate"
-        )),
-        (AlgorithmGroup::Ecdsa | AlgorithmGroup::Ecdh, 256 | 384) => Ok(Arc::new(signing)),
-        (_, bits) => Err(format!(
-            "its {bits}-bit elliptic-curve key cannot sign TLS handshakes here; use an RSA, \
-             ECDSA P-256 or P-384 key"
-        )),
+        (AlgorithmGroup::Rsa, bits) if bits >= 2048 => {}
+        (AlgorithmGroup::Rsa, bits) => {
+            return Err(format!(
+                "its RSA key has {bits} bits; TLS servers want 2048 or more: enroll a new \
+                 certificate"
+            ))
+        }
+        (AlgorithmGroup::Ecdsa | AlgorithmGroup::Ecdh, 256 | 384) => {}
+        (_, bits) => {
+            return Err(format!(
+                "its {bits}-bit elliptic-curve key cannot sign TLS handshakes here; use an RSA, \
+                 ECDSA P-256 or P-384 key"
+            ))
+        }
+    }
+    Ok(Arc::new(StoreKey {
+        inner: signing,
+        thumb: thumb.to_string(),
+    }))
+}
+
+/// rustls-cng's key, with its signing errors said in our words (a card pulled out mid-session, a
+/// cancelled PIN prompt) instead of a bare error code.
+#[derive(Debug)]
+struct StoreKey {
+    inner: CngSigningKey,
+    thumb: String,
+}
+
+impl SigningKey for StoreKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+        let inner = self.inner.choose_scheme(offered)?;
+        Some(Box::new(StoreSigner {
+            inner,
+            thumb: self.thumb.clone(),
+        }))
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        self.inner.algorithm()
+    }
+}
+
+#[derive(Debug)]
+struct StoreSigner {
+    inner: Box<dyn Signer>,
+    thumb: String,
+}
+
+impl Signer for StoreSigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.inner.sign(message).map_err(|e| match &e {
+            rustls::Error::Other(other) => match other.0.downcast_ref::<CngError>() {
+                Some(cng) => rustls::Error::General(sign_failure(cng, &self.thumb)),
+                None => e,
+            },
+            _ => e,
+        })
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        self.inner.scheme()
+    }
+}
+
+/// Why CNG did not sign with the key of certificate `thumb`, and what to do.
+fn sign_failure(error: &CngError, thumb: &str) -> String {
+    match windows_code(error) {
+        Some(SCARD_E_NO_SMARTCARD) | Some(SCARD_W_REMOVED_CARD) => format!(
+            "the smart card holding the key of certificate {thumb} was removed; insert it again"
+        ),
+        Some(SCARD_W_CANCELLED_BY_USER) | Some(ERROR_CANCELLED) => {
+            format!("the PIN prompt for the key of certificate {thumb} was cancelled")
+        }
+        Some(SCARD_W_WRONG_CHV) => {
+            format!(
+                "wrong PIN for the key of certificate {thumb}; try again (mind the retry count)"
+            )
+        }
+        _ => format!(
+            "Windows CNG did not sign with the key of certificate {thumb} ({})",
+            describe_error(error)
+        ),
     }
 }
 

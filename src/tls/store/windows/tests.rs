@@ -419,7 +419,7 @@ fn signs_and_verifies(
     schemes: &[SignatureScheme],
 ) {
     // Borrowed: the test's KspKey frees the handle.
-    let signing = signing_key_of(NCryptKey::new_borrowed(key)).unwrap();
+    let signing = signing_key_of(NCryptKey::new_borrowed(key), "TEST").unwrap();
     let (_, public_key) = certificate_key(leaf).unwrap();
     let message = b"the handshake transcript signed inside CNG";
     for &scheme in schemes {
@@ -542,4 +542,22 @@ fn each_key_failure_says_what_to_do() {
         )),
         "{other}"
     );
+}
+
+#[test]
+fn a_failed_signature_says_what_happened_to_the_key() {
+    let says = |code: u32| sign_failure(&CngError::WindowsError(code), RSA_THUMBPRINT);
+    assert_eq!(
+        says(0x8010_0069),
+        format!(
+            "the smart card holding the key of certificate {RSA_THUMBPRINT} was removed; insert \
+             it again"
+        )
+    );
+    assert!(says(0x8010_006E).contains("PIN prompt"));
+    assert!(says(0x8010_006B).contains("wrong PIN"));
+    assert!(says(0x8009_0029).starts_with(&format!(
+        "Windows CNG did not sign with the key of certificate {RSA_THUMBPRINT} (Windows error \
+         0x80090029: "
+    )));
 }
