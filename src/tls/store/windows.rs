@@ -1,8 +1,8 @@
 //! Identities in the Windows certificate store (`CurrentUser\My`, `LocalMachine\My`): the
 //! certificates that have a private key, their chains as Windows builds them, and a rustls
 //! `SigningKey` that signs inside the key's CNG key storage provider (software, smart card, TPM).
-//! The key is never exported: CNG hashes are signed by `NCryptSignHash` through `rustls-cng`, and a
-//! provider that wants a PIN asks for it in its own Windows dialog.
+//! The key is never exported: the handshake hash is signed inside CNG (`NCryptSignHash`, through
+//! `rustls-cng`), and a provider that wants a PIN asks for it in its own Windows dialog.
 
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -18,12 +18,13 @@ use rustls_cng::signer::CngSigningKey;
 use rustls_pki_types::CertificateDer;
 use windows_sys::Win32::Security::Cryptography::{
     CertCloseStore, CertDuplicateCertificateContext, CertEnumCertificatesInStore,
-    CertFreeCertificateChain, CertGetCertificateChain, CertGetCertificateContextProperty,
-    CertOpenStore, CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL, CERT_CHAIN_CONTEXT, CERT_CHAIN_DISABLE_AIA,
-    CERT_CHAIN_DISABLE_AUTH_ROOT_AUTO_UPDATE, CERT_CHAIN_PARA, CERT_CONTEXT,
-    CERT_KEY_PROV_INFO_PROP_ID, CERT_STORE_OPEN_EXISTING_FLAG, CERT_STORE_PROV_SYSTEM_W,
-    CERT_STORE_READONLY_FLAG, CERT_SYSTEM_STORE_CURRENT_USER, CERT_SYSTEM_STORE_LOCAL_MACHINE,
-    CERT_TRUST_IS_SELF_SIGNED, CRYPT_KEY_PROV_INFO, HCERTCHAINENGINE, HCERTSTORE,
+    CertFreeCertificateChain, CertFreeCertificateContext, CertGetCertificateChain,
+    CertGetCertificateContextProperty, CertOpenStore, CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL,
+    CERT_CHAIN_CONTEXT, CERT_CHAIN_DISABLE_AIA, CERT_CHAIN_DISABLE_AUTH_ROOT_AUTO_UPDATE,
+    CERT_CHAIN_PARA, CERT_CONTEXT, CERT_KEY_PROV_INFO_PROP_ID, CERT_STORE_OPEN_EXISTING_FLAG,
+    CERT_STORE_PROV_SYSTEM_W, CERT_STORE_READONLY_FLAG, CERT_SYSTEM_STORE_CURRENT_USER,
+    CERT_SYSTEM_STORE_LOCAL_MACHINE, CERT_TRUST_IS_SELF_SIGNED, CRYPT_KEY_PROV_INFO,
+    HCERTCHAINENGINE, HCERTSTORE,
 };
 
 use super::{Candidate, IdentitySource};
@@ -127,9 +128,7 @@ impl WindowsStore {
             if !each(ctx) {
                 // Stopping early: the enumeration still holds `ctx`, release it.
                 // SAFETY: `ctx` came from the enumeration and is not used after this.
-                unsafe {
-                    windows_sys::Win32::Security::Cryptography::CertFreeCertificateContext(ctx)
-                };
+                unsafe { CertFreeCertificateContext(ctx) };
                 return;
             }
         }
