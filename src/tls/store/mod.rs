@@ -32,6 +32,11 @@ pub use listing::{describe_ca_names, list, Listed};
 pub(crate) use load::{load, stamp, Loaded};
 pub use resolver::{take_handshake_note, CaNamesSeen, HandshakeNote, NoAcceptableIdentity};
 
+#[cfg(target_os = "macos")]
+pub(crate) mod keychain;
+#[cfg(windows)]
+pub(crate) mod windows;
+
 use std::sync::Arc;
 
 use rustls::sign::SigningKey;
