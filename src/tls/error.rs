@@ -233,7 +233,6 @@ impl fmt::Display for TlsError {
             ),
             Self::Rustls(e) => write!(f, "TLS configuration rejected by rustls: {e}"),
             Self::Pkcs11(e) => write!(f, "{e}"),
-            Self::Store { store, detail } => write!(f, "{store}: {detail}"),
         }
     }
 }
