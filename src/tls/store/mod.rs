@@ -19,13 +19,9 @@
 
 mod choose;
 mod filter;
-#[cfg(target_os = "macos")]
-mod keychain;
 mod listing;
 mod load;
 mod resolver;
-#[cfg(windows)]
-mod windows;
 
 pub(crate) use choose::Described;
 pub use listing::{describe_ca_names, list, Listed};
