@@ -61,8 +61,16 @@ musl: ## Static musl release build of every binary; prints their sizes and `file
 scratch-test: musl ## Run the static binary in an empty root (no libc, no /etc/ssl), as FROM scratch would
 	scripts/scratch-test.sh $(MUSL_DIR)/mcp-secure-remote
 
-bench: ## Bridge vs direct client: latency, concurrency, 5 MB, RSS, exit; hostile servers (BENCH_ONLY=engine|classic)
+# The static musl build too, when this machine can build it (`make musl`'s needs): the in-flight
+# memory rows measure both builds in the same run. Without it those rows say why.
+bench: ## Bridge vs direct client: latency, concurrency, 5 MB, RSS, exit; hostile servers (BENCH_ONLY=engine|classic|inflight|keepalive|oauth)
 	$(CARGO) build --release --bins
+	@if rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) && command -v musl-gcc >/dev/null; then \
+	  echo "$(CARGO) build --release --bins --target $(MUSL_TARGET) --no-default-features"; \
+	  $(CARGO) build --release --bins --target $(MUSL_TARGET) --no-default-features; \
+	else \
+	  echo "bench: no $(MUSL_TARGET) target or musl-gcc here: the static build is not measured"; \
+	fi
 	$(CARGO) run --release --example bench
 
 bench-pkcs11: ## Handshake time: client key on a SoftHSM2 token vs in a file (needs softhsm2, opensc)

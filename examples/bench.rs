@@ -11,7 +11,9 @@
 //! server; bench/scenarios.rs) and the engine one (exit, memory and connections against hostile
 //! servers; bench/engine.rs), and the cold start of a bridge signed in with OAuth against one
 //! handed the same token (bench/oauth_cold.rs). `BENCH_ONLY=engine`, `BENCH_ONLY=classic` or
-//! `BENCH_ONLY=oauth` runs one of them; `BENCH_ONLY=keepalive` only the engine's keep-alive rows.
+//! `BENCH_ONLY=oauth` runs one of them; `BENCH_ONLY=keepalive` only the engine's keep-alive rows,
+//! `BENCH_ONLY=inflight` only its rows of 200 requests in flight. Those rows also measure the
+//! static musl build (`make musl`; `BENCH_BRIDGE_MUSL=<path>` for another), when there is one.
 
 #[cfg(target_os = "linux")]
 use mcp_test_server as server;
@@ -129,6 +131,7 @@ fn try_main() -> Result<()> {
         engine::run(&engine::EngineSetup {
             binary: &binary,
             fixtures: &fixtures,
+            musl: &musl_binary(),
         })
     });
     let oauth = sections.oauth.then(|| oauth_cold::run(&binary, &fixtures));
@@ -201,8 +204,9 @@ impl Sections {
                 engine: false,
                 oauth: false,
             }),
-            // `keepalive`: only the engine section's keep-alive edge rows (about a minute).
-            "engine" | "keepalive" => Ok(Sections {
+            // `keepalive`: only the engine section's keep-alive edge rows (about a minute);
+            // `inflight`: only its rows of requests in flight (both builds, the direct client).
+            "engine" | "keepalive" | "inflight" => Ok(Sections {
                 classic: false,
                 engine: true,
                 oauth: false,
@@ -214,10 +218,32 @@ impl Sections {
             }),
             other => Err(BenchError::Usage(format!(
                 "BENCH_ONLY={other} is not a section: use BENCH_ONLY=classic, BENCH_ONLY=engine, \
-                 BENCH_ONLY=oauth or BENCH_ONLY=keepalive (or leave it unset for all)"
+                 BENCH_ONLY=oauth, BENCH_ONLY=keepalive or BENCH_ONLY=inflight (or leave it unset \
+                 for all)"
             ))),
         }
     }
+}
+
+#[cfg(target_os = "linux")]
+/// `BENCH_BRIDGE_MUSL`, else `x86_64-unknown-linux-musl/release/mcp-secure-remote` in the target
+/// directory (`make musl`): the static build whose memory the in-flight rows report beside this one.
+fn musl_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("BENCH_BRIDGE_MUSL") {
+        return PathBuf::from(path);
+    }
+    target_dir()
+        .join("x86_64-unknown-linux-musl")
+        .join("release")
+        .join("mcp-secure-remote")
+}
+
+#[cfg(target_os = "linux")]
+fn target_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| manifest.join(dir))
+        .unwrap_or_else(|| manifest.join("target"))
 }
 
 #[cfg(target_os = "linux")]
@@ -226,11 +252,7 @@ fn bridge_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("BENCH_BRIDGE") {
         return PathBuf::from(path);
     }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| manifest.join(dir))
-        .unwrap_or_else(|| manifest.join("target"));
-    target.join("release").join("mcp-secure-remote")
+    target_dir().join("release").join("mcp-secure-remote")
 }
 
 /// The measurements need Linux: the bridge's memory comes from /proc/<pid>/status, CPU pinning

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mcp_secure_remote::config::{
-    ClientIdentity, Pkcs11Identity, Secret, TlsOptions, TlsVersion, TokenCertSource,
+    parse_selector, ClientIdentity, Pkcs11Identity, Platform, Secret, StoreIdentity, TlsOptions,
+    TlsVersion, TokenCertSource,
 };
 use mcp_secure_remote::tls::{client_config, Pkcs11Uri};
 use mcp_test_server::{ServerOptions, TestServer};
@@ -122,6 +123,48 @@ fn main() {
                 srv.port(),
             );
         }
+    }
+    selectors(&hsm, srv.port());
+}
+
+/// A `--tls-cert` selector over the whole token (its 3 identities): the identity is chosen in
+/// each handshake from the server's CA names, against one named identity.
+fn selectors(hsm: &softhsm::SoftHsm, port: u16) {
+    for (label, selector) in [
+        (
+            "TLS 1.3 selector: client-rsa",
+            "pkcs11:token=mcp;object=client-rsa",
+        ),
+        (
+            "TLS 1.3 selector: client-ec384",
+            "pkcs11:token=mcp;object=client-ec384",
+        ),
+        // All three are from the CA the server names: the one expiring last is presented.
+        ("TLS 1.3 selector: 3, chosen", "pkcs11:token=mcp"),
+    ] {
+        let opts = TlsOptions {
+            identity: Some(ClientIdentity::Store(Box::new(StoreIdentity {
+                selector: parse_selector(selector, Platform::current(), true).unwrap(),
+                module: Some(hsm.module.clone()),
+                pin: Some(Secret::new(softhsm::PIN.to_string())),
+            }))),
+            ca: Some(fixture("ca.crt")),
+            min_version: Some(TlsVersion::Tls13),
+            ..TlsOptions::default()
+        };
+        let mut config = (*client_config(&opts).unwrap().config).clone();
+        config.resumption = rustls::client::Resumption::disabled();
+        // Which one the handshake presents (the resolver as rustls calls it, with no CA names).
+        let schemes = [
+            rustls::SignatureScheme::RSA_PSS_SHA256,
+            rustls::SignatureScheme::ECDSA_NISTP256_SHA256,
+            rustls::SignatureScheme::ECDSA_NISTP384_SHA384,
+        ];
+        if let Some(chosen) = config.client_auth_cert_resolver.resolve(&[], &schemes) {
+            let info = mcp_secure_remote::tls::CertInfo::from_der(&chosen.cert[0]).unwrap();
+            println!("  {selector} presents {}", info.subject);
+        }
+        run(label, Arc::new(config), port);
     }
 }
 

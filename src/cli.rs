@@ -9,10 +9,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
+    classify_cert_value, parse_selector, CertValue, ObjectType, Pkcs11Uri, Platform, SourceKind,
+    StoreIdentity, SELECTOR_FORMS,
+};
+use crate::config::{
     ClientIdentity, Config, Pkcs11Identity, ProxySetting, Secret, SpkiPin, TlsOptions, TlsVersion,
     TokenCertSource, ToolPatterns, TransportStrategy, Url,
 };
-use crate::config::{ObjectType, Pkcs11Uri};
 use crate::http::is_tchar;
 
 mod oauth;
@@ -42,6 +45,13 @@ pub enum Command {
     Login(Box<Invocation>),
     /// `mcp-secure-remote logout <server-url> [flags]`: revoke and forget the kept login.
     Logout(Box<Invocation>),
+    /// `mcp-secure-remote-client --list-identities [server-url]`: what the `--tls-cert` selector's
+    /// source holds (`auto` when none is given), and with a URL which of them that server takes.
+    /// `url_given` false: `config.url` is a placeholder that nothing connects to.
+    ListIdentities {
+        invocation: Box<Invocation>,
+        url_given: bool,
+    },
     Help,
     Version,
 }
@@ -123,6 +133,8 @@ struct Flags {
     oauth: oauth::OAuthFlags,
     proxy: Option<String>,
     pins: Vec<String>,
+    /// Test client only: `--list-identities`.
+    list_identities: bool,
 }
 
 /// Parse `args` (without the program name) and the environment (`env` looks a variable up) into a
@@ -148,6 +160,9 @@ where
         FlagsOrExit::Help => return Ok(Command::Help),
         FlagsOrExit::Version => return Ok(Command::Version),
     };
+    if flags.list_identities {
+        return list_identities(*flags, &env);
+    }
     let invocation = Box::new(validate(*flags, &env)?);
     Ok(match subcommand.as_deref() {
         Some("login") => Command::Login(invocation),
@@ -182,6 +197,7 @@ where
             Long("allow-http") => flags.allow_http = true,
             Long("debug") => flags.debug = true,
             Long("json") if program == Program::Client => flags.json = true,
+            Long("list-identities") if program == Program::Client => flags.list_identities = true,
             Long("connect-timeout") => {
                 flags.connect_timeout = Some(string_value(&mut parser, "--connect-timeout")?)
             }
@@ -278,6 +294,44 @@ fn path_value(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, UsageE
         )));
     }
     Ok(PathBuf::from(v))
+}
+
+/// `--list-identities [server-url]`: the selector of `--tls-cert` (or its variable), `auto` when
+/// none is given; key files and bundles are refused (they hold one identity, no store).
+fn list_identities<E>(mut f: Flags, env: &E) -> Result<Command, UsageError>
+where
+    E: Fn(&str) -> Option<String>,
+{
+    let given = |flag: &Option<PathBuf>, var: &str| {
+        flag.is_some() || env(var).is_some_and(|v| !v.is_empty())
+    };
+    if given(&f.key, ENV_KEY) || given(&f.pfx, ENV_PFX) {
+        return Err(usage(
+            "--list-identities lists what a store or token holds: give --tls-cert with a selector \
+             (pkcs11:token=…, windows:user, keychain:login, auto) and no --tls-key or --tls-pfx",
+        ));
+    }
+    if !given(&f.cert, ENV_CERT) {
+        f.cert = Some(PathBuf::from("auto"));
+    }
+    let url_given = f.url.is_some();
+    // Without a URL nothing connects; the placeholder only satisfies the configuration's type.
+    f.url
+        .get_or_insert_with(|| "https://127.0.0.1/".to_string());
+    let invocation = validate(f, env)?;
+    if !matches!(
+        invocation.config.tls.identity,
+        Some(ClientIdentity::Store(_))
+    ) {
+        return Err(usage(
+            "--list-identities lists what a store or token holds: --tls-cert must be a selector \
+             (pkcs11:token=…, windows:user, keychain:login, auto), not a file",
+        ));
+    }
+    Ok(Command::ListIdentities {
+        invocation: Box::new(invocation),
+        url_given,
+    })
 }
 
 /// Apply the environment fallbacks and every cross-flag rule.
@@ -417,9 +471,10 @@ where
         (None, None) => (DEFAULT_MAX_MESSAGE, DEFAULT_MEMORY_BUDGET),
     };
 
-    let oauth = f
+    let mut oauth = f
         .oauth
         .validate(env, f.allow_http, &headers, &mut warnings)?;
+    oauth::with_tls_identity(&mut oauth, &tls)?;
     Ok(Invocation {
         config: Config {
             url,
@@ -525,10 +580,45 @@ fn client_identity(
              use either a PKCS#12 bundle or a PEM certificate and key",
         ));
     }
+    // A selector in --tls-cert (a `pkcs11:` URI with no --tls-key pkcs11: beside it is one).
+    let cert_text = cert.as_ref().and_then(|c| c.to_str());
+    let selector_text = match cert_text.map(|t| (t, classify_cert_value(t))) {
+        Some((text, CertValue::Store)) => Some(text),
+        Some((text, CertValue::Pkcs11)) if key_uri.is_none() && key.is_none() => Some(text),
+        Some((text, CertValue::Unknown)) if !std::path::Path::new(text).exists() => {
+            return Err(usage(format!(
+                "--tls-cert: '{text}' is neither a file nor a form it takes: use {SELECTOR_FORMS}"
+            )))
+        }
+        _ => None,
+    };
+    if let Some(text) = selector_text {
+        if key.is_some() {
+            return Err(usage(format!(
+                "--tls-key cannot be given with --tls-cert {}: a selector picks a certificate and \
+                 its key together, and the key stays where it is; leave --tls-key (and \
+                 MCP_REMOTE_TLS_KEY) out",
+                cert_text.unwrap_or_default()
+            )));
+        }
+        let selector = parse_selector(text, Platform::current(), module.is_some())
+            .map_err(|e| usage(format!("--tls-cert: {e}")))?;
+        if module.is_some() && !matches!(selector.source, SourceKind::Pkcs11(_)) {
+            warnings.push(format!(
+                "--tls-pkcs11-module (or MCP_REMOTE_TLS_PKCS11_MODULE) is ignored: --tls-cert {selector} \
+                 is not on a PKCS#11 token"
+            ));
+        }
+        return Ok(Some(ClientIdentity::Store(Box::new(StoreIdentity {
+            selector,
+            module,
+            pin: passphrase,
+        }))));
+    }
     if module.is_some() && key_uri.is_none() {
         warnings.push(
             "--tls-pkcs11-module (or MCP_REMOTE_TLS_PKCS11_MODULE) is ignored: it is only used \
-             with --tls-key pkcs11:…"
+             with --tls-key pkcs11:… or a --tls-cert pkcs11:…/auto selector"
                 .to_string(),
         );
     }
@@ -563,8 +653,8 @@ fn client_identity(
     }
     if cert_uri.is_some() {
         return Err(usage(
-            "--tls-cert pkcs11:… needs the key on a token too: give --tls-key pkcs11:… \
-             (a certificate on a token with a key file is not supported)",
+            "--tls-cert pkcs11:… cannot go with a key file in --tls-key: leave --tls-key out \
+             (certificate and key both on the token) or give --tls-key pkcs11:…",
         ));
     }
     match (cert, key, pfx) {
@@ -734,7 +824,7 @@ pub fn help(program: Program) -> String {
     .replace("{name}", name);
     let client_flags = match program {
         Program::Proxy => "",
-        Program::Client => "  --json                           Print one JSON document instead of the readable report\n",
+        Program::Client => "  --json                           Print one JSON document instead of the readable report\n  --list-identities                List the identities of the --tls-cert selector (default\n                                   auto) with the selector of each; with <server-url>, mark\n                                   those the server would accept (none is presented)\n",
     };
     format!(
         "{name} {version}
@@ -791,6 +881,8 @@ Authorization (OAuth; on when the server asks for it):       Environment fallbac
   --oauth-dpop <auto|on|off>       DPoP-bound tokens where    MCP_REMOTE_OAUTH_DPOP
                                    the server offers them (auto: when the TLS key can
                                    prove possession, or nothing is shared)
+  --oauth-dpop-key <process|tls>   The DPoP proof key         MCP_REMOTE_OAUTH_DPOP_KEY
+                                   [default: the TLS key if it can sign, else per process]
 
 Machine identity (no browser):
   --oauth-grant <grant>            authorization-code         MCP_REMOTE_OAUTH_GRANT
@@ -798,7 +890,7 @@ Machine identity (no browser):
   --oauth-client-auth <method>     client_secret_basic,       MCP_REMOTE_OAUTH_CLIENT_AUTH
                                    client_secret_post, private_key_jwt, tls_client_auth,
                                    self_signed_tls_client_auth, none
-  --oauth-jwt-key <file|tls>       Key that signs             MCP_REMOTE_OAUTH_JWT_KEY
+  --oauth-jwt-key <file|pkcs11:URI|tls>  Key that signs       MCP_REMOTE_OAUTH_JWT_KEY
                                    private_key_jwt (tls: the TLS client key, token too)
   --oauth-assertion-file <path>    Workload JWT for           MCP_REMOTE_OAUTH_ASSERTION_FILE
                                    jwt-bearer (read on each use)
@@ -808,9 +900,13 @@ Machine identity (no browser):
   --oauth-idp-id-token-file <path> The user's ID token        MCP_REMOTE_OAUTH_IDP_ID_TOKEN_FILE
 
 mTLS / TLS:                                                  Environment fallback:
-  --tls-cert <path|pkcs11:URI>     PEM client certificate     MCP_REMOTE_TLS_CERT
-                                   (leaf, then intermediates)
-                                   or a token object
+  --tls-cert <path|selector>       PEM client certificate     MCP_REMOTE_TLS_CERT
+                                   (leaf, then intermediates),
+                                   a token object, or alone an
+                                   identity in a store:
+                                   pkcs11:token=…, windows:user
+                                   [;sha1=…], keychain:login
+                                   [;subject=…], or auto
   --tls-key <path|pkcs11:URI>      PEM private key for it,    MCP_REMOTE_TLS_KEY
                                    or an RFC 7512 URI of a
                                    key on a PKCS#11 token
@@ -841,6 +937,8 @@ mTLS / TLS:                                                  Environment fallbac
 Rules:
   --tls-cert and --tls-key go together; --tls-pfx excludes both.
   With --tls-key pkcs11:…, --tls-cert may be left out (the certificate beside the key is used).
+  A --tls-cert selector takes no --tls-key; when it matches several identities, each handshake
+  presents the one whose CA the server asks for (mcp-secure-remote-client --list-identities).
   A flag overrides its environment variable.
   Exit codes: 0 success, 1 runtime error, 2 usage error.
 ",
@@ -889,6 +987,70 @@ mod tests {
             Command::Run(inv) => Ok(*inv),
             other => panic!("expected Run, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_dpop_key_is_process_or_tls_and_tls_needs_a_client_key() {
+        let url = "https://h/mcp";
+        let key = |args: &[&str]| run(args).map(|inv| inv.config.oauth.dpop_key);
+        assert_eq!(key(&[url]).ok(), Some(crate::config::DpopKey::Auto));
+        assert_eq!(
+            key(&[url, "--oauth-dpop-key", "process"]).ok(),
+            Some(crate::config::DpopKey::Process)
+        );
+        let env = |name: &str| (name == "MCP_REMOTE_OAUTH_DPOP_KEY").then(|| "tls".to_string());
+        let tls = run_env(&[url], &env);
+        assert!(tls.is_err_and(|e| e.0.contains("--oauth-dpop-key tls needs a TLS client key")));
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+        let (cert, tls_key) = (
+            format!("{fixtures}/client-ec.crt"),
+            format!("{fixtures}/client-ec.key"),
+        );
+        let with_key = [url, "--tls-cert", &cert, "--tls-key", &tls_key];
+        assert_eq!(
+            run_env(&with_key, &env)
+                .map(|i| i.config.oauth.dpop_key)
+                .ok(),
+            Some(crate::config::DpopKey::Tls)
+        );
+        let bad = key(&[url, "--oauth-dpop-key", "hsm"]);
+        assert!(bad.is_err_and(|e| e.0.contains("'hsm' is not one of process, tls")));
+        let off = key(&[url, "--oauth-dpop", "off", "--oauth-dpop-key", "tls"]);
+        assert!(off.is_err_and(|e| e.0.contains("--oauth-dpop off")));
+    }
+
+    #[test]
+    fn a_token_jwt_key_takes_the_module_and_pin_of_the_tls_token_unless_its_uri_names_them() {
+        use crate::config::JwtKeySource;
+        let url = "https://h/mcp";
+        let tls = [
+            url,
+            "--tls-key",
+            "pkcs11:token=t;object=tls",
+            "--tls-pkcs11-module",
+            "/lib/tls-module.so",
+            "--tls-passphrase",
+            "1234",
+        ];
+        let jwt_key = |extra: &[&str]| {
+            let args: Vec<&str> = tls.iter().chain(extra).copied().collect();
+            match run(&args).map(|inv| inv.config.oauth.jwt_key) {
+                Ok(Some(JwtKeySource::Pkcs11(token))) => *token,
+                other => panic!("{extra:?}: {:?}", other.map(|_| ())),
+            }
+        };
+        let inherited = jwt_key(&["--oauth-jwt-key", "pkcs11:token=t;object=jwt"]);
+        assert_eq!(inherited.key.object.as_deref(), Some("jwt"));
+        assert_eq!(inherited.module, Some(PathBuf::from("/lib/tls-module.so")));
+        assert!(inherited.pin.is_some());
+        let own = jwt_key(&[
+            "--oauth-jwt-key",
+            "pkcs11:token=u;object=jwt?module-path=/lib/other.so&pin-source=/run/pin",
+        ]);
+        assert_eq!(own.module, None);
+        assert!(own.pin.is_none());
+        let not_a_key = run(&[url, "--oauth-jwt-key", "pkcs11:token=t;object=c;type=cert"]);
+        assert!(not_a_key.is_err_and(|e| e.0.contains("not a private key")));
     }
 
     #[test]
@@ -1115,6 +1277,30 @@ mod tests {
             Some(ClientIdentity::Pkcs11(t)) => assert_eq!(t.module, Some("/env.so".into())),
             other => panic!("{other:?}"),
         }
+        // A selector alone in --tls-cert (or its variable): certificate and key in one source.
+        let store = |args: &[&str], env: &dyn Fn(&str) -> Option<String>| {
+            let mut all = vec!["https://h/"];
+            all.extend_from_slice(args);
+            match run_env(&all, env).unwrap().config.tls.identity {
+                Some(ClientIdentity::Store(s)) => *s,
+                other => panic!("{other:?}"),
+            }
+        };
+        let s = store(
+            &["--tls-cert", "pkcs11:token=mcp", "--tls-passphrase", "1"],
+            &env,
+        );
+        assert!(matches!(
+            s.selector.source,
+            crate::config::SourceKind::Pkcs11(_)
+        ));
+        assert_eq!(s.module, Some("/env.so".into()));
+        let s = store(&[], &|n: &str| match n {
+            ENV_CERT => Some("auto".to_string()),
+            ENV_PKCS11_MODULE => Some("/m.so".to_string()),
+            _ => None,
+        });
+        assert!(s.selector.is_auto());
     }
 
     #[test]
@@ -1122,11 +1308,15 @@ mod tests {
         for (args, says) in [
             (
                 &["--tls-cert", "pkcs11:object=c", "--tls-key", "k.pem"][..],
-                "needs the key on a token",
+                "cannot go with a key file",
             ),
             (
-                &["--tls-cert", "pkcs11:object=c"][..],
-                "needs the key on a token",
+                &["--tls-cert", "auto", "--tls-key", "k.pem"][..],
+                "--tls-key cannot be given with --tls-cert auto",
+            ),
+            (
+                &["--tls-cert", "cng:user;sha1=00"][..],
+                "is neither a file nor a form it takes",
             ),
             (
                 &["--tls-key", "pkcs11:object=k;type=cert"][..],
@@ -1158,6 +1348,26 @@ mod tests {
         }
         let inv = run(&["https://h/", "--tls-pkcs11-module", "/m.so"]).unwrap();
         assert!(inv.warnings.iter().any(|w| w.contains("is ignored")));
+    }
+
+    /// On Linux (and the other Unixes) the stores of Windows and macOS are refused in one line
+    /// that says what to use here, and `auto` needs a PKCS#11 module.
+    #[cfg(all(unix, not(target_os = "macos")))]
+    #[test]
+    fn other_platforms_stores_are_usage_errors_here() {
+        for (args, says) in [
+            (&["--tls-cert", "auto"][..], "--tls-pkcs11-module"),
+            (
+                &["--tls-cert", "windows:user;sha1=00"][..],
+                "the Windows certificate store exists only on Windows; here use a PKCS#11 token",
+            ),
+            (&["--tls-cert", "keychain:login"][..], "only on macOS"),
+        ] {
+            let mut all = vec!["https://h/"];
+            all.extend_from_slice(args);
+            let err = run(&all).unwrap_err();
+            assert!(err.0.contains(says), "{args:?}: {err}");
+        }
     }
 
     #[test]

@@ -21,12 +21,20 @@ fn main() -> ExitCode {
 /// glibc gives every thread that allocates its own malloc arena, and keeps their memory: after a
 /// burst of 200 concurrent requests the bridge measured 36.8 MiB resident with glibc against
 /// 14.8 MiB with musl's single heap (`make bench`). Two arenas keep the concurrency and most of
-/// that memory back. musl builds (the static release) need nothing.
+/// that memory back. musl builds (the static release) need nothing. Fewer does not help: with
+/// 200 requests in flight (`make bench`, BENCH_ONLY=inflight) the peak was 34.8 MiB with two
+/// arenas and 35.2 MiB with one; the rest was buffers (see `http::connector::connect_tcp`).
+/// Nor does glibc's per-thread cache matter much (GLIBC_TUNABLES=glibc.malloc.tcache_count=0:
+/// 33.1 against 34.5 MiB), and it can only be set from the environment.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator tunable; called first thing, before other threads.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        // A MALLOC_ARENA_MAX set by the user wins (glibc reads it at start-up; mallopt would
+        // override it).
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
         // A fixed threshold: large messages get their own mapping, returned to the OS when
         // freed (glibc otherwise raises the threshold after the first large free and keeps them).
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);

@@ -20,6 +20,10 @@ pub fn main(program: Program, work: impl FnOnce(Invocation, ClientTls, Http) -> 
         // `login` / `logout` (the proxy's parser only): the OAuth sign-in, run from a terminal.
         Ok(Command::Login(invocation)) => (*invocation, Some(Subcommand::Login)),
         Ok(Command::Logout(invocation)) => (*invocation, Some(Subcommand::Logout)),
+        Ok(Command::ListIdentities {
+            invocation,
+            url_given,
+        }) => return list_identities(program, &invocation, url_given),
         Ok(Command::Help) => return print_and_exit(&cli::help(program)),
         Ok(Command::Version) => {
             return print_and_exit(&format!(
@@ -52,6 +56,23 @@ pub fn main(program: Program, work: impl FnOnce(Invocation, ClientTls, Http) -> 
         }
     };
     exit_code(code)
+}
+
+/// `--list-identities`: no identity is loaded and no agent built; the listing is all.
+fn list_identities(program: Program, invocation: &Invocation, url_given: bool) -> ExitCode {
+    logging::init(program.name(), invocation.config.debug);
+    for warning in &invocation.warnings {
+        log::warn!("{warning}");
+    }
+    // Before a token is logged in to: a dump of this process must not hold the PIN.
+    let hardening = crate::hygiene::harden();
+    if let crate::hygiene::Hardening::Failed(_) = hardening {
+        log::warn!("{hardening}");
+    }
+    exit_code(crate::client::identities::run(
+        &invocation.config,
+        url_given,
+    ))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -331,6 +331,11 @@ fn openssl(args: &[&str]) {
 /// A P-256 client certificate from the fixtures CA with subject `CN=mcp-rotating-client` (the
 /// same subject every time, as a renewal has): (cert, key) in `dir` named `name`.
 fn issue_client_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    issue_client_cert_for(dir, name, "mcp-rotating-client")
+}
+
+/// The same with subject `CN={cn}`.
+fn issue_client_cert_for(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));
     let cert = dir.join(format!("{name}.crt"));
@@ -347,7 +352,7 @@ fn issue_client_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         "-keyout",
         &path_str(&key),
         "-subj",
-        "/CN=mcp-rotating-client",
+        &format!("/CN={cn}"),
         "-out",
         &path_str(&csr),
     ]);
@@ -480,24 +485,115 @@ fn a_certificate_the_authorization_server_refuses_fails_once_with_one_line() {
     }
 }
 
-/// RFC 8705 §2.2: a self-signed-style registration (the certificate itself in the client's JWKS).
+/// RFC 8705 §2.2 with a really self-signed certificate, made here (no CA issued it): the client
+/// is registered with the certificate itself (its JWK and `x5c`); the AS authenticates the client
+/// by it and binds the token to it, and the MCP server, whose TLS accepts certificates of any
+/// issuer, serves the request because the token is bound to exactly that certificate.
 #[test]
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
 fn client_credentials_with_self_signed_tls_client_auth_gives_a_bound_token() {
-    let cert = fixture("client-ec.crt");
-    let scene = Scene::new(
-        TempDir::new(),
+    let dir = TempDir::new();
+    let (cert, key) = self_signed_client_cert(&dir.path);
+    let scene = Scene::with(
+        dir,
         json!({"token_endpoint_auth_method": "self_signed_tls_client_auth", "bound": true,
                "jwks_of": [cert]}),
-        "off",
+        PeerOptions {
+            mcp_self_signed_clients: true,
+            ..PeerOptions::default()
+        },
     );
     serve(
         &scene,
-        &tls_files(&cert, &fixture("client-ec.key")),
+        &tls_files(&cert, &key),
         &["--oauth-client-auth", "self_signed_tls_client_auth"],
         &[],
     );
     assert_one_grant_bound_to(&scene, &cert);
+    let stats = scene.stats();
+    assert!(
+        count(&stats, &["mcp", "self_signed"]) >= 3,
+        "every request was served on the self-signed certificate's connection: {stats}"
+    );
+    assert_eq!(
+        count(&stats, &["mcp", "unverified_certificate"]),
+        0,
+        "{stats}"
+    );
+}
+
+/// The control for the test above: the same kind of certificate with a token that is not bound
+/// to it is refused by the MCP server (nothing else vouches for the certificate), and the bridge
+/// fails the request in one line: a token refused right after it was obtained is not obtained
+/// again.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn a_self_signed_certificate_without_a_bound_token_is_refused_by_the_mcp_server() {
+    let dir = TempDir::new();
+    let (cert, key) = self_signed_client_cert(&dir.path);
+    let scene = Scene::with(
+        dir,
+        json!({"token_endpoint_auth_method": "self_signed_tls_client_auth", "bound": false,
+               "jwks_of": [cert]}),
+        PeerOptions {
+            mcp_self_signed_clients: true,
+            ..PeerOptions::default()
+        },
+    );
+    let mut session = scene.bridge(
+        &tls_files(&cert, &key),
+        &["--oauth-client-auth", "self_signed_tls_client_auth"],
+        &[],
+    );
+    let resp = session.call(
+        0,
+        "initialize",
+        json!({"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"machine-test","version":"1"}}),
+    );
+    let message = resp["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused the access token just obtained") && !message.contains('\n'),
+        "{resp}"
+    );
+    session.finish();
+    let stats = scene.stats();
+    assert_eq!(count(&stats, &["mcp", "authorized"]), 0, "{stats}");
+    assert_eq!(
+        count(&stats, &["mcp", "unverified_certificate"]),
+        1,
+        "{stats}"
+    );
+    assert_eq!(
+        count(&stats, &["token_requests", "client_credentials"]),
+        1,
+        "{stats}"
+    );
+}
+
+/// A P-256 certificate that signs itself (no CA), for client authentication: (cert, key).
+fn self_signed_client_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert = dir.join("self-signed.crt");
+    let key = dir.join("self-signed.key");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path_str(&key),
+        "-out",
+        &path_str(&cert),
+        "-subj",
+        "/CN=mcp-self-signed-client",
+        "-days",
+        "2",
+        "-addext",
+        "extendedKeyUsage=clientAuth",
+    ]);
+    (cert, key)
 }
 
 /// RFC 7523 client assertions signed by a file key of each type the AS accepts (ES256, ES384,
@@ -581,6 +677,65 @@ fn private_key_jwt_signed_by_the_tls_key_on_a_pkcs11_token() {
             scene.recorded_jws_algs(),
             vec![alg.to_string()],
             "{object}: one client assertion, signed on the token with {alg}"
+        );
+    }
+}
+
+/// `--oauth-jwt-key pkcs11:URI`: the client assertion is signed by a key on a PKCS#11 token
+/// (SoftHSM) that is not the TLS key, and never leaves the token. Once beside a TLS key file (the
+/// URI names its module and PIN file), once beside a TLS key on the same token (the module and
+/// PIN are the TLS token's).
+#[cfg(all(feature = "pkcs11", target_os = "linux", not(target_env = "musl")))]
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn private_key_jwt_signed_by_a_pkcs11_key_given_by_its_uri() {
+    let hsm = SoftHsm::new("oauth-machine-jwt-uri");
+    let pin_file = hsm.dir.join("pin");
+    std::fs::write(&pin_file, support::softhsm::PIN).expect("write the PIN file");
+    let tls_cert = fixture("client-rsa.crt");
+    let jwt_cert = fixture("client-ec.crt");
+    let on_token = {
+        let mut tls = hsm.key_flags("client-rsa");
+        tls.extend([
+            "--tls-cert".to_string(),
+            path_str(&tls_cert),
+            "--tls-ca".to_string(),
+            path_str(&fixture("ca.crt")),
+        ]);
+        (tls, hsm.uri("client-ec"))
+    };
+    let beside_a_file = (
+        tls_files(&tls_cert, &fixture("client-rsa.key")),
+        format!(
+            "{}?module-path={}&pin-source={}",
+            hsm.uri("client-ec"),
+            hsm.module.display(),
+            pin_file.display()
+        ),
+    );
+    for (tls, jwt_key) in [beside_a_file, on_token] {
+        let scene = Scene::new(
+            TempDir::new(),
+            json!({"token_endpoint_auth_method": "private_key_jwt", "bound": true,
+                   "jwks_of": [jwt_cert]}),
+            "off",
+        );
+        serve(
+            &scene,
+            &tls,
+            &[
+                "--oauth-client-auth",
+                "private_key_jwt",
+                "--oauth-jwt-key",
+                &jwt_key,
+            ],
+            &hsm.env(),
+        );
+        assert_one_grant_bound_to(&scene, &tls_cert);
+        assert_eq!(
+            scene.recorded_jws_algs(),
+            vec!["ES256".to_string()],
+            "{jwt_key}: one client assertion, signed on the token by the P-256 key"
         );
     }
 }
@@ -776,7 +931,6 @@ fn dpop_auto_with_a_shared_store_and_no_usable_tls_key_takes_a_bearer_token() {
 
 /// RFC 7638 thumbprint of a P-256 certificate's public key: SHA-256 of
 /// `{"crv":"P-256","kty":"EC","x":…,"y":…}` (members in that order, no spaces).
-#[cfg(all(feature = "pkcs11", target_os = "linux", not(target_env = "musl")))]
 fn jwk_thumbprint_of_ec_certificate(cert: &Path) -> String {
     let out = Command::new("openssl")
         .args(["x509", "-noout", "-pubkey", "-in"])
@@ -799,9 +953,10 @@ fn jwk_thumbprint_of_ec_certificate(cert: &Path) -> String {
     )
 }
 
-/// The client certificate is renewed on disk (same subject, new key) while the bridge runs: new
-/// connections present the new certificate, the token bound to the old one is refused there, and
-/// the bridge gets a new token bound to the new certificate, without failing a request.
+/// The client certificate is renewed on disk (same subject, new key) while the bridge runs: the
+/// bridge notices the renewal before its next request, gets a token bound to the new certificate
+/// first, and sends that request on a connection that presents the new certificate. The MCP
+/// server (which checks the binding) never refuses a token, and the client sees no error.
 #[test]
 #[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
 fn a_rotated_certificate_gets_a_new_bound_token() {
@@ -830,15 +985,11 @@ fn a_rotated_certificate_gets_a_new_bound_token() {
         vec![x5t_s256(&old_cert)]
     );
 
-    // The renewal, as a certificate agent writes it: each file replaced whole.
-    for (from, to) in [(&new_key, &key), (&new_cert, &cert)] {
-        let staged = to.with_extension("staged");
-        std::fs::copy(from, &staged).expect("stage");
-        std::fs::rename(&staged, to).expect("rename");
-    }
-    // Past the bridge's check interval (2 s) and node's keep-alive (5 s): the next requests open
-    // new connections, which present the renewed certificate.
-    thread::sleep(Duration::from_secs(6));
+    renew_in_place((&new_cert, &new_key), (&cert, &key));
+    // Past the bridge's check interval (2 s), within node's keep-alive (5 s): the pooled
+    // connections that present the old certificate are still open, and must not carry the new
+    // token.
+    thread::sleep(Duration::from_secs(3));
     session.assert_echo(2, "after the renewal");
     session.assert_echo(3, "and again");
     let (stdout, stderr) = session.finish();
@@ -850,13 +1001,17 @@ fn a_rotated_certificate_gets_a_new_bound_token() {
         2,
         "one grant per certificate: {stats}"
     );
-    // The renewal takes effect when a connection is opened, after the request's token was chosen:
-    // the first request on a new connection carries the old token, is refused (the binding is
-    // checked) and is sent again with the new one. The client sees no error.
+    // The token is replaced before it is refused: no request carried a token bound to another
+    // certificate than its connection's.
     assert_eq!(
         count(&stats, &["mcp", "wrong_certificate"]),
+        0,
+        "no refusal of a token bound to the other certificate: {stats}"
+    );
+    assert_eq!(
+        count(&stats, &["mcp", "unauthorized"]),
         1,
-        "one refusal of the old token: {stats}"
+        "only the first 401: {stats}"
     );
     assert_eq!(stats["token_errors"], json!({}), "{stats}");
     let bindings = certificate_bindings(&stats);
@@ -864,5 +1019,235 @@ fn a_rotated_certificate_gets_a_new_bound_token() {
         bindings,
         vec![x5t_s256(&old_cert), x5t_s256(&new_cert)],
         "a token for each certificate, in order: {stats}"
+    );
+}
+
+/// The renewal, as a certificate agent writes it: the key file, then the certificate file, each
+/// replaced whole.
+fn renew_in_place(new: (&Path, &Path), current: (&Path, &Path)) {
+    for (from, to) in [(new.1, current.1), (new.0, current.0)] {
+        let staged = to.with_extension("staged");
+        std::fs::copy(from, &staged).expect("stage");
+        std::fs::rename(&staged, to).expect("rename");
+    }
+}
+
+/// `--oauth-dpop-key tls` with an RSA TLS key, at an AS that accepts only ES256 proofs: the
+/// authorization fails in one line that names the flag and the algorithms, and no token is asked
+/// for (no silent fall back to a key of the process).
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn dpop_key_tls_that_cannot_sign_an_accepted_algorithm_is_refused_in_one_line() {
+    let cert = fixture("client-rsa.crt");
+    let scene = Scene::with(
+        TempDir::new(),
+        json!({"token_endpoint_auth_method": "tls_client_auth", "subject_dn_of": cert}),
+        PeerOptions {
+            dpop: "on",
+            dpop_algs: Some("ES256"),
+            ..PeerOptions::default()
+        },
+    );
+    let mut session = scene.bridge(
+        &tls_files(&cert, &fixture("client-rsa.key")),
+        &[
+            "--oauth-client-auth",
+            "tls_client_auth",
+            "--oauth-dpop-key",
+            "tls",
+        ],
+        &[],
+    );
+    let resp = session.call(
+        0,
+        "initialize",
+        json!({"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"machine-test","version":"1"}}),
+    );
+    let message = resp["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("--oauth-dpop-key tls")
+            && message.contains("RSA")
+            && message.contains("ES256")
+            && !message.contains('\n'),
+        "one line naming the flag, the key and the accepted algorithms: {resp}"
+    );
+    session.finish();
+    let stats = scene.stats();
+    assert_eq!(
+        stats["token_requests"],
+        json!({}),
+        "no token asked for: {stats}"
+    );
+}
+
+/// `--oauth-dpop-key process` with a P-256 TLS key that could sign: the proofs are signed by a
+/// key of this process, not the TLS key; `--oauth-dpop-key tls` with the same identity binds the
+/// token to the TLS key.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn dpop_key_chooses_the_process_key_or_the_tls_key() {
+    let cert = fixture("client-ec.crt");
+    let tls_jkt = jwk_thumbprint_of_ec_certificate(&cert);
+    for key in ["process", "tls"] {
+        let scene = Scene::new(
+            TempDir::new(),
+            json!({"token_endpoint_auth_method": "tls_client_auth", "subject_dn_of": cert}),
+            "on",
+        );
+        let (_, stderr) = serve(
+            &scene,
+            &tls_files(&cert, &fixture("client-ec.key")),
+            &[
+                "--oauth-client-auth",
+                "tls_client_auth",
+                "--oauth-dpop-key",
+                key,
+            ],
+            &[],
+        );
+        let stats = scene.stats();
+        let bindings: Vec<String> =
+            serde_json::from_value(stats["mcp"]["key_bindings"].clone()).unwrap_or_default();
+        assert_eq!(bindings.len(), 1, "{key}: one DPoP-bound token: {stats}");
+        assert_eq!(
+            bindings[0] == tls_jkt,
+            key == "tls",
+            "{key}: the token is bound to the TLS key only with tls: {stats}"
+        );
+        let said = if key == "tls" {
+            "proofs signed with the TLS client key"
+        } else {
+            "proofs signed with a key of this process"
+        };
+        assert!(stderr.contains(said), "{key}: stderr:\n{stderr}");
+        assert!(count(&stats, &["mcp", "dpop"]) >= 3, "{key}: {stats}");
+        assert_eq!(count(&stats, &["mcp", "bad_proof"]), 0, "{key}: {stats}");
+    }
+}
+
+/// The DPoP key is the TLS key, and the certificate is renewed with a new key while the bridge
+/// runs: from the next request on, proofs are signed by the new key and the token is obtained
+/// again bound to it (its `jkt`), before any request is refused; the AS's and MCP server's nonces
+/// carry over.
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn the_dpop_key_follows_a_rotated_tls_key() {
+    let dir = TempDir::new();
+    let (old_cert, old_key) = issue_client_cert(&dir.path, "old");
+    let (new_cert, new_key) = issue_client_cert(&dir.path, "new");
+    let cert = dir.path.join("client.crt");
+    let key = dir.path.join("client.key");
+    std::fs::copy(&old_cert, &cert).expect("copy cert");
+    std::fs::copy(&old_key, &key).expect("copy key");
+    let scene = Scene::new(
+        dir,
+        json!({"token_endpoint_auth_method": "tls_client_auth", "subject_dn_of": old_cert}),
+        "nonce",
+    );
+    let mut session = scene.bridge(
+        &tls_files(&cert, &key),
+        &[
+            "--oauth-client-auth",
+            "tls_client_auth",
+            "--oauth-dpop-key",
+            "tls",
+        ],
+        &[],
+    );
+    session.initialize();
+    session.assert_echo(1, "before the renewal");
+    renew_in_place((&new_cert, &new_key), (&cert, &key));
+    // Past the bridge's check interval (2 s), within node's keep-alive (5 s).
+    thread::sleep(Duration::from_secs(3));
+    session.assert_echo(2, "after the renewal");
+    session.assert_echo(3, "and again");
+    let (stdout, stderr) = session.finish();
+    scene.assert_no_secret(&[("stdout", &stdout), ("--debug stderr", &stderr)]);
+
+    let stats = scene.stats();
+    assert_eq!(
+        stats["mcp"]["key_bindings"],
+        json!([
+            jwk_thumbprint_of_ec_certificate(&old_cert),
+            jwk_thumbprint_of_ec_certificate(&new_cert)
+        ]),
+        "a token bound to each TLS key, in order: {stats}"
+    );
+    // The first grant meets the AS's nonce demand once; the second already carries the nonce.
+    assert_eq!(
+        count(&stats, &["token_requests", "client_credentials"]),
+        3,
+        "{stats}"
+    );
+    assert_eq!(
+        count(&stats, &["token_errors", "use_dpop_nonce"]),
+        1,
+        "{stats}"
+    );
+    assert_eq!(count(&stats, &["mcp", "bad_proof"]), 0, "{stats}");
+    assert_eq!(count(&stats, &["mcp", "nonce_demanded"]), 1, "{stats}");
+    assert_eq!(
+        count(&stats, &["mcp", "unauthorized"]),
+        1,
+        "only the first 401: {stats}"
+    );
+}
+
+/// The certificate is renewed with another subject, which the AS does not know: replacing the
+/// token fails once (`invalid_client`), the request then goes with the old token, is refused by
+/// the MCP server, and fails in one line naming the grant's refusal; the next request fails the
+/// same way without another grant (no grant per request, no loop).
+#[test]
+#[cfg_attr(windows, ignore = "Unix only: wine cannot start the node peer")]
+fn a_renewed_certificate_the_authorization_server_refuses_fails_without_a_grant_per_request() {
+    let dir = TempDir::new();
+    let (old_cert, old_key) = issue_client_cert(&dir.path, "old");
+    let (new_cert, new_key) = issue_client_cert_for(&dir.path, "new", "mcp-unknown-client");
+    let cert = dir.path.join("client.crt");
+    let key = dir.path.join("client.key");
+    std::fs::copy(&old_cert, &cert).expect("copy cert");
+    std::fs::copy(&old_key, &key).expect("copy key");
+    let scene = Scene::new(
+        dir,
+        json!({"token_endpoint_auth_method": "tls_client_auth", "bound": true,
+               "subject_dn_of": old_cert}),
+        "off",
+    );
+    let mut session = scene.bridge(
+        &tls_files(&cert, &key),
+        &["--oauth-client-auth", "tls_client_auth"],
+        &[],
+    );
+    session.initialize();
+    session.assert_echo(1, "before the renewal");
+    renew_in_place((&new_cert, &new_key), (&cert, &key));
+    thread::sleep(Duration::from_secs(3));
+    for id in [2, 3] {
+        let resp = session.call(
+            id,
+            "tools/call",
+            json!({"name":"echo","arguments":{"message":"after"}}),
+        );
+        let message = resp["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("client-credentials grant") && message.contains("invalid_client"),
+            "request {id}: one line naming the grant and the AS's error: {resp}"
+        );
+    }
+    let (stdout, stderr) = session.finish();
+    scene.assert_no_secret(&[("stdout", &stdout), ("--debug stderr", &stderr)]);
+    let stats = scene.stats();
+    assert_eq!(
+        count(&stats, &["token_requests", "client_credentials"]),
+        2,
+        "the first grant, and one refused for the renewed certificate: {stats}"
+    );
+    assert_eq!(
+        count(&stats, &["token_errors", "invalid_client"]),
+        1,
+        "{stats}"
     );
 }

@@ -35,6 +35,8 @@ pub struct Memory {
     pub peak_kib: u64,
     /// VmRSS: the resident set size now.
     pub current_kib: u64,
+    /// Threads: how many the process has now.
+    pub threads: u64,
 }
 
 pub struct BridgeProcess {
@@ -351,5 +353,6 @@ pub fn read_memory(pid: u32) -> Result<Memory> {
     Ok(Memory {
         peak_kib: field("VmHWM:")?,
         current_kib: field("VmRSS:")?,
+        threads: field("Threads:")?,
     })
 }

@@ -119,9 +119,17 @@ pub struct EndlessFigures {
     pub exit: Option<Exit>,
 }
 
-pub struct InFlightFigures {
-    pub bridge: RssPeak,
+/// One bridge build carrying the `IN_FLIGHT` slow calls.
+pub struct InFlightRun {
+    pub peak: RssPeak,
     pub answered: usize,
+}
+
+pub struct InFlightFigures {
+    /// The bridge under test (`target/release`, glibc, unless BENCH_BRIDGE says otherwise).
+    pub bridge: InFlightRun,
+    /// The static musl build (`make musl`) doing the same calls, or why it was not measured.
+    pub musl: Outcome<InFlightRun>,
     /// The direct client (in a child process of its own) doing the same calls.
     pub direct: Outcome<(RssPeak, usize)>,
 }
@@ -140,6 +148,8 @@ pub struct EngineMeasurements {
 pub struct EngineSetup<'a> {
     pub binary: &'a Path,
     pub fixtures: &'a Path,
+    /// The static musl build of the bridge, for the in-flight memory row (`make musl`).
+    pub musl: &'a Path,
 }
 
 impl EngineSetup<'_> {
@@ -150,6 +160,19 @@ impl EngineSetup<'_> {
 
 pub fn run(setup: &EngineSetup<'_>) -> EngineMeasurements {
     let started = Instant::now();
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("inflight") {
+        const SKIPPED: &str = "skipped (BENCH_ONLY=inflight)";
+        progress("engine: requests in flight on a slow server only");
+        return EngineMeasurements {
+            exits: Vec::new(),
+            cancel: Vec::new(),
+            flood: Err(SKIPPED.into()),
+            endless: Err(SKIPPED.into()),
+            in_flight: in_flight(setup).map_err(|e| e.to_string()),
+            keep_alive: crate::keepalive::skipped(SKIPPED),
+            took: started.elapsed(),
+        };
+    }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("keepalive") {
         const SKIPPED: &str = "skipped (BENCH_ONLY=keepalive)";
         progress("engine: calls at a 5 s keep-alive edge only (about a minute)");
@@ -548,11 +571,37 @@ fn endless(setup: &EngineSetup<'_>) -> Result<EndlessFigures> {
     })
 }
 
-/// `IN_FLIGHT` slow calls written at once; the bridge's peak until all are answered, then the
-/// direct client's doing the same in a process of its own.
+/// `IN_FLIGHT` slow calls written at once; the bridge's peak until all are answered, the same
+/// for the static musl build, then the direct client's doing the same in a process of its own.
 fn in_flight(setup: &EngineSetup<'_>) -> Result<InFlightFigures> {
     let server = start_server(ServerOptions::default())?;
-    let mut bridge = initialized_bridge(setup, &server, &[])?;
+    let bridge = in_flight_run(setup.binary, setup, &server)?;
+    let musl = if setup.musl.is_file() {
+        in_flight_run(setup.musl, setup, &server).map_err(|e| e.to_string())
+    } else {
+        Err(format!(
+            "no static musl build at {} (`make musl`, or BENCH_BRIDGE_MUSL)",
+            setup.musl.display()
+        ))
+    };
+    let direct = direct_in_flight(&server.url("/mcp"), setup.fixtures).map_err(|e| e.to_string());
+    server.stop();
+    Ok(InFlightFigures {
+        bridge,
+        musl,
+        direct,
+    })
+}
+
+fn in_flight_run(
+    binary: &Path,
+    setup: &EngineSetup<'_>,
+    server: &TestServer,
+) -> Result<InFlightRun> {
+    let mut bridge =
+        BridgeProcess::spawn_with(binary, &server.url("/mcp"), setup.fixtures, &[], &[])?;
+    bridge.initialize(Instant::now())?;
+    thread::sleep(SETTLE);
     let watch = RssWatch::start(bridge.pid(), RSS_CEILING_KIB);
     let mut batch = String::new();
     for id in 1..=IN_FLIGHT as i64 {
@@ -572,13 +621,7 @@ fn in_flight(setup: &EngineSetup<'_>) -> Result<InFlightFigures> {
     }
     let peak = watch.finish();
     bridge.end(Ending::Eof, EXIT_CAP);
-    let direct = direct_in_flight(&server.url("/mcp"), setup.fixtures).map_err(|e| e.to_string());
-    server.stop();
-    Ok(InFlightFigures {
-        bridge: peak,
-        answered,
-        direct,
-    })
+    Ok(InFlightRun { peak, answered })
 }
 
 /// Set in a child copy of the benchmark: it runs the direct client's share of `in_flight`.

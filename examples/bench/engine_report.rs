@@ -274,26 +274,25 @@ fn endless_rows(t: &mut Table, endless: &Outcome<crate::engine::EndlessFigures>)
 
 fn in_flight_rows(t: &mut Table, in_flight: &Outcome<crate::engine::InFlightFigures>) {
     let name = format!(
-        "peak RSS, {IN_FLIGHT} requests in flight on a slow server ({IN_FLIGHT_SLOW_MS} ms `slow`)"
+        "peak RSS, {IN_FLIGHT} requests in flight on a slow server ({IN_FLIGHT_SLOW_MS} ms `slow`), \
+         this bridge (target/release: glibc)"
     );
     let f = match in_flight {
         Ok(f) => f,
         Err(why) => return t.failed(&name, why),
     };
-    t.peak(&name, f.bridge, IN_FLIGHT_TARGET_MIB);
-    t.row(
-        "… requests answered",
-        &format!("{} of {IN_FLIGHT}", f.answered),
-        &format!("{IN_FLIGHT} of {IN_FLIGHT}"),
-        "—",
-        Some(f.answered == IN_FLIGHT),
-    );
+    in_flight_run_rows(t, &name, &f.bridge);
+    let musl = "… the static musl build (`make musl`), same calls";
+    match &f.musl {
+        Ok(run) => in_flight_run_rows(t, musl, run),
+        Err(why) => t.failed(musl, why),
+    }
     let name = "… the direct client, same calls, one thread each, own process (÷: bridge ÷ direct)";
     match &f.direct {
         Ok((peak, answered)) => {
             let direct = mib(peak.peak_kib);
-            let ratio = if direct > 0.0 && f.bridge.killed_after.is_none() {
-                times(mib(f.bridge.peak_kib) / direct)
+            let ratio = if direct > 0.0 && f.bridge.peak.killed_after.is_none() {
+                times(mib(f.bridge.peak.peak_kib) / direct)
             } else {
                 "—".into()
             };
@@ -307,4 +306,19 @@ fn in_flight_rows(t: &mut Table, in_flight: &Outcome<crate::engine::InFlightFigu
         }
         Err(why) => t.failed(name, why),
     }
+}
+
+/// The peak of one build, then how many calls it answered and its most threads.
+fn in_flight_run_rows(t: &mut Table, name: &str, run: &crate::engine::InFlightRun) {
+    t.peak(name, run.peak, IN_FLIGHT_TARGET_MIB);
+    t.row(
+        &format!(
+            "… requests answered (most threads at once: {})",
+            run.peak.threads
+        ),
+        &format!("{} of {IN_FLIGHT}", run.answered),
+        &format!("{IN_FLIGHT} of {IN_FLIGHT}"),
+        "—",
+        Some(run.answered == IN_FLIGHT),
+    );
 }

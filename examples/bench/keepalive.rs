@@ -61,6 +61,18 @@ pub fn measure(setup: &EngineSetup<'_>) -> KeepAliveFigures {
     })
 }
 
+/// The figures of a run that skipped this measurement, saying why.
+pub fn skipped(why: &str) -> KeepAliveFigures {
+    let edge = || EdgeFigures {
+        bridge: Err(why.into()),
+        direct: Err(why.into()),
+    };
+    KeepAliveFigures {
+        hinted: edge(),
+        silent: edge(),
+    }
+}
+
 fn server(hint: bool) -> Result<TestServer> {
     TestServer::try_start_on(
         0,

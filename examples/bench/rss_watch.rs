@@ -19,6 +19,8 @@ pub struct RssPeak {
     pub peak_kib: u64,
     /// Set when the process passed the ceiling: how long after the watch started it was killed.
     pub killed_after: Option<Duration>,
+    /// The most threads any sample saw.
+    pub threads: u64,
 }
 
 pub struct RssWatch {
@@ -40,6 +42,7 @@ impl RssWatch {
                 // Fails once the process has exited (a zombie has no memory lines): keep the peak.
                 if let Ok(memory) = read_memory(pid) {
                     peak.peak_kib = peak.peak_kib.max(memory.current_kib).max(memory.peak_kib);
+                    peak.threads = peak.threads.max(memory.threads);
                     if memory.current_kib > ceiling_kib {
                         kill(pid);
                         peak.killed_after = Some(started.elapsed());

@@ -1,7 +1,7 @@
 # Sourced by scripts/dist.sh, scripts/test-cross.sh and .ci/run: the pinned cross toolchain, in one place.
 #
 #   Windows x86_64   Debian's mingw-w64 C compiler and linker (ring's C code, the final link)
-#   Linux aarch64    cargo-zigbuild (crates.io) driving zig (PyPI's ziglang) as C compiler and linker
+#   Linux aarch64    cargo-zigbuild (PyPI's prebuilt wheel) driving zig (PyPI's ziglang) as C compiler and linker
 #   Linux glibc      cargo-zigbuild + zig, linked against glibc 2.17's symbols (x86_64 and aarch64)
 #   macOS            compile and lint only, with zig as ring's C compiler (no Apple SDK to link)
 #   tests            wine (Windows build), qemu-user (aarch64 build)
@@ -50,15 +50,16 @@ cross_install() {
   fi
   [ "$("$CROSS_VENV/bin/python3" -m ziglang version 2>/dev/null)" = "$ZIGLANG_VERSION" ] ||
     "$CROSS_VENV/bin/pip" install --quiet --disable-pip-version-check "ziglang==$ZIGLANG_VERSION"
-  [ "$(cargo-zigbuild --version 2>/dev/null)" = "cargo-zigbuild $CARGO_ZIGBUILD_VERSION" ] ||
-    cargo install --quiet --locked "cargo-zigbuild@$CARGO_ZIGBUILD_VERSION"
+  # PyPI's prebuilt cargo-zigbuild, into the same venv: `cargo install` compiled it for 3 minutes of CI.
+  [ "$("$CROSS_VENV/bin/cargo-zigbuild" --version 2>/dev/null)" = "cargo-zigbuild $CARGO_ZIGBUILD_VERSION" ] ||
+    "$CROSS_VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION"
 }
 
 # cargo-zigbuild finds zig through `python3 -m ziglang` when no `zig` is on PATH.
 cross_need_zig() {
   command -v cargo-zigbuild >/dev/null && python3 -c "import ziglang" 2>/dev/null || {
     echo "$1: needs cargo-zigbuild $CARGO_ZIGBUILD_VERSION and ziglang $ZIGLANG_VERSION:" \
-      "cargo install --locked cargo-zigbuild@$CARGO_ZIGBUILD_VERSION; pip install ziglang==$ZIGLANG_VERSION" \
+      "pip install cargo-zigbuild==$CARGO_ZIGBUILD_VERSION ziglang==$ZIGLANG_VERSION" \
       "(or: source scripts/cross/tools.sh; cross_install)" >&2
     return 1
   }

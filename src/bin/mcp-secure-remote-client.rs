@@ -5,7 +5,8 @@
 //! Steps: parse the command line (`cli`), load the TLS identity and trust (`tls`), build the HTTP
 //! agent (`http`) — the skeleton shared with the proxy, in `startup` — and run the conversation
 //! (`client`). The report goes to stdout (human layout, or one JSON document with `--json`); logs
-//! and the diagnosis go to stderr.
+//! and the diagnosis go to stderr. `--list-identities [server-url]` lists what a `--tls-cert`
+//! selector's source holds instead (`client::identities`, dispatched by `startup`).
 //! Exit codes: 0 every step worked, 1 runtime error, 2 usage error.
 
 use std::process::ExitCode;

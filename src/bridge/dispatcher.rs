@@ -67,8 +67,12 @@ pub struct Dispatcher {
     initialized_once: bool,
     /// Messages handed to the ordered sender and not yet accepted.
     sender_busy: usize,
-    /// When stdin closed: answers in flight get until EOF_GRACE after it.
+    /// Their handles, oldest (the one being sent) first: when each reached the server.
+    sending: VecDeque<Arc<CancelHandle>>,
+    /// When stdin closed: see [`Dispatcher::grace_over`].
     eof_at: Option<Instant>,
+    /// The latest time a finished request or sent message had reached the server.
+    last_reached: Option<Instant>,
 }
 
 impl Dispatcher {
@@ -96,7 +100,9 @@ impl Dispatcher {
             initializing: None,
             initialized_once: false,
             sender_busy: 0,
+            sending: VecDeque::new(),
             eof_at: None,
+            last_reached: None,
         }
     }
 
@@ -127,16 +133,46 @@ impl Dispatcher {
                 }
                 Ok(Event::Sent) => {
                     self.sender_busy = self.sender_busy.saturating_sub(1);
+                    if let Some(sent) = self.sending.pop_front() {
+                        self.note_reached(&sent);
+                    }
                     self.release_held();
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return 0,
             }
             if let Some(closed) = self.eof_at {
-                if self.all_answered() || closed.elapsed() >= EOF_GRACE {
+                if self.all_answered() || self.grace_over(closed) {
                     return 0;
                 }
             }
+        }
+    }
+
+    /// After EOF, whether to stop waiting for answers. What the client sent before EOF is owed
+    /// an answer, and the time it takes to *reach* the server (TCP connect, TLS handshake, proxy
+    /// CONNECT) is not the server's slowness: a first handshake took more than the whole grace
+    /// under qemu-user. So the grace does not run while a request or message is still on its
+    /// way (each such wait is bounded by --connect-timeout / the request's timeout), and it
+    /// counts from the latest moment one reached the server, or from EOF if that was later.
+    /// A server that holds what it has (`hang`, a held notification) still gets EOF_GRACE only.
+    fn grace_over(&self, closed: Instant) -> bool {
+        let on_the_way = self.running.values().map(|r| &r.cancel);
+        let on_the_way = on_the_way.chain(self.sending.front());
+        let mut from = closed.max(self.last_reached.unwrap_or(closed));
+        for handle in on_the_way {
+            match handle.reached_at() {
+                Some(at) => from = from.max(at),
+                None => return false,
+            }
+        }
+        from.elapsed() >= EOF_GRACE
+    }
+
+    /// Remember when a request or message that no longer counts had reached the server.
+    fn note_reached(&mut self, handle: &CancelHandle) {
+        if let Some(at) = handle.reached_at() {
+            self.last_reached = Some(self.last_reached.map_or(at, |last| last.max(at)));
         }
     }
 
@@ -220,14 +256,16 @@ impl Dispatcher {
                         return; // 2026-07-28: closing the stream was the cancellation
                     }
                 }
-                self.sender_busy += 1;
+                let handle = Arc::new(CancelHandle::default());
                 let message = Message {
                     frame: queued.frame,
                     info: queued.info,
                     held: queued.held,
+                    handle: Arc::clone(&handle),
                 };
-                if self.sender.send(message).is_err() {
-                    self.sender_busy -= 1;
+                if self.sender.send(message).is_ok() {
+                    self.sender_busy += 1;
+                    self.sending.push_back(handle);
                 }
             }
         }
@@ -285,7 +323,9 @@ impl Dispatcher {
         id: Id,
         failure: Option<crate::transport::TransportError>,
     ) -> Option<String> {
-        self.running.remove(&id);
+        if let Some(finished) = self.running.remove(&id) {
+            self.note_reached(&finished.cancel);
+        }
         if self.initializing.as_ref() == Some(&id) {
             self.initializing = None;
             let first = !self.initialized_once;

@@ -68,7 +68,9 @@ const EVENT_QUEUE: usize = 1024;
 
 /// How long shutdown may take: Python's stdio client sends SIGTERM 2 s after closing stdin, so
 /// in-flight answers get up to EOF_GRACE, the session DELETE up to DELETE_TIMEOUT and the last
-/// stdout flush up to FLUSH_TIMEOUT: 1.9 s in all.
+/// stdout flush up to FLUSH_TIMEOUT: 1.9 s in all. EOF_GRACE is the server's time to answer
+/// what it has: it counts from EOF or from when the last request reached the server, whichever
+/// is later, and does not run while one is still connecting (`Dispatcher::grace_over`).
 pub const EOF_GRACE: Duration = Duration::from_millis(1000);
 const DELETE_TIMEOUT: Duration = Duration::from_millis(700);
 const FLUSH_TIMEOUT: Duration = Duration::from_millis(200);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::thread;
 
 use super::Event;
+use crate::http::cancel::{self, CancelHandle};
 use crate::jsonrpc::FrameInfo;
 use crate::transport::budget::Held;
 use crate::transport::Remote;
@@ -19,6 +20,9 @@ pub struct Message {
     pub info: FrameInfo,
     /// The line's room in the memory budget, given back once sent.
     pub held: Held,
+    /// Tells the dispatcher when the message reached the server (`CancelHandle::reached_at`);
+    /// nothing cancels it.
+    pub handle: Arc<CancelHandle>,
 }
 
 /// Start the sender; every message handed to the returned channel is answered by one
@@ -35,8 +39,14 @@ pub fn spawn(remote: Arc<Remote>, events: SyncSender<Event>) -> io::Result<Sende
 }
 
 fn send_all(remote: &Arc<Remote>, rx: &Receiver<Message>, events: &SyncSender<Event>) {
-    while let Ok(Message { frame, info, held }) = rx.recv() {
-        if let Err(f) = remote.send(frame, &info) {
+    while let Ok(Message {
+        frame,
+        info,
+        held,
+        handle,
+    }) = rx.recv()
+    {
+        if let Err(f) = cancel::with_handle(handle, || remote.send(frame, &info)) {
             log::warn!(
                 "the server did not accept {}: {}",
                 info.method.as_deref().unwrap_or("a response"),

@@ -6,7 +6,10 @@ use std::time::Duration;
 use super::{parse_seconds, string_value, usage, UsageError};
 use std::path::PathBuf;
 
-use crate::config::{DpopMode, IdpOptions, JwtKeySource, OAuthGrant, OAuthOptions, Secret};
+use crate::config::{
+    is_pkcs11_uri, ClientIdentity, DpopKey, DpopMode, IdpOptions, JwtKeySource, OAuthGrant,
+    OAuthOptions, ObjectType, Pkcs11Identity, Pkcs11Uri, Secret, TlsOptions, TokenCertSource,
+};
 use crate::oauth::browser::Opener;
 use crate::oauth::store::StoreChoice;
 
@@ -20,6 +23,7 @@ pub const ENV_TOKEN_STORE: &str = "MCP_REMOTE_OAUTH_TOKEN_STORE";
 pub const ENV_LOGIN_WAIT: &str = "MCP_REMOTE_OAUTH_LOGIN_WAIT";
 pub const ENV_GRANT: &str = "MCP_REMOTE_OAUTH_GRANT";
 pub const ENV_DPOP: &str = "MCP_REMOTE_OAUTH_DPOP";
+pub const ENV_DPOP_KEY: &str = "MCP_REMOTE_OAUTH_DPOP_KEY";
 pub const ENV_CLIENT_AUTH: &str = "MCP_REMOTE_OAUTH_CLIENT_AUTH";
 pub const ENV_JWT_KEY: &str = "MCP_REMOTE_OAUTH_JWT_KEY";
 pub const ENV_ASSERTION_FILE: &str = "MCP_REMOTE_OAUTH_ASSERTION_FILE";
@@ -61,6 +65,7 @@ pub(super) struct OAuthFlags {
     idp_client_id: Option<String>,
     idp_id_token_file: Option<String>,
     dpop: Option<String>,
+    dpop_key: Option<String>,
 }
 
 impl OAuthFlags {
@@ -87,6 +92,7 @@ impl OAuthFlags {
             "oauth-idp-client-id" => &mut self.idp_client_id,
             "oauth-idp-id-token-file" => &mut self.idp_id_token_file,
             "oauth-dpop" => &mut self.dpop,
+            "oauth-dpop-key" => &mut self.dpop_key,
             _ => return Ok(false),
         };
         *slot = Some(string_value(parser, &format!("--{name}"))?);
@@ -177,13 +183,15 @@ impl OAuthFlags {
                 )));
             }
         }
-        let jwt_key = pick(self.jwt_key, ENV_JWT_KEY).map(|k| match k.as_str() {
-            "tls" => JwtKeySource::Tls,
-            path => JwtKeySource::File(PathBuf::from(path)),
-        });
+        let jwt_key = match pick(self.jwt_key, ENV_JWT_KEY) {
+            None => None,
+            Some(k) if k == "tls" => Some(JwtKeySource::Tls),
+            Some(k) if is_pkcs11_uri(&k) => Some(JwtKeySource::Pkcs11(Box::new(token_key(&k)?))),
+            Some(path) => Some(JwtKeySource::File(PathBuf::from(path))),
+        };
         if client_auth.as_deref() == Some("private_key_jwt") && jwt_key.is_none() {
             return Err(usage(
-                "--oauth-client-auth private_key_jwt needs --oauth-jwt-key <PEM file | tls>",
+                "--oauth-client-auth private_key_jwt needs --oauth-jwt-key <PEM file | pkcs11:URI | tls>",
             ));
         }
         let assertion_file = pick(self.assertion_file, ENV_ASSERTION_FILE).map(PathBuf::from);
@@ -231,6 +239,21 @@ impl OAuthFlags {
                 )))
             }
         };
+        let dpop_key = match pick(self.dpop_key, ENV_DPOP_KEY).as_deref() {
+            None => DpopKey::Auto,
+            Some("tls") => DpopKey::Tls,
+            Some("process") => DpopKey::Process,
+            Some(other) => {
+                return Err(usage(format!(
+                "--oauth-dpop-key: '{other}' is not one of process, tls ({ENV_DPOP_KEY} likewise)"
+            )))
+            }
+        };
+        if dpop_key != DpopKey::Auto && dpop == DpopMode::Off {
+            return Err(usage(
+                "--oauth-dpop-key chooses the DPoP proof key, and --oauth-dpop off turns DPoP off: give one of them",
+            ));
+        }
         Ok(OAuthOptions {
             enabled,
             client_id,
@@ -247,8 +270,58 @@ impl OAuthFlags {
             assertion_file,
             idp,
             dpop,
+            dpop_key,
         })
     }
+}
+
+/// `--oauth-jwt-key pkcs11:URI`: a private key on a token, its certificate beside it (the
+/// token signs; the certificate's public key checks the pair, as for `--tls-key pkcs11:`). The
+/// module and PIN are the URI's (`module-path`, `pin-source`), else the TLS token's
+/// ([`with_tls_identity`]).
+fn token_key(text: &str) -> Result<Pkcs11Identity, UsageError> {
+    let uri = Pkcs11Uri::parse(text).map_err(|e| usage(format!("--oauth-jwt-key: {e}")))?;
+    if uri.object_type.is_some_and(|t| t != ObjectType::Private) {
+        return Err(usage(format!(
+            "--oauth-jwt-key {uri} names a type that is not a private key: use type=private or leave type out"
+        )));
+    }
+    Ok(Pkcs11Identity {
+        key: uri,
+        cert: TokenCertSource::BesideKey,
+        module: None,
+        pin: None,
+    })
+}
+
+/// What the OAuth options take from the TLS identity, and what they need of it: a token JWT key
+/// without its own `module-path` / PIN uses the TLS token's (`--tls-pkcs11-module`,
+/// `--tls-passphrase`); `--oauth-dpop-key tls` needs a TLS client key.
+pub(super) fn with_tls_identity(
+    oauth: &mut OAuthOptions,
+    tls: &TlsOptions,
+) -> Result<(), UsageError> {
+    if oauth.dpop_key == DpopKey::Tls && !tls.has_identity() {
+        return Err(usage(
+            "--oauth-dpop-key tls needs a TLS client key (--tls-cert/--tls-key, --tls-pfx or a pkcs11: key)",
+        ));
+    }
+    if oauth.jwt_key == Some(JwtKeySource::Tls) && !tls.has_identity() {
+        return Err(usage(
+            "--oauth-jwt-key tls needs a TLS client key (--tls-cert/--tls-key, --tls-pfx or a pkcs11: key)",
+        ));
+    }
+    if let (Some(JwtKeySource::Pkcs11(jwt)), Some(ClientIdentity::Pkcs11(tls_token))) =
+        (oauth.jwt_key.as_mut(), tls.identity.as_ref())
+    {
+        if jwt.key.module_path.is_none() {
+            jwt.module = tls_token.module.clone();
+        }
+        if jwt.key.pin_source.is_none() && jwt.key.pin_value.is_none() {
+            jwt.pin = tls_token.pin.clone();
+        }
+    }
+    Ok(())
 }
 
 /// A Client ID Metadata Document is named by an https URL with a path.

@@ -8,6 +8,7 @@
 //! report ◄── TLS facts (http.handshakes) ◄───────────────┘
 //! ```
 
+pub mod identities;
 pub mod probe;
 pub mod render;
 pub mod report;

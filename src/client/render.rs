@@ -133,6 +133,12 @@ fn tls(out: &mut String, tls: &Tls) {
     if let Some(key) = &handshake.client_key {
         rows.push(("  key".into(), key.description.clone()));
     }
+    if let Some(selector) = &handshake.client_chosen {
+        rows.push((
+            "  chosen".into(),
+            format!("from the server's CA names: --tls-cert '{selector}'"),
+        ));
+    }
     table(out, &rows);
 }
 

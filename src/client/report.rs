@@ -103,12 +103,17 @@ pub struct Handshake {
     /// Where the private key of that certificate is (file, PKCS#12 bundle, PKCS#11 token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_key: Option<Key>,
+    /// With a `--tls-cert` selector of several identities: the selector of the one this
+    /// handshake presented, chosen from the server's CA names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_chosen: Option<String>,
 }
 
 /// The client's private key: where it is and what it is.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Key {
-    /// `file`, `pkcs12` or `pkcs11`.
+    /// `file`, `pkcs12`, `pkcs11` (`--tls-key pkcs11:`) or `store` (one identity of a
+    /// `--tls-cert` selector).
     pub source: String,
     /// The file, or the PKCS#11 token's label.
     pub location: String,
@@ -188,8 +193,13 @@ impl Tls {
             server_certificate,
             server_chain_length: facts.server_chain.len(),
             verified_by,
-            client_certificate: client.identity.as_ref().map(Certificate::from),
+            client_certificate: client
+                .identity
+                .as_ref()
+                .or(facts.chosen.as_ref().map(|(info, _)| info))
+                .map(Certificate::from),
             client_key: client.key.as_ref().map(Key::from),
+            client_chosen: facts.chosen.map(|(_, selector)| selector),
         }))
     }
 }

@@ -5,10 +5,15 @@ use std::fmt;
 use std::path::PathBuf;
 
 mod pkcs11_uri;
+mod selector;
 
 #[cfg(feature = "pkcs11")]
 pub(crate) use pkcs11_uri::hex;
 pub use pkcs11_uri::{is_pkcs11_uri, ObjectType, Pkcs11Uri, UriError};
+pub use selector::{
+    classify as classify_cert_value, parse as parse_selector, CertValue, Filter, Platform,
+    Selector, SelectorError, SourceKind, FORMS as SELECTOR_FORMS,
+};
 
 /// Everything the bridge and the test client need to know, already validated.
 #[derive(Clone)]
@@ -72,6 +77,21 @@ pub struct OAuthOptions {
     pub idp: Option<IdpOptions>,
     /// DPoP-bound tokens where the authorization server offers them (`--oauth-dpop`).
     pub dpop: DpopMode,
+    /// Which key signs the DPoP proofs (`--oauth-dpop-key`).
+    pub dpop_key: DpopKey,
+}
+
+/// The DPoP proof key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DpopKey {
+    /// The TLS client key when it can sign an algorithm the authorization server accepts, else a
+    /// key of this process where [`DpopMode`] allows one (the default).
+    #[default]
+    Auto,
+    /// The TLS client key, or no DPoP-bound token at all (one line saying why).
+    Tls,
+    /// A P-256 key made for this process: its tokens are never shared with other processes.
+    Process,
 }
 
 /// When to ask for DPoP-bound tokens.
@@ -127,6 +147,9 @@ pub enum JwtKeySource {
     File(PathBuf),
     /// The TLS client key the bridge already holds (file, PKCS#12 or token).
     Tls,
+    /// A key on a PKCS#11 token (`pkcs11:URI`), with its certificate beside it: it signs on the
+    /// token, through the same signing path as the TLS key.
+    Pkcs11(Box<Pkcs11Identity>),
 }
 
 /// The enterprise identity provider of `--oauth-grant id-jag`.
@@ -485,6 +508,20 @@ pub enum ClientIdentity {
     },
     /// `--tls-key pkcs11:…`: the key stays on a PKCS#11 token (smart card, YubiKey, HSM, TPM).
     Pkcs11(Box<Pkcs11Identity>),
+    /// `--tls-cert windows:…|keychain:…|pkcs11:…|auto` alone: a source holding several
+    /// certificates with their keys; the selector narrows them, the server's CA names choose.
+    Store(Box<StoreIdentity>),
+}
+
+/// A selector and what its source may need to open (a token's module and PIN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreIdentity {
+    pub selector: Selector,
+    /// `--tls-pkcs11-module` / `MCP_REMOTE_TLS_PKCS11_MODULE`, for a `pkcs11:` or Unix `auto`
+    /// selector (the URI's `module-path` otherwise).
+    pub module: Option<PathBuf>,
+    /// `--tls-passphrase` / `MCP_REMOTE_TLS_PASSPHRASE`: a token's user PIN.
+    pub pin: Option<Secret>,
 }
 
 /// A private key on a PKCS#11 token and where its certificate comes from.
@@ -522,6 +559,8 @@ impl ClientIdentity {
                 TokenCertSource::File(cert) => vec![cert.clone()],
                 TokenCertSource::BesideKey | TokenCertSource::Token(_) => Vec::new(),
             },
+            // A store has no files: rotation lists its certificates instead (`tls::store_stamp`).
+            Self::Store(_) => Vec::new(),
         }
     }
 }

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectProxyConnector, Connector};
 use ureq::{Agent, Proxy};
 
 use super::connector::{HandshakeLog, MtlsConnector};
 use super::keepalive::{self, Hints};
+use super::resolve::LiteralFirst;
 use super::rotation::{ConfigSlot, Rotation};
 use crate::config::{redact_userinfo, Config, ProxySetting};
 use crate::tls::ClientTls;
@@ -34,6 +34,17 @@ pub struct Http {
     pub tls_config: ConfigSlot,
     /// The most recent TLS handshake.
     pub handshakes: HandshakeLog,
+    /// The watch on the TLS files (certificate rotation).
+    rotation: Arc<Rotation>,
+}
+
+impl Http {
+    /// Reload the TLS configuration now if its files changed (at most one look per
+    /// [`super::rotation::CHECK_INTERVAL`]), so that a caller about to choose what to send (a
+    /// token bound to the certificate) sees the identity the request's connection will present.
+    pub fn follow_rotation(&self) {
+        self.rotation.refresh();
+    }
 }
 
 /// Why the agent could not be built. Display is a one-line instruction.
@@ -95,7 +106,8 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
         // most of the bridge's memory. 16 KiB holds any sane response head (nginx's and Apache's
         // own limits are 8 KiB per line) and bodies stream through whatever the size. Measured
         // with 200 requests in flight (`make bench`): 53.7 MiB peak RSS with 64 KiB, 34.2 MiB
-        // with 16 KiB (glibc build; the static musl build 30.0 MiB).
+        // with 16 KiB (glibc build; the static musl build 30.0 MiB). These are the plaintext
+        // buffers; the socket beneath TLS has smaller ones of its own (`connector::connect_tcp`).
         .input_buffer_size(INPUT_BUFFER)
         .output_buffer_size(16 * 1024)
         // The response head must fit in the input buffer. ureq's own limit (64 KiB) is larger, so
@@ -117,20 +129,22 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
         .and_then(|name| ServerName::try_from(name.clone()).ok())
         .map(|name| (config.url.host.clone(), name));
 
+    let rotation = Rotation::new(config.tls.clone(), Arc::clone(&tls_config));
     let connector =
         ().chain(ConnectProxyConnector::default())
             .chain(MtlsConnector::new(
                 Arc::clone(&tls_config),
                 servername,
                 Arc::clone(&handshakes),
-                Some(Rotation::new(config.tls.clone(), Arc::clone(&tls_config))),
+                Some(Arc::clone(&rotation)),
                 hints,
             ));
-    let agent = Agent::with_parts(ureq_config, connector, DefaultResolver::default());
+    let agent = Agent::with_parts(ureq_config, connector, LiteralFirst::default());
     Ok(Http {
         agent,
         tls_config,
         handshakes,
+        rotation,
     })
 }
 

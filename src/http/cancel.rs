@@ -12,6 +12,7 @@ use crate::sync::lock;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use ureq::unversioned::transport::ShutdownHandle;
 
@@ -35,6 +36,10 @@ struct Bound {
     /// Set when the request no longer needs its connection to itself (answer delivered): the
     /// connection may go back to the pool and must not be shut down for this request any more.
     released: bool,
+    /// When the request last put bytes on a connection whose handshake was done: from then on
+    /// its wait is the server's doing. `None` while it is still connecting (TCP, TLS handshake,
+    /// proxy CONNECT). The bridge's EOF grace counts from here (see `bridge::EOF_GRACE`).
+    reached: Option<Instant>,
 }
 
 impl CancelHandle {
@@ -65,6 +70,17 @@ impl CancelHandle {
         self.cancelled.load(Ordering::SeqCst)
     }
 
+    /// When the request last reached the server (sent on an established connection); `None`
+    /// while it is still on its way (connecting, in the TLS handshake).
+    pub fn reached_at(&self) -> Option<Instant> {
+        self.lock().reached
+    }
+
+    /// The server has the request, or answered on its behalf (the legacy transport's SSE GET).
+    pub fn mark_reached(&self) {
+        self.lock().reached = Some(Instant::now());
+    }
+
     /// The answer is out: a later cancel must not touch the (pooled) connection.
     pub fn release(&self) {
         let mut state = self.lock();
@@ -75,6 +91,7 @@ impl CancelHandle {
     fn bind(&self, socket: &Weak<dyn ShutdownHandle>) {
         {
             let mut state = self.lock();
+            state.reached = Some(Instant::now());
             if state.released {
                 return;
             }
@@ -121,12 +138,25 @@ pub fn current() -> Option<Arc<CancelHandle>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
-/// Called by transports when they send: bind this thread's handle (if any) to `socket`.
+/// Called by transports when they send: bind this thread's handle (if any) to `socket`, and
+/// note that its request reached the server.
 pub(crate) fn bind_current(socket: Option<&Weak<dyn ShutdownHandle>>) {
-    let Some(socket) = socket else { return };
     CURRENT.with(|c| {
         if let Some(handle) = c.borrow().as_ref() {
-            handle.bind(socket);
+            match socket {
+                Some(socket) => handle.bind(socket),
+                None => handle.mark_reached(),
+            }
+        }
+    });
+}
+
+/// Note that this thread's request (if any) reached the server through a connection of its own
+/// (see [`CancelHandle::mark_reached`]).
+pub(crate) fn mark_current_reached() {
+    CURRENT.with(|c| {
+        if let Some(handle) = c.borrow().as_ref() {
+            handle.mark_reached();
         }
     });
 }

@@ -15,7 +15,7 @@ use rustls::{
 use super::stage::{Stage, StagedError};
 use super::tls_words::{alert_name, key_purpose, signature_algorithm};
 use crate::config::{Config, TlsVersion};
-use crate::tls::{PinMismatch, WeakServerKey};
+use crate::tls::{NoAcceptableIdentity, PinMismatch, WeakServerKey};
 
 /// Whether a failure is about the setup (retrying with the same configuration cannot work) or about
 /// the moment (the server may come back).
@@ -43,6 +43,12 @@ impl std::fmt::Display for Diagnosis {
 pub fn diagnose(err: &ureq::Error, config: &Config) -> Diagnosis {
     let target = config.url.authority();
     let found = Findings::of(err);
+    if let Some(declined) = found.declined {
+        return Diagnosis {
+            message: format!("{}: {declined}", config.url.authority()),
+            severity: Severity::Setup,
+        };
+    }
     if let Some(tls) = found.tls {
         return diagnose_tls(tls, found.staged, config);
     }
@@ -81,6 +87,8 @@ struct Findings<'a> {
     staged: Option<&'a StagedError>,
     tls: Option<&'a rustls::Error>,
     io: Option<&'a io::Error>,
+    /// No identity of a `--tls-cert` selector fits what the server asks for.
+    declined: Option<&'a NoAcceptableIdentity>,
 }
 
 impl<'a> Findings<'a> {
@@ -97,6 +105,10 @@ impl<'a> Findings<'a> {
             let Some(e) = current else { break };
             if let Some(tls) = e.downcast_ref::<rustls::Error>() {
                 found.tls = Some(tls);
+                break;
+            }
+            if let Some(declined) = e.downcast_ref::<NoAcceptableIdentity>() {
+                found.declined = Some(declined);
                 break;
             }
             current = if let Some(staged) = e.downcast_ref::<StagedError>() {

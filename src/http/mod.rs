@@ -7,6 +7,7 @@ pub mod diagnose;
 pub mod encoding;
 pub mod keepalive;
 pub mod late_certificate;
+pub mod resolve;
 pub mod response;
 pub mod rotation;
 pub mod stage;

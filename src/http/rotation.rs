@@ -2,8 +2,12 @@
 //! renewed on disk while the bridge runs. Before opening a new connection, the connector asks
 //! [`Rotation::refresh`], which looks at the files' modification stamps at most once per
 //! [`CHECK_INTERVAL`] and rebuilds the TLS configuration when one changed. A renewed file that
-//! fails to load keeps the old configuration (with a warning); existing connections finish as
-//! they are.
+//! fails to load keeps the old configuration (with a warning); requests under way finish on their
+//! connections, and idle pooled connections that present the old identity are not reused. The
+//! OAuth authorizer also asks ([`crate::http::Http::follow_rotation`]) before it chooses a
+//! request's token, so that a token bound to the old certificate is replaced before it is sent.
+//! A `--tls-cert` selector has no files: what its source holds is listed instead, at the same
+//! pace, and a renewed, added or removed certificate reloads it the same way.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -33,6 +37,8 @@ pub struct Rotation {
 struct Watch {
     checked: Instant,
     stamps: Vec<(PathBuf, Stamp)>,
+    /// A fingerprint of what a selector's source holds (`None`: no selector).
+    store: Option<Vec<u8>>,
 }
 
 impl Rotation {
@@ -45,12 +51,14 @@ impl Rotation {
                 (p, s)
             })
             .collect();
+        let store = tls::store_stamp(&opts);
         Arc::new(Self {
             opts,
             slot,
             state: Mutex::new(Watch {
                 checked: Instant::now(),
                 stamps,
+                store,
             }),
         })
     }
@@ -71,10 +79,15 @@ impl Rotation {
             .iter()
             .map(|(p, _)| (p.clone(), stamp(p)))
             .collect();
-        if current == watch.stamps {
+        let store = watch
+            .store
+            .as_ref()
+            .and_then(|_| tls::store_stamp(&self.opts));
+        if current == watch.stamps && store == watch.store {
             return;
         }
         watch.stamps = current;
+        watch.store = store;
         match tls::client_config(&self.opts) {
             Ok(new) => {
                 if let Ok(mut slot) = self.slot.write() {

@@ -3,13 +3,16 @@
 //! trust, proxy and `--allow-http` rules apply as for the MCP server. Every call is bounded in
 //! time and in what it reads.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use base64ct::{Base64UrlUnpadded, Encoding};
 
 use ureq::http::{Method, Request};
 
+use super::dpop::Dpop;
 use super::metadata::check_endpoint;
-use crate::config::Config;
+use crate::config::{Config, DpopKey};
 use crate::http::diagnose::diagnose;
 use crate::http::encoding::{decoded_body, read_limited};
 use crate::http::Http;
@@ -46,8 +49,9 @@ pub struct AsHttp {
     config: Arc<Config>,
     http: Http,
     /// The DPoP key, once an authorization server that supports DPoP was found (and DPoP is
-    /// not turned off): token requests then carry a proof.
-    dpop: Arc<OnceLock<Arc<super::dpop::Dpop>>>,
+    /// not turned off): token requests then carry a proof. Replaced only when it is the TLS key
+    /// and the certificate rotates ([`AsHttp::follow_rotation`]).
+    dpop: Arc<RwLock<Option<Arc<Dpop>>>>,
 }
 
 impl AsHttp {
@@ -55,39 +59,94 @@ impl AsHttp {
         Self {
             config,
             http,
-            dpop: Arc::new(OnceLock::new()),
+            dpop: Arc::new(RwLock::new(None)),
         }
     }
 
-    /// Use DPoP from now on with the authorization server's algorithms: the TLS client key when
-    /// there is one that fits (every bridge process holds it, so bound tokens can be shared),
-    /// else a P-256 key made for this process. Once per process.
-    /// `ephemeral_ok`: whether a key of this process may be used when the TLS key cannot sign;
-    /// None when it may not.
+    /// Use DPoP from now on with the authorization server's algorithms, the key as
+    /// `--oauth-dpop-key` says: by default the TLS client key when it fits (every bridge process
+    /// holds it, so bound tokens can be shared), else a P-256 key made for this process.
+    /// `ephemeral_ok`: whether the default may fall back to a key of this process; None when it
+    /// may not. `tls` fails (one line) when the TLS key cannot sign what the server accepts.
     pub fn enable_dpop(
         &self,
         algs: &[String],
         ephemeral_ok: bool,
-    ) -> Result<Option<Arc<super::dpop::Dpop>>, String> {
-        if let Some(d) = self.dpop.get() {
+    ) -> Result<Option<Arc<Dpop>>, String> {
+        let mut slot = self.dpop.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = slot.as_ref() {
             return Ok(Some(Arc::clone(d)));
         }
-        let from_tls = super::tls_certified(&self.http)
-            .map(|certified| super::dpop::Dpop::from_certified(&certified, algs));
-        let made = match from_tls {
-            Some(Ok(dpop)) => dpop,
-            _ if !ephemeral_ok => return Ok(None),
-            Some(Err(e)) => {
-                log::debug!("OAuth: the TLS key cannot prove DPoP possession here ({e}); using a key of this process");
-                super::dpop::Dpop::generate()?
-            }
-            None => super::dpop::Dpop::generate()?,
+        let from_tls = || {
+            self.tls_certified()
+                .map(|certified| Dpop::from_certified(&certified, algs))
         };
-        Ok(Some(Arc::clone(self.dpop.get_or_init(|| Arc::new(made)))))
+        let made = match self.config.oauth.dpop_key {
+            DpopKey::Process => Dpop::generate()?,
+            DpopKey::Tls => match from_tls() {
+                Some(Ok(dpop)) => dpop,
+                Some(Err(e)) => return Err(format!("--oauth-dpop-key tls: {e}")),
+                None => {
+                    return Err(
+                        "--oauth-dpop-key tls: the bridge holds no TLS client key to sign DPoP proofs with".into(),
+                    )
+                }
+            },
+            DpopKey::Auto => match from_tls() {
+                Some(Ok(dpop)) => dpop,
+                _ if !ephemeral_ok => return Ok(None),
+                Some(Err(e)) => {
+                    log::debug!("OAuth: the TLS key cannot prove DPoP possession here ({e}); using a key of this process");
+                    Dpop::generate()?
+                }
+                None => Dpop::generate()?,
+            },
+        };
+        let made = Arc::new(made);
+        *slot = Some(Arc::clone(&made));
+        Ok(Some(made))
     }
 
-    pub fn dpop(&self) -> Option<Arc<super::dpop::Dpop>> {
-        self.dpop.get().cloned()
+    pub fn dpop(&self) -> Option<Arc<Dpop>> {
+        self.dpop.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Look for a renewed TLS certificate (see [`Http::follow_rotation`]); when the DPoP key is
+    /// the TLS key and the renewal brought a new one, proofs are signed by the new key from now
+    /// on (a token bound to the old one must then be replaced: its `certificate` differs).
+    pub fn follow_rotation(&self) {
+        self.http.follow_rotation();
+        let Some(dpop) = self.dpop().filter(|d| d.shared) else {
+            return;
+        };
+        let Some(certified) = self.tls_certified() else {
+            return;
+        };
+        match dpop.for_certificate(&certified) {
+            Ok(Some(renewed)) => {
+                log::debug!(
+                    "OAuth: the TLS key was renewed; DPoP proofs are signed with the new one"
+                );
+                *self.dpop.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(renewed));
+            }
+            Ok(None) => {}
+            Err(e) => log::warn!(
+                "the renewed TLS key cannot sign DPoP proofs ({e}); keeping the previous key"
+            ),
+        }
+    }
+
+    /// The TLS client certificate and key of the current (possibly rotated) configuration.
+    pub fn tls_certified(&self) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        super::tls_certified(&self.http)
+    }
+
+    /// RFC 8705 `x5t#S256` of the TLS client certificate presented now (None: no certificate).
+    pub fn certificate_thumbprint(&self) -> Option<String> {
+        let certified = self.tls_certified()?;
+        let leaf = certified.cert.first()?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref());
+        Some(Base64UrlUnpadded::encode_string(digest.as_ref()))
     }
 
     pub fn config(&self) -> &Config {

@@ -28,7 +28,7 @@ use super::metadata;
 use super::registration::ClientConfig;
 use super::store::TokenStore;
 use super::tokens::{now, Record, Tokens};
-use crate::config::DpopMode;
+use crate::config::{DpopKey, DpopMode};
 use crate::sync::lock as lock_mutex;
 use crate::transport::stop::Stop;
 
@@ -198,7 +198,9 @@ impl Authorizer {
     /// Whether DPoP may bind tokens to a key only this process holds: asked for (`on`), or
     /// nothing is shared with other processes anyway.
     fn ephemeral_dpop_ok(&self) -> bool {
-        self.settings.dpop == DpopMode::On || !self.store.persistent()
+        self.settings.dpop == DpopMode::On
+            || !self.store.persistent()
+            || self.http.config().oauth.dpop_key == DpopKey::Process
     }
 
     /// A server's `DPoP-Nonce` (on any answer): used by the next proof to it.
@@ -208,13 +210,27 @@ impl Authorizer {
         }
     }
 
-    /// The `Authorization` value for the next request, renewing a token about to expire first.
+    /// The `Authorization` value for the next request, renewing a token about to expire first,
+    /// and replacing a machine grant's token obtained with a certificate the bridge no longer
+    /// presents (RFC 8705 §3: the server would refuse it).
     pub fn header(&self) -> Option<String> {
+        let presented = self.follow_rotation();
         let (needs_refresh, renewable) = {
             let st = self.state();
             let tokens = st.record.tokens.as_ref()?;
+            // Not again after replacing this very token failed (or the server refused the grant):
+            // the request then goes with it, and a refusal fails it in one line (no grant per
+            // request).
+            let failed = st.machine_refused.is_some()
+                || st.refresh_failed.as_deref() == Some(tokens.access_token.as_str());
+            let stale = tokens.certificate.is_some() && tokens.certificate != presented && !failed;
+            if stale {
+                log::info!(
+                    "the TLS client certificate was renewed: getting a token for the new one before the next request"
+                );
+            }
             (
-                tokens.needs_refresh(now()),
+                tokens.needs_refresh(now()) || stale,
                 tokens.refresh_token.is_some() || self.settings.machine.is_some(),
             )
         };
@@ -223,6 +239,15 @@ impl Authorizer {
             self.refresh(held.as_ref());
         }
         self.state().record.tokens.as_ref().map(Tokens::header)
+    }
+
+    /// For a machine grant: reload a renewed TLS certificate now, before a token is chosen (the
+    /// DPoP key follows when it is the TLS key), and return the thumbprint of the certificate
+    /// requests present from now on. None for a sign-in, whose tokens are kept as they are.
+    fn follow_rotation(&self) -> Option<String> {
+        self.settings.machine.as_ref()?;
+        self.http.follow_rotation();
+        self.http.certificate_thumbprint()
     }
 
     /// A request was answered (not refused): the step-up count starts again.
@@ -552,8 +577,13 @@ impl Authorizer {
                 .collect();
             (!kept.is_empty()).then(|| kept.join(" "))
         });
+        // The identity is settled before the grant (a renewal is reloaded now, not while the
+        // token request connects), so that the token is recorded with the certificate and DPoP
+        // key it was obtained with.
+        let presented = self.follow_rotation();
         match machine::obtain(&self.http, discovered, client, scope.as_deref()) {
-            Ok(tokens) => {
+            Ok(mut tokens) => {
+                tokens.certificate = presented;
                 log::info!(
                     "obtained a token from {} ({} grant); scope {}; {}",
                     discovered.server.issuer,

@@ -1,5 +1,6 @@
 //! DPoP (RFC 9449): a proof of possession on every request that uses a DPoP-bound token. The
-//! proof key is a P-256 key made for this process (ring); it never leaves memory. A proof names
+//! proof key is the TLS client key (which may sign on a token), or a P-256 key made for this
+//! process (ring) that never leaves memory (`--oauth-dpop-key`). A proof names
 //! the method and URL it is for (`htm`, `htu`: no query, no fragment), is fresh each time (`jti`),
 //! binds the access token (`ath`) on resource requests, and carries the last nonce a server gave.
 
@@ -30,7 +31,7 @@ pub struct Dpop {
     nonces: Mutex<Nonces>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Nonces {
     auth_server: Option<String>,
     resource: Option<String>,
@@ -93,6 +94,24 @@ impl Dpop {
             shared: true,
             nonces: Mutex::new(Nonces::default()),
         })
+    }
+
+    /// The same proof key after a TLS certificate renewal: None when the key did not change,
+    /// else the renewed key for the same algorithms (the servers' nonces carry over).
+    pub fn for_certificate(
+        &self,
+        certified: &rustls::sign::CertifiedKey,
+    ) -> Result<Option<Dpop>, String> {
+        let leaf = certified
+            .cert
+            .first()
+            .ok_or("the client certificate is missing")?;
+        if jwk_of_certificate(leaf)? == self.jwk {
+            return Ok(None);
+        }
+        let renewed = Dpop::from_certified(certified, &self.algs)?;
+        *lock(&renewed.nonces) = lock(&self.nonces).clone();
+        Ok(Some(renewed))
     }
 
     /// A proof for `method` `url`; `access_token` binds it to a token (resource requests).

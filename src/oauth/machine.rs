@@ -38,9 +38,30 @@ pub struct MachineClient {
     pub client_secret: Option<String>,
     /// `--oauth-client-auth`, else chosen from what is configured and what the server lists.
     pub auth_method: Option<String>,
-    pub jwt_key: Option<Arc<dyn SigningKey>>,
+    pub jwt_key: Option<JwtSigner>,
     pub assertion_file: Option<std::path::PathBuf>,
     pub idp: Option<IdpOptions>,
+}
+
+/// The key that signs `private_key_jwt` assertions.
+pub enum JwtSigner {
+    /// A key read once (a PEM file, or a key on a PKCS#11 token that signs there).
+    Key(Arc<dyn SigningKey>),
+    /// The TLS client key, as it is when the assertion is signed: after a certificate renewal,
+    /// the renewed key.
+    Tls,
+}
+
+impl JwtSigner {
+    fn key(&self, http: &AsHttp) -> Result<Arc<dyn SigningKey>, String> {
+        match self {
+            JwtSigner::Key(key) => Ok(Arc::clone(key)),
+            JwtSigner::Tls => http
+                .tls_certified()
+                .map(|certified| Arc::clone(&certified.key))
+                .ok_or_else(|| "--oauth-jwt-key tls needs a client certificate and key (--tls-cert/--tls-key, --tls-pfx or a pkcs11: key)".to_string()),
+        }
+    }
 }
 
 /// A failed machine grant: its one line, and whether the authorization server refused it (final:
@@ -116,7 +137,11 @@ pub fn obtain(
         form.push(("scope".into(), scope.to_string()));
     }
     let method = auth_method(client, server);
-    let basic = authenticate(client, server, &method, &mut form)?;
+    let jwt_key = match &client.jwt_key {
+        Some(signer) if method == "private_key_jwt" => Some(signer.key(http)?),
+        _ => None,
+    };
+    let basic = authenticate(client, jwt_key.as_deref(), server, &method, &mut form)?;
     let endpoint = token_endpoint(server, &method)?;
     log::debug!(
         "OAuth: {} grant at {} ({method})",
@@ -189,6 +214,7 @@ fn token_endpoint(server: &AuthServer, method: &str) -> Result<String, String> {
 /// Add the client's authentication to `form`; returns a Basic `Authorization` value if any.
 fn authenticate(
     client: &MachineClient,
+    jwt_key: Option<&dyn SigningKey>,
     server: &AuthServer,
     method: &str,
     form: &mut Vec<(String, String)>,
@@ -215,11 +241,8 @@ fn authenticate(
         }
         "private_key_jwt" => {
             let id = need_id()?;
-            let key = client
-                .jwt_key
-                .as_ref()
-                .ok_or("private_key_jwt needs --oauth-jwt-key")?;
-            let assertion = client_assertion(key.as_ref(), &id, server)?;
+            let key = jwt_key.ok_or("private_key_jwt needs --oauth-jwt-key")?;
+            let assertion = client_assertion(key, &id, server)?;
             form.push(("client_id".into(), id));
             form.push(("client_assertion_type".into(), CLIENT_ASSERTION_TYPE.into()));
             form.push(("client_assertion".into(), assertion));
@@ -394,7 +417,7 @@ mod tests {
             Some("https://as/token")
         );
         let mut form = Vec::new();
-        let basic = authenticate(&client(), &server, "tls_client_auth", &mut form);
+        let basic = authenticate(&client(), None, &server, "tls_client_auth", &mut form);
         assert_eq!(basic.ok(), Some(None));
         assert_eq!(form, vec![("client_id".to_string(), "c".to_string())]);
     }

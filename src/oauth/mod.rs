@@ -102,14 +102,24 @@ fn machine_client(config: &Config, http: &Http) -> Result<Option<machine::Machin
     if options.grant == crate::config::OAuthGrant::AuthorizationCode {
         return Ok(None);
     }
+    use crate::config::JwtKeySource;
+    use machine::JwtSigner;
     let jwt_key = match &options.jwt_key {
         None => None,
-        Some(crate::config::JwtKeySource::File(path)) => Some(
+        Some(JwtKeySource::File(path)) => Some(JwtSigner::Key(
             crate::tls::signing_key_file("--oauth-jwt-key", path).map_err(|e| e.to_string())?,
-        ),
-        Some(crate::config::JwtKeySource::Tls) => Some(tls_signing_key(http).ok_or(
-            "--oauth-jwt-key tls needs a client certificate and key (--tls-cert/--tls-key, --tls-pfx or a pkcs11: key)",
-        )?),
+        )),
+        // Opened once, logged in once: every assertion is then one signature on the token.
+        Some(JwtKeySource::Pkcs11(token)) => Some(JwtSigner::Key(
+            crate::tls::signing_key_token(token)
+                .map_err(|e| format!("--oauth-jwt-key {}: {e}", token.key.shown()))?,
+        )),
+        Some(JwtKeySource::Tls) => {
+            tls_certified(http).ok_or(
+                "--oauth-jwt-key tls needs a client certificate and key (--tls-cert/--tls-key, --tls-pfx or a pkcs11: key)",
+            )?;
+            Some(JwtSigner::Tls)
+        }
     };
     Ok(Some(machine::MachineClient {
         grant: options.grant,
@@ -123,11 +133,6 @@ fn machine_client(config: &Config, http: &Http) -> Result<Option<machine::Machin
         assertion_file: options.assertion_file.clone(),
         idp: options.idp.clone(),
     }))
-}
-
-/// The TLS client key the bridge presents (the one of the current, possibly rotated, config).
-fn tls_signing_key(http: &Http) -> Option<Arc<dyn rustls::sign::SigningKey>> {
-    tls_certified(http).map(|certified| Arc::clone(&certified.key))
 }
 
 /// The TLS client certificate and key (of the current, possibly rotated, config).

@@ -75,6 +75,12 @@ pub struct Tokens {
     pub obtained_at: Option<u64>,
     /// The granted scope (else the requested one).
     pub scope: Option<String>,
+    /// RFC 8705 `x5t#S256` of the TLS client certificate presented when a machine grant issued
+    /// these tokens: once the bridge presents another (a renewal), they are replaced before use,
+    /// as the authorization server may have bound them to the old one (`cnf`), directly or
+    /// through a DPoP proof signed by its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 impl fmt::Debug for Tokens {
@@ -188,6 +194,7 @@ impl TokenResponse {
             expires_at: self.expires_in.map(|s| now.saturating_add(s)),
             obtained_at: Some(now),
             scope: self.scope.or_else(|| asked_scope.map(str::to_string)),
+            certificate: None,
         })
     }
 }
@@ -279,6 +286,7 @@ mod tests {
             expires_at: None,
             obtained_at: None,
             scope: None,
+            certificate: None,
         };
         let c = Client {
             issuer: "i".into(),

@@ -88,11 +88,35 @@ pub enum TlsError {
     Rustls(rustls::Error),
     /// A key (or certificate) on a PKCS#11 token could not be used.
     Pkcs11(super::Pkcs11Error),
+    /// An identity source (`--tls-cert windows:…|keychain:…|pkcs11:…|auto`) could not be opened or
+    /// listed. `store` names it (`Windows store CurrentUser\My`); `detail` says why and what to do.
+    Store { store: String, detail: String },
+    /// A selector matched no usable identity. `held` describes what the source holds (each with
+    /// the selector that picks it), `why` what was wrong with them.
+    NoIdentity {
+        selector: String,
+        source: String,
+        why: String,
+        held: Vec<String>,
+    },
 }
 
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Store { store, detail } => write!(f, "{store}: {detail}"),
+            Self::NoIdentity {
+                selector,
+                source,
+                why,
+                held,
+            } => {
+                write!(f, "--tls-cert {selector} ({source}): {why}")?;
+                if !held.is_empty() {
+                    write!(f, "; it holds: {}", held.join("; "))?;
+                }
+                Ok(())
+            }
             Self::ReadFile { flag, path, source } => write!(
                 f,
                 "cannot read {flag} {}: {source} (check the path and its permissions)",

@@ -32,7 +32,7 @@ pub(crate) struct Identity {
 /// Where the private key is and what it is, for the test client's report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientKey {
-    /// `file`, `pkcs12` or `pkcs11`.
+    /// `file`, `pkcs12`, `pkcs11` (`--tls-key pkcs11:`) or `store` (a `--tls-cert` selector).
     pub source: &'static str,
     /// The file, or the PKCS#11 token's label.
     pub location: String,
@@ -53,6 +53,7 @@ impl std::fmt::Display for ClientKey {
                 self.location, self.algorithm
             ),
             ("pkcs12", _) => write!(f, "PKCS#12 bundle {} ({})", self.location, self.algorithm),
+            ("store", _) => write!(f, "{} ({})", self.location, self.algorithm),
             _ => write!(f, "file {} ({})", self.location, self.algorithm),
         }
     }
@@ -102,6 +103,19 @@ pub(crate) fn load(identity: &ClientIdentity, now: SystemTime) -> Result<Identit
             (loaded.chain, signing_key, info, origin)
         }
         ClientIdentity::Pkcs11(token) => load_token(token)?,
+        // `client_config_at` loads selectors itself (they may hold several identities); a caller
+        // that needs exactly one gets it, or the reason.
+        ClientIdentity::Store(store) => {
+            return match super::store::load(store, now)? {
+                super::store::Loaded::One(identity) => Ok(*identity),
+                super::store::Loaded::Several(_) => Err(TlsError::Store {
+                    store: format!("--tls-cert {}", store.selector),
+                    detail: "it matches several identities and this needs one: narrow it with \
+                             the selector one of them is listed with (--list-identities)"
+                        .to_string(),
+                }),
+            };
+        }
     };
     let leaf = chain.first().ok_or_else(|| TlsError::NoCertificate {
         flag: origin.cert_flag,
@@ -319,5 +333,39 @@ fn check_validity(
             not_before,
             not_after,
         }),
+    }
+}
+
+/// The identity a selector settled on (`store::load`), with its opened key: what a file
+/// identity would be, with the same near-expiry warning.
+pub(crate) fn from_store(
+    d: &super::store::Described,
+    signing: Arc<dyn SigningKey>,
+    now: SystemTime,
+) -> Identity {
+    let mut warnings = Vec::new();
+    if let Validity::ExpiresSoon { remaining } = d.info.validity_at(now) {
+        let days = remaining.as_secs() / (24 * 60 * 60);
+        warnings.push(format!(
+            "the client certificate {} ({}) expires on {} (in {days} days); renew it soon",
+            d.candidate.selector,
+            d.info.subject,
+            format_utc(d.info.not_after)
+        ));
+    }
+    Identity {
+        certified: Arc::new(CertifiedKey::new(d.candidate.chain.clone(), signing)),
+        info: d.info.clone(),
+        key: ClientKey {
+            source: "store",
+            location: d.candidate.key_location.clone(),
+            object: None,
+            algorithm: d
+                .kind
+                .map(|k| k.describe())
+                .unwrap_or_else(|| "unknown".to_string()),
+            mechanisms: Vec::new(),
+        },
+        warnings,
     }
 }

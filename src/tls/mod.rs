@@ -36,9 +36,13 @@ pub(crate) use pkcs11::certificate_key;
 pub use pkcs11::{is_pkcs11_uri, KeyKind, ObjectType, Pkcs11Error, Pkcs11Uri, UriError};
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::{MAX_SESSIONS, RETRY_INTERVAL, SESSION_WAIT};
+pub use store::{
+    describe_ca_names, list as list_identities, take_handshake_note, CaNamesSeen, HandshakeNote,
+    Listed, NoAcceptableIdentity,
+};
 pub use verify::WeakServerKey;
 
-use crate::config::{TlsOptions, TlsVersion};
+use crate::config::{ClientIdentity, TlsOptions, TlsVersion};
 
 /// Logged and returned when `--tls-insecure-skip-verify` is on.
 pub const SKIP_VERIFY_WARNING: &str = "TLS server certificate verification is DISABLED \
@@ -68,9 +72,14 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
     let mut warnings = Vec::new();
 
     // Identity first: its errors (files, passphrase) are the likeliest and the most specific.
-    let identity = match &opts.identity {
-        Some(source) => Some(identity::load(source, now)?),
-        None => None,
+    // A selector may leave the choice to each handshake (several identities).
+    let (identity, chooser) = match &opts.identity {
+        Some(ClientIdentity::Store(selector)) => match store::load(selector, now)? {
+            store::Loaded::One(identity) => (Some(*identity), None),
+            store::Loaded::Several(resolver) => (None, Some(resolver)),
+        },
+        Some(source) => (Some(identity::load(source, now)?), None),
+        None => (None, None),
     };
 
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -100,8 +109,9 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
         .dangerous()
         .with_custom_certificate_verifier(pin::wrap(verifier, &opts.pins, anchors));
 
-    let (mut config, identity_info, key_info) = match identity {
-        Some(identity) => {
+    let (mut config, identity_info, key_info) = match (identity, chooser) {
+        (_, Some(resolver)) => (builder.with_client_cert_resolver(resolver), None, None),
+        (Some(identity), None) => {
             log::debug!("client certificate: {}", identity.info);
             log::debug!("client key: {}", identity.key);
             for mechanism in &identity.key.mechanisms {
@@ -114,7 +124,7 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
             let config = builder.with_client_cert_resolver(Arc::new(resolver));
             (config, Some(identity.info), Some(identity.key))
         }
-        None => (builder.with_no_client_auth(), None, None),
+        (None, None) => (builder.with_no_client_auth(), None, None),
     };
     // ureq speaks HTTP/1.1 only; saying so keeps an h2-preferring server from choosing h2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -130,6 +140,34 @@ pub fn client_config_at(opts: &TlsOptions, now: SystemTime) -> Result<ClientTls,
     })
 }
 
+/// The configuration of `--list-identities <server-url>`: the same trust as a session, and a
+/// resolver that presents no certificate but records the CA names the server asks for.
+pub fn ca_names_probe(
+    opts: &TlsOptions,
+) -> Result<(Arc<ClientConfig>, Arc<CaNamesSeen>), TlsError> {
+    let no_identity = TlsOptions {
+        identity: None,
+        ..opts.clone()
+    };
+    let mut config = (*client_config(&no_identity)?.config).clone();
+    let seen = Arc::new(CaNamesSeen::default());
+    config.client_auth_cert_resolver = Arc::clone(&seen) as _;
+    Ok((Arc::new(config), seen))
+}
+
+/// A fingerprint of what the `--tls-cert` selector's source holds now, for certificate rotation;
+/// `None` without a selector. A source that cannot be listed (a token pulled out) has an empty
+/// fingerprint, so that its return reloads the configuration.
+pub fn store_stamp(opts: &TlsOptions) -> Option<Vec<u8>> {
+    match &opts.identity {
+        Some(ClientIdentity::Store(selector)) => Some(store::stamp(selector).unwrap_or_else(|e| {
+            log::debug!("cannot list --tls-cert {}: {e}", selector.selector);
+            Vec::new()
+        })),
+        _ => None,
+    }
+}
+
 /// A signing key from a PEM key file (for JWT assertions), read the way `--tls-key` is read
 /// (PKCS#8, SEC1, PKCS#1; encrypted keys need the passphrase, which this path does not take).
 pub fn signing_key_file(
@@ -142,6 +180,17 @@ pub fn signing_key_file(
         path: path.to_path_buf(),
         detail: e.to_string(),
     })
+}
+
+/// A signing key on a PKCS#11 token (for JWT assertions), opened and checked against its
+/// certificate exactly as a `--tls-key pkcs11:` key is: it signs on the token, where it stays.
+pub fn signing_key_token(
+    token: &crate::config::Pkcs11Identity,
+) -> Result<Arc<dyn rustls::sign::SigningKey>, TlsError> {
+    let source = crate::config::ClientIdentity::Pkcs11(Box::new(token.clone()));
+    Ok(Arc::clone(
+        &identity::load(&source, SystemTime::now())?.certified.key,
+    ))
 }
 
 /// TLS 1.3 only when the minimum is 1.3; otherwise 1.2 and 1.3 (rustls has nothing older).

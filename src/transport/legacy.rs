@@ -88,6 +88,9 @@ impl LegacyLink {
                 Waits::response(config.connect_timeout),
             )
         })?;
+        // The server answered the GET: the connection is up, and what is left (the endpoint) is
+        // the server's to send. The request this link is opened for has reached the server.
+        cancel::mark_current_reached();
         let status = resp.status().as_u16();
         let is_sse = is_event_stream(&resp);
         if status != 200 || !is_sse {

@@ -42,6 +42,9 @@ pub struct PeerOptions {
     pub dpop: &'static str,
     /// The DPoP proof algorithms the AS accepts, comma-separated (None: all it knows).
     pub dpop_algs: Option<&'static str>,
+    /// The MCP server's TLS accepts client certificates from any issuer, and serves those not
+    /// from the fixtures CA only with a token bound to them (server.mjs `--mcp-self-signed-clients`).
+    pub mcp_self_signed_clients: bool,
 }
 
 impl Default for PeerOptions {
@@ -53,6 +56,7 @@ impl Default for PeerOptions {
             clients: None,
             dpop: "off",
             dpop_algs: None,
+            mcp_self_signed_clients: false,
         }
     }
 }
@@ -107,6 +111,9 @@ impl OauthPeer {
         node.arg(&server);
         if options.offline_access_needs_consent {
             node.arg("--offline-access-needs-consent");
+        }
+        if options.mcp_self_signed_clients {
+            node.arg("--mcp-self-signed-clients");
         }
         if let Some(algs) = options.dpop_algs {
             node.arg("--dpop-algs").arg(algs);

@@ -53,6 +53,21 @@ pub fn module_path() -> PathBuf {
 impl SoftHsm {
     /// A fresh token `mcp` (user PIN 1234) with the [`KEYS`].
     pub fn new(name: &str) -> SoftHsm {
+        let hsm = SoftHsm::empty(name);
+        for (label, id, key, cert) in KEYS {
+            hsm.import(label, id, key, cert);
+        }
+        hsm
+    }
+
+    /// A key and its certificate (fixture names) under one label and id.
+    pub fn import(&self, label: &str, id: &str, key: &str, cert: &str) {
+        self.import_key(&super::fixture(key), label, id);
+        self.import_cert(&super::fixture(cert), label, id);
+    }
+
+    /// A fresh token `mcp` (user PIN 1234) with nothing on it.
+    pub fn empty(name: &str) -> SoftHsm {
         let dir = std::env::temp_dir().join(format!("mcp-softhsm-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let tokens = dir.join("tokens");
@@ -85,10 +100,6 @@ impl SoftHsm {
                 SO_PIN,
             ],
         );
-        for (label, id, key, cert) in KEYS {
-            hsm.import_key(&super::fixture(key), label, id);
-            hsm.import_cert(&super::fixture(cert), label, id);
-        }
         hsm
     }
 

@@ -27,6 +27,9 @@ pub(super) fn serve(
             return;
         }
     };
+    if let Some(delay) = state.opts.handshake_delay {
+        std::thread::sleep(delay);
+    }
     let accepted = match tls {
         None => Some((Box::new(sock) as Box<dyn Wire>, None)),
         Some(config) => handshake(config, sock),

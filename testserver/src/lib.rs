@@ -147,6 +147,10 @@ pub struct ServerOptions {
     /// Announce `keep_alive_timeout` in a `Keep-Alive: timeout=N` header on every response, as
     /// Apache does (default false: nginx and HAProxy send none).
     pub keep_alive_hint: bool,
+    /// How long each accepted connection waits before its TLS handshake starts (default none):
+    /// a slow machine or a loaded terminator, where reaching the server takes longer than the
+    /// bridge's 1 s EOF grace (as the first handshake does under qemu-user).
+    pub handshake_delay: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -176,6 +180,7 @@ impl Default for ServerOptions {
             legacy_endpoint_query: None,
             keep_alive_timeout: None,
             keep_alive_hint: false,
+            handshake_delay: None,
         }
     }
 }

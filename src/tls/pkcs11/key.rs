@@ -33,6 +33,16 @@ type PoolKey = (PathBuf, String);
 
 /// Opens the token and finds the key (and the certificate, when it is on the token).
 pub(crate) fn open(identity: &Pkcs11Identity) -> Result<TokenIdentity, Pkcs11Error> {
+    open_inner(identity, true)
+}
+
+/// Opens the token and finds the key only: a selector's source has found its certificate (a
+/// renewed certificate may sit beside the old one, under the key's id).
+pub(super) fn open_key_only(identity: &Pkcs11Identity) -> Result<TokenIdentity, Pkcs11Error> {
+    open_inner(identity, false)
+}
+
+fn open_inner(identity: &Pkcs11Identity, find_chain: bool) -> Result<TokenIdentity, Pkcs11Error> {
     let uri = &identity.key;
     let module_path = identity
         .module
@@ -69,6 +79,7 @@ pub(crate) fn open(identity: &Pkcs11Identity) -> Result<TokenIdentity, Pkcs11Err
         let id = token::bytes_attribute(session, lease.key, AttributeType::Id, &token_label)?
             .filter(|id| !id.is_empty());
         let chain = match &identity.cert {
+            _ if !find_chain => None,
             TokenCertSource::File(_) => None,
             TokenCertSource::BesideKey => {
                 // The certificate that shares the key's id; by label when the key has no id.

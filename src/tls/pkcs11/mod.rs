@@ -19,6 +19,8 @@ mod scheme;
 #[cfg(feature = "pkcs11")]
 mod session_pool;
 #[cfg(feature = "pkcs11")]
+mod source;
+#[cfg(feature = "pkcs11")]
 mod token;
 
 #[cfg(not(feature = "pkcs11"))]
@@ -32,8 +34,10 @@ pub(crate) use kind::certificate_key;
 pub use kind::KeyKind;
 #[cfg(feature = "pkcs11")]
 pub use session_pool::{MAX_SESSIONS, RETRY_INTERVAL, SESSION_WAIT};
+#[cfg(feature = "pkcs11")]
+pub(crate) use source::open_source;
 #[cfg(not(feature = "pkcs11"))]
-pub(crate) use unavailable::open;
+pub(crate) use unavailable::{open, open_source};
 
 /// What the test client reports about a token key.
 #[derive(Debug, Clone, PartialEq, Eq)]

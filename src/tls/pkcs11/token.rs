@@ -16,6 +16,26 @@ use crate::config::Secret;
 
 /// The slot holding the one token that matches `uri`, and that token's label.
 pub(super) fn find_token(ctx: &Pkcs11, uri: &Pkcs11Uri) -> Result<(Slot, String), Pkcs11Error> {
+    let (present, mut matching) = matching_tokens(ctx, uri)?;
+    match matching.len() {
+        1 => Ok(matching.remove(0)),
+        0 => Err(Pkcs11Error::NoToken {
+            uri: uri.to_string(),
+            tokens: present,
+        }),
+        _ => Err(Pkcs11Error::SeveralTokens {
+            uri: uri.to_string(),
+            tokens: matching.into_iter().map(|(_, label)| label).collect(),
+        }),
+    }
+}
+
+/// The labels of every initialised token present, and the slots (with labels) of those that
+/// match a URI.
+pub(super) type Tokens = (Vec<String>, Vec<(Slot, String)>);
+
+/// The tokens present and those that match `uri`: a selector may span several tokens.
+pub(super) fn matching_tokens(ctx: &Pkcs11, uri: &Pkcs11Uri) -> Result<Tokens, Pkcs11Error> {
     let call_failed = |e: CkError| {
         let (function, code) = describe(&e);
         Pkcs11Error::Call {
@@ -29,10 +49,7 @@ pub(super) fn find_token(ctx: &Pkcs11, uri: &Pkcs11Uri) -> Result<(Slot, String)
         let library_matches = matches(&uri.library_manufacturer, info.manufacturer_id())
             && matches(&uri.library_description, info.library_description());
         if !library_matches {
-            return Err(Pkcs11Error::NoToken {
-                uri: uri.to_string(),
-                tokens: Vec::new(),
-            });
+            return Ok((Vec::new(), Vec::new()));
         }
     }
     let mut present = Vec::new();
@@ -61,17 +78,7 @@ pub(super) fn find_token(ctx: &Pkcs11, uri: &Pkcs11Uri) -> Result<(Slot, String)
             matching.push((slot, info.label().to_string()));
         }
     }
-    match matching.len() {
-        1 => Ok(matching.remove(0)),
-        0 => Err(Pkcs11Error::NoToken {
-            uri: uri.to_string(),
-            tokens: present,
-        }),
-        _ => Err(Pkcs11Error::SeveralTokens {
-            uri: uri.to_string(),
-            tokens: matching.into_iter().map(|(_, label)| label).collect(),
-        }),
-    }
+    Ok((present, matching))
 }
 
 fn matches(wanted: &Option<String>, actual: &str) -> bool {
@@ -88,7 +95,7 @@ pub(super) enum PinSource {
 }
 
 impl PinSource {
-    fn read(&self) -> Result<Option<Secret>, Pkcs11Error> {
+    pub(super) fn read(&self) -> Result<Option<Secret>, Pkcs11Error> {
         match self {
             Self::None => Ok(None),
             Self::Given(pin) => Ok(Some(pin.clone())),

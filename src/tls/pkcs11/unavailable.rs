@@ -27,3 +27,12 @@ impl TokenIdentity {
         Err(Pkcs11Error::NotBuilt)
     }
 }
+
+/// A `pkcs11:` selector in a build without PKCS#11.
+pub(crate) fn open_source(
+    _uri: &crate::config::Pkcs11Uri,
+    _module: Option<std::path::PathBuf>,
+    _pin: Option<crate::config::Secret>,
+) -> Result<Box<dyn crate::tls::store::IdentitySource>, Pkcs11Error> {
+    Err(Pkcs11Error::NotBuilt)
+}

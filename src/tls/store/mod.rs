@@ -8,8 +8,30 @@
 //! spaces and colons ignored, any case), `sha256`, `subject` or `issuer` (a case-insensitive
 //! substring of the RFC 4514 name). `pkcs11:` keeps RFC 7512's own attributes. `auto` alone is the
 //! platform's store. A selector that matches several identities leaves the choice to the server's
-//! CertificateRequest. Work in progress (issue 21): the sources are being wired in.
-#![allow(dead_code)]
+//! CertificateRequest. The syntax is parsed once, in `config::selector`.
+//!
+//! Split by concern: [`open`] dispatches a selector to its source (one `cfg` arm per platform);
+//! `filter` applies the `ATTR=VALUE` filters; `choose` is the automatic choice from the server's
+//! CA names (pure); `load` settles what to present at start-up; `resolver` plugs the choice into
+//! the rustls handshake; `listing` is `--list-identities`. A source only lists
+//! and signs: matching and choosing are generic over [`Candidate::chain`], so every source gets
+//! them.
+
+mod choose;
+mod filter;
+mod listing;
+mod load;
+mod resolver;
+
+pub(crate) use choose::Described;
+pub use listing::{describe_ca_names, list, Listed};
+pub(crate) use load::{load, stamp, Loaded};
+pub use resolver::{take_handshake_note, CaNamesSeen, HandshakeNote, NoAcceptableIdentity};
+
+#[cfg(target_os = "macos")]
+pub(crate) mod keychain;
+#[cfg(windows)]
+pub(crate) mod windows;
 
 use std::sync::Arc;
 
@@ -17,6 +39,7 @@ use rustls::sign::SigningKey;
 use rustls_pki_types::CertificateDer;
 
 use super::TlsError;
+use crate::config::{SourceKind, StoreIdentity};
 
 /// One identity a source holds: its certificate chain (leaf first), the exact selector that picks
 /// it alone, and where its key lives.
@@ -38,4 +61,29 @@ pub(crate) trait IdentitySource: Send + Sync {
     fn candidates(&self) -> Result<Vec<Candidate>, TlsError>;
     /// The signing key of `candidate`, which signs inside the source.
     fn signing_key(&self, candidate: &Candidate) -> Result<Arc<dyn SigningKey>, TlsError>;
+    /// Whether the source's own part of the selector picks `candidate` (a `pkcs11:` URI's
+    /// `object` and `id`); the `ATTR=VALUE` filters are applied by the caller, for every source.
+    fn selects(&self, _candidate: &Candidate) -> bool {
+        true
+    }
+}
+
+/// Opens the source a selector names. A store of another platform never gets here (the
+/// selector parser refuses it), but a library caller gets an error, not a panic.
+pub(crate) fn open(identity: &StoreIdentity) -> Result<Box<dyn IdentitySource>, TlsError> {
+    match &identity.selector.source {
+        #[cfg(windows)]
+        SourceKind::Windows(store) => windows::open(store),
+        #[cfg(target_os = "macos")]
+        SourceKind::Keychain(keychain) => keychain::open(keychain),
+        SourceKind::Pkcs11(uri) => {
+            super::pkcs11::open_source(uri, identity.module.clone(), identity.pin.clone())
+                .map_err(TlsError::Pkcs11)
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(TlsError::Store {
+            store: format!("--tls-cert {}", identity.selector),
+            detail: format!("{other:?} is not available on this platform"),
+        }),
+    }
 }

@@ -3,7 +3,7 @@
 //
 //   node server.mjs --fixtures DIR --modules DIR [--access-ttl S] [--token-format opaque|jwt]
 //                   [--offline-access-needs-consent] [--clients FILE] [--dpop off|on|nonce|nonce+bearer]
-//                   [--dpop-algs ALG,…]
+//                   [--dpop-algs ALG,…] [--mcp-self-signed-clients]
 //
 // --clients names a JSON file of pre-registered machine clients (client_credentials only), each
 //   {"client_id", "token_endpoint_auth_method", "bound": bool (RFC 8705 certificate-bound tokens),
@@ -15,6 +15,10 @@
 //   demand their server nonces; `nonce+bearer` too, the MCP server's demand then following a
 //   Bearer challenge in the same header (a server that takes both schemes, RFC 9449 §7.1).
 // --dpop-algs ES256,… narrows the DPoP proof algorithms the AS accepts (default: all it knows).
+// --mcp-self-signed-clients lets the MCP server's TLS accept any client certificate, as a resource
+//   server of self_signed_tls_client_auth clients must (RFC 8705 §2.2, §3): a request on a
+//   connection whose certificate is not from the fixtures CA is then served only with a token
+//   bound to exactly that certificate (else 401, counted as `unverified_certificate`).
 //
 // --modules is the node_modules directory of scripts/peers/install-oauth.sh (.peers/oauth/node_modules):
 // the packages live outside the source tree, so they are imported by path, not by name.
@@ -45,10 +49,12 @@ function parseArgs(argv) {
   const opts = {
     fixtures: null, modules: null, accessTtl: 3600, tokenFormat: 'opaque', offlineAccessNeedsConsent: false,
     clients: null, dpop: 'off', dpopAlgs: ['ES256', 'ES384', 'PS256', 'RS256', 'Ed25519', 'EdDSA'],
+    mcpSelfSignedClients: false,
   };
   for (let i = 0; i < argv.length; i += 1) {
     const flag = argv[i];
     if (flag === '--offline-access-needs-consent') { opts.offlineAccessNeedsConsent = true; continue; }
+    if (flag === '--mcp-self-signed-clients') { opts.mcpSelfSignedClients = true; continue; }
     const value = argv[i + 1];
     if (value === undefined) fail(`${flag} needs a value`);
     i += 1;
@@ -131,7 +137,7 @@ const state = {
   accessTokens: new Map(), // jti -> clientId (opaque format only: JWTs are not stored)
   clients: [],
   mcp: {
-    authorized: 0, unauthorized: 0, wrongCertificate: 0, dpop: 0, badProof: 0, nonceDemanded: 0, byToken: new Map(), methods: {},
+    authorized: 0, unauthorized: 0, wrongCertificate: 0, unverifiedCertificate: 0, selfSigned: 0, dpop: 0, badProof: 0, nonceDemanded: 0, byToken: new Map(), methods: {},
     // The x5t#S256 (certificate) and jkt (DPoP key) bindings of the tokens the MCP server accepted.
     certificateBindings: new Set(), keyBindings: new Set(),
   },
@@ -149,7 +155,7 @@ const asServer = https.createServer(
   (req, res) => asHandler(req, res),
 );
 const mcpServer = https.createServer(
-  { ...tls, requestCert: true, rejectUnauthorized: true },
+  { ...tls, requestCert: true, rejectUnauthorized: !opts.mcpSelfSignedClients },
   (req, res) => { handleMcp(req, res).catch((err) => internalError(res, err)); },
 );
 const controlServer = http.createServer((req, res) => {
@@ -572,6 +578,15 @@ async function handleMcp(req, res) {
     challenge(res, 'invalid_token');
     return;
   }
+  if (!req.socket.authorized) {
+    // Only with --mcp-self-signed-clients: the certificate is trusted through the token alone.
+    if (!certThumbprint(req.socket) || !claims.cnf?.['x5t#S256']) {
+      state.mcp.unverifiedCertificate += 1;
+      challenge(res, 'invalid_token');
+      return;
+    }
+    state.mcp.selfSigned += 1;
+  }
   state.mcp.authorized += 1;
   if (claims.cnf?.['x5t#S256']) state.mcp.certificateBindings.add(claims.cnf['x5t#S256']);
   if (claims.cnf?.jkt) state.mcp.keyBindings.add(claims.cnf.jkt);
@@ -629,6 +644,8 @@ async function handleControl(req, res) {
           authorized: state.mcp.authorized,
           unauthorized: state.mcp.unauthorized,
           wrong_certificate: state.mcp.wrongCertificate,
+          unverified_certificate: state.mcp.unverifiedCertificate,
+          self_signed: state.mcp.selfSigned,
           dpop: state.mcp.dpop,
           bad_proof: state.mcp.badProof,
           nonce_demanded: state.mcp.nonceDemanded,
