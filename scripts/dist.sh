@@ -91,8 +91,10 @@ build() {
     # target links for unwinding; zig brings its own unwinder).
     x86_64-unknown-linux-musl-dynamic)
       cross_need_zig dist || return 1
-      CARGO_TARGET_DIR=target/dynamic \
-        CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$MUSL_DYNAMIC_RUSTFLAGS" \
+      # RUSTFLAGS, not CARGO_TARGET_…_RUSTFLAGS: cargo merges the latter with .cargo/config.toml's
+      # flags for the static musl build (-z pack-relative-relocs, which zig's linker refuses), while
+      # RUSTFLAGS replaces them.
+      CARGO_TARGET_DIR=target/dynamic RUSTFLAGS="$MUSL_DYNAMIC_RUSTFLAGS" \
         nice -n 10 cargo zigbuild --release --locked --bins --target x86_64-unknown-linux-musl || return 1
       file "$(release_dir "$target")/mcp-secure-remote" | grep -q 'dynamically linked, interpreter /lib/ld-musl' || {
         echo "dist: $(release_dir "$target")/mcp-secure-remote is not linked against musl's dynamic loader" >&2
