@@ -175,6 +175,31 @@ pub(crate) fn choose(
     ))
 }
 
+/// As [`choose`], except that a request naming no CA keeps `presented` (the identity presented
+/// last) while it is still acceptable. The OAuth signing paths (`--oauth-jwt-key tls`, a DPoP
+/// proof with the TLS key, the `x5t#S256` a bound token is checked against) ask with no names,
+/// and must get the certificate the servers were shown, not another valid one: RFC 8705 binds
+/// the token to it.
+pub(crate) fn choose_keeping(
+    described: &[Described],
+    names: &[&[u8]],
+    schemes: &[SignatureScheme],
+    now: SystemTime,
+    presented: Option<usize>,
+) -> Result<usize, String> {
+    if names.is_empty() {
+        let still_fits = |i: &usize| {
+            described
+                .get(*i)
+                .is_some_and(|d| verdict(d, names, schemes, now) == Verdict::Acceptable)
+        };
+        if let Some(i) = presented.filter(still_fits) {
+            return Ok(i);
+        }
+    }
+    choose(described, names, schemes, now)
+}
+
 /// The CA names of a CertificateRequest in RFC 4514 form, for messages.
 pub(crate) fn describe_names(names: &[&[u8]]) -> String {
     if names.is_empty() {
@@ -296,6 +321,43 @@ mod tests {
             described("rogue-client.crt"),
         ];
         assert_eq!(choose(&ids, &[], RSA_AND_EC, SystemTime::now()), Ok(1));
+    }
+
+    #[test]
+    fn a_request_naming_no_ca_keeps_the_identity_presented_last_while_it_fits() {
+        let now = SystemTime::now();
+        let ids = all();
+        let unprompted = choose(&ids, &[], RSA_AND_EC, now).unwrap();
+        // The rogue identity is the one a server naming the rogue CA was shown; it is not the
+        // one an unprompted choice makes (so keeping it is visible).
+        assert_eq!(
+            choose(&ids, &[&name_of("rogue-ca.crt")], RSA_AND_EC, now),
+            Ok(1)
+        );
+        assert_ne!(unprompted, 1);
+        assert_eq!(choose_keeping(&ids, &[], RSA_AND_EC, now, Some(1)), Ok(1));
+        // A request that names CAs chooses by them, whatever was presented before.
+        let root = name_of("intermediate-ca.crt");
+        assert_eq!(
+            choose_keeping(&ids, &[&root], RSA_AND_EC, now, Some(1)),
+            Ok(2)
+        );
+        // An identity that no longer fits (expired; or a scheme the request lacks) is not kept.
+        assert_eq!(
+            choose_keeping(&ids, &[], RSA_AND_EC, now, Some(0)),
+            Ok(unprompted)
+        );
+        let ec_only = [SignatureScheme::ECDSA_NISTP256_SHA256];
+        let kept = choose_keeping(&ids, &[], &ec_only, now, Some(3));
+        assert_ne!(
+            kept,
+            Ok(3),
+            "an RSA identity kept for an ECDSA-only request"
+        );
+        assert_eq!(
+            choose_keeping(&ids, &[], RSA_AND_EC, now, Some(99)),
+            Ok(unprompted)
+        );
     }
 
     #[test]

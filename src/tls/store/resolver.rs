@@ -62,6 +62,8 @@ pub(crate) struct StoreResolver {
     described: Vec<Described>,
     /// The opened keys, by candidate index.
     keys: Mutex<Vec<Option<Arc<CertifiedKey>>>>,
+    /// The candidate presented last: what a request naming no CA keeps (`choose_keeping`).
+    presented: Mutex<Option<usize>>,
 }
 
 impl std::fmt::Debug for StoreResolver {
@@ -81,6 +83,7 @@ impl StoreResolver {
             what,
             described,
             keys,
+            presented: Mutex::new(None),
         }
     }
 
@@ -110,16 +113,19 @@ impl ResolvesClientCert for StoreResolver {
         root_hint_subjects: &[&[u8]],
         sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        let chosen = choose::choose(
+        let mut presented = self.presented.lock().unwrap_or_else(|p| p.into_inner());
+        let chosen = choose::choose_keeping(
             &self.described,
             root_hint_subjects,
             sigschemes,
             SystemTime::now(),
+            *presented,
         )
         .map_err(|why| format!("{}: {why}", self.what))
         .and_then(|i| self.key(i).map(|key| (i, key)));
         match chosen {
             Ok((i, key)) => {
+                *presented = Some(i);
                 let d = &self.described[i];
                 log::debug!(
                     "{}: presenting {} ({})",
@@ -170,5 +176,96 @@ impl ResolvesClientCert for CaNamesSeen {
 
     fn has_certs(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rustls::crypto::ring::sign::any_supported_type;
+    use rustls::sign::SigningKey;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::*;
+    use crate::tls::store::Candidate;
+    use crate::tls::TlsError;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name)
+    }
+
+    /// Two identities from two CAs, each with its own key file.
+    struct TwoIdentities;
+
+    impl IdentitySource for TwoIdentities {
+        fn describe(&self) -> String {
+            "two fixture identities".into()
+        }
+        fn candidates(&self) -> Result<Vec<Candidate>, TlsError> {
+            Ok(["client-rsa", "rogue-client"]
+                .into_iter()
+                .map(|name| Candidate {
+                    chain: CertificateDer::pem_file_iter(fixture(&format!("{name}.crt")))
+                        .unwrap()
+                        .collect::<Result<_, _>>()
+                        .unwrap(),
+                    selector: name.into(),
+                    key_location: "a file".into(),
+                })
+                .collect())
+        }
+        fn signing_key(&self, candidate: &Candidate) -> Result<Arc<dyn SigningKey>, TlsError> {
+            let key = PrivateKeyDer::from_pem_file(fixture(&format!("{}.key", candidate.selector)))
+                .unwrap();
+            Ok(any_supported_type(&key).unwrap())
+        }
+    }
+
+    fn subject_of(ca: &str) -> Vec<u8> {
+        use x509_cert::der::{Decode, Encode};
+        let der = CertificateDer::from_pem_file(fixture(ca)).unwrap();
+        let cert = x509_cert::Certificate::from_der(&der).unwrap();
+        cert.tbs_certificate().subject().to_der().unwrap()
+    }
+
+    fn resolver() -> StoreResolver {
+        let source = Arc::new(TwoIdentities);
+        let described = source
+            .candidates()
+            .unwrap()
+            .into_iter()
+            .filter_map(Described::new)
+            .collect();
+        StoreResolver::new(source, "--tls-cert test".into(), described)
+    }
+
+    const SCHEMES: &[SignatureScheme] = &[
+        SignatureScheme::RSA_PSS_SHA256,
+        SignatureScheme::ECDSA_NISTP256_SHA256,
+    ];
+
+    /// The OAuth signing paths resolve with no CA names; they must get the certificate the last
+    /// handshake presented, or a token bound at the token endpoint would not match it.
+    #[test]
+    fn asking_with_no_ca_names_gets_the_identity_the_last_handshake_presented() {
+        let leaf = |k: Arc<CertifiedKey>| k.cert[0].clone();
+        let unprompted = leaf(resolver().resolve(&[], SCHEMES).unwrap());
+        // Whichever identity an unprompted choice makes, a server names the other one's CA.
+        let rsa = CertificateDer::from_pem_file(fixture("client-rsa.crt")).unwrap();
+        let (other_ca, other) = if unprompted == rsa {
+            ("rogue-ca.crt", "rogue-client.crt")
+        } else {
+            ("ca.crt", "client-rsa.crt")
+        };
+        let other = CertificateDer::from_pem_file(fixture(other)).unwrap();
+        let resolver = resolver();
+        let name = subject_of(other_ca);
+        assert_eq!(leaf(resolver.resolve(&[&name], SCHEMES).unwrap()), other);
+        assert_eq!(leaf(resolver.resolve(&[], SCHEMES).unwrap()), other);
+        let _ = take_handshake_note();
     }
 }
