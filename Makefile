@@ -90,11 +90,14 @@ test-cross: oauth-peer ## macOS compile check; Windows tests under wine, arm64 t
 	bash scripts/test-cross.sh
 
 # --- Release artifacts (issue 14). Each takes the binaries in target/<triple>/release/: `make musl`
-# builds the static x86_64 Linux ones (the bundle's), `make linux-dlopen` the x86_64 Linux builds that
+# builds the static x86_64 Linux ones (the bundle's), `make linux-dlopen` the Linux builds that
 # can load a PKCS#11 module (the wheels' and npm's), `make dist` every target this machine can build;
 # a target that is not built is skipped with the reason. Pinned tools (maturin, uv, ziglang, mcpb) go
 # into .packaging/.
 PACKAGING_TEST = node --test --test-reporter=spec
+# As scripts/cross/tools.sh sets them (cross_install puts the arm64 musl root there).
+QEMU_AARCH64 ?= /usr/bin/qemu-aarch64
+ARM64_MUSL_ROOT ?= $(CURDIR)/.cross/musl-arm64
 ENDPOINT       = target/release/examples/mtls_endpoint
 
 packaging-tools:
@@ -106,8 +109,9 @@ $(ENDPOINT): FORCE
 FORCE:
 
 # cargo does nothing when `make dist` built them already. Needs the cross toolchain (zig).
-linux-dlopen: ## x86_64 Linux builds with PKCS#11: glibc 2.17 (zig; prints GLIBC_ versions) and dynamic musl
-	bash scripts/dist.sh x86_64-unknown-linux-gnu x86_64-unknown-linux-musl-dynamic
+linux-dlopen: ## The Linux builds with PKCS#11 (x86_64, aarch64): glibc 2.17 (zig; prints GLIBC_ versions), dynamic musl
+	bash scripts/dist.sh x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-linux-musl-dynamic \
+	  aarch64-unknown-linux-musl-dynamic
 
 wheels: linux-dlopen packaging-tools ## PyPI wheels (maturin, both binaries) per built target + the sdist, into dist/
 	bash scripts/packaging/wheels.sh
@@ -124,6 +128,9 @@ npm: linux-dlopen ## npm tarballs in dist/npm/: the npx launcher and one package
 wheels-check: wheels $(ENDPOINT) ## Install the Linux wheel with uv; real mTLS sessions (SoftHSM key too) through uvx; sdist builds
 	WHEEL=$$(ls dist/mcp_secure_remote-*-py3-none-manylinux*_x86_64*.whl) UV=$(CURDIR)/.packaging/venv/bin/uv \
 	  MUSL_WHEEL=$$(ls dist/mcp_secure_remote-*-py3-none-musllinux*_x86_64.whl) \
+	  MUSL_ARM64_WHEEL=$$(ls dist/mcp_secure_remote-*-py3-none-musllinux*_aarch64.whl) \
+	  QEMU_AARCH64=$(QEMU_AARCH64) ARM64_MUSL_ROOT=$(ARM64_MUSL_ROOT) \
+	  ZIG_CC="$(CURDIR)/.cross/venv/bin/python3 -m ziglang cc" \
 	  SDIST=$$(ls dist/mcp_secure_remote-*.tar.gz) BINARIES=target/x86_64-unknown-linux-gnu/release \
 	  $(PACKAGING_TEST) packaging/test/wheel.test.mjs
 

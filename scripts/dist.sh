@@ -10,6 +10,8 @@
 #   x86_64-unknown-linux-musl-dynamic  musl, dynamically linked (-crt-static off), PKCS#11;
 #                                      cargo-zigbuild + zig, in target/dynamic/ (the static build keeps
 #                                      target/<triple>/)
+#   aarch64-unknown-linux-musl-dynamic as above, for aarch64 (the musllinux aarch64 wheel, npm's
+#                                      linux-arm64-musl)
 #   x86_64-pc-windows-gnu              PKCS#11 (.dll modules); cargo + Debian's mingw-w64
 #   aarch64-apple-darwin               macOS only: linking needs Apple's SDK (Security, CoreFoundation)
 #   x86_64-apple-darwin                macOS only, as above
@@ -22,7 +24,7 @@
 #
 # Output, for the packaging (keep this layout):
 #   target/<triple>/release/mcp-secure-remote[.exe], mcp-secure-remote-client[.exe]
-#     (target/dynamic/x86_64-unknown-linux-musl/release/ for the dynamic musl build)
+#     (target/dynamic/<triple>/release/ for the dynamic musl builds)
 #   dist/mcp-secure-remote-<version>-<target>.tar.gz (.zip for Windows), each holding the directory
 #     mcp-secure-remote-<version>-<target>/ with both binaries, LICENSE and README.md
 #   dist/SHA256SUMS over every archive in dist/
@@ -33,7 +35,8 @@ cd "$(dirname "$0")/.."
 source scripts/cross/tools.sh
 
 ALL_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl x86_64-unknown-linux-gnu
-  aarch64-unknown-linux-gnu x86_64-unknown-linux-musl-dynamic x86_64-pc-windows-gnu
+  aarch64-unknown-linux-gnu x86_64-unknown-linux-musl-dynamic aarch64-unknown-linux-musl-dynamic
+  x86_64-pc-windows-gnu
   aarch64-apple-darwin x86_64-apple-darwin universal2-apple-darwin)
 # The oldest glibc the glibc builds support (zig links against its symbol versions).
 GLIBC_MAX=2.17
@@ -85,19 +88,20 @@ build() {
     # zig links against the glibc named after the dot; cargo still puts the output in the plain
     # triple's directory.
     *-unknown-linux-gnu) cross_need_zig dist && cargo_build "$target.$GLIBC_MAX" zigbuild && glibc_check "$target" ;;
-    # Dynamically linked against musl's libc.so (ld-musl-x86_64.so.1), so it can dlopen a module.
+    # Dynamically linked against musl's libc.so (ld-musl-<arch>.so.1), so it can dlopen a module.
     # Its own target directory: other RUSTFLAGS would rebuild the static build's dependencies in
     # place. zig links it (Debian's musl-gcc has no libgcc_s for musl, which Rust's dynamic musl
     # target links for unwinding; zig brings its own unwinder).
-    x86_64-unknown-linux-musl-dynamic)
+    *-unknown-linux-musl-dynamic)
+      local triple=${target%-dynamic} arch=${target%%-*}
       cross_need_zig dist || return 1
       # RUSTFLAGS, not CARGO_TARGET_…_RUSTFLAGS: cargo merges the latter with .cargo/config.toml's
       # flags for the static musl build (-z pack-relative-relocs, which zig's linker refuses), while
       # RUSTFLAGS replaces them.
       CARGO_TARGET_DIR=target/dynamic RUSTFLAGS="$MUSL_DYNAMIC_RUSTFLAGS" \
-        nice -n 10 cargo zigbuild --release --locked --bins --target x86_64-unknown-linux-musl || return 1
-      file "$(release_dir "$target")/mcp-secure-remote" | grep -q 'dynamically linked, interpreter /lib/ld-musl' || {
-        echo "dist: $(release_dir "$target")/mcp-secure-remote is not linked against musl's dynamic loader" >&2
+        nice -n 10 cargo zigbuild --release --locked --bins --target "$triple" || return 1
+      file "$(release_dir "$target")/mcp-secure-remote" | grep -q "dynamically linked, interpreter /lib/ld-musl-$arch.so.1" || {
+        echo "dist: $(release_dir "$target")/mcp-secure-remote is not linked against musl's dynamic loader (ld-musl-$arch.so.1)" >&2
         return 1
       }
       ;;

@@ -146,6 +146,35 @@ test("the glibc package's binaries need GLIBC_2.17 at most", async (t) => {
   }
 });
 
+// Every Linux package, of either architecture, read from its tarball: npm installs only this
+// machine's, so the others are checked here by their ELF headers (the arm64 builds run under
+// qemu-user in make test-cross and make wheels-check).
+test("every Linux package holds a build that can load a PKCS#11 module: glibc 2.17 or dynamically linked musl", async (t) => {
+  const linux = readdirSync(NPM_TARBALLS).filter((name) => /^mcp-secure-remote-linux-/.test(name));
+  assert.deepEqual(
+    linux.map((name) => name.replace(/-\d+\.\d+\.\d+\.tgz$/, "")).sort(),
+    ["linux-arm64", "linux-arm64-musl", "linux-x64", "linux-x64-musl"].map((p) => `mcp-secure-remote-${p}`),
+  );
+  for (const name of linux) {
+    const dir = tempDir(t, "linux-package");
+    const x = await run("tar", ["-xzf", path.join(NPM_TARBALLS, name), "-C", dir]);
+    assert.equal(x.code, 0, x.stderr);
+    const binary = path.join(dir, "package/bin/mcp-secure-remote");
+    const arch = name.includes("-arm64") ? "aarch64" : "x86_64";
+    const r = await run("readelf", ["--program-headers", "--wide", binary]);
+    assert.equal(r.code, 0, r.stderr);
+    const interpreter = r.stdout.match(/Requesting program interpreter: (\S+)\]/)?.[1];
+    t.diagnostic(`${name}: interpreter ${interpreter ?? "none (static)"}`);
+    if (name.includes("-musl")) {
+      assert.equal(interpreter, `/lib/ld-musl-${arch}.so.1`, `${name} is not the dynamically linked musl build`);
+    } else {
+      assert.equal(interpreter, arch === "aarch64" ? "/lib/ld-linux-aarch64.so.1" : "/lib64/ld-linux-x86-64.so.2");
+      const highest = await highestGlibc(binary);
+      assert.ok(highest && highest.split(".").map(Number)[1] <= 17 && highest.startsWith("2."), `${name} needs GLIBC_${highest}`);
+    }
+  }
+});
+
 // node on musl (Alpine) is simulated: a preload removes glibcVersionRuntime from node's report,
 // which is all the launcher looks at. The -musl package's binary (dynamically linked musl) runs here
 // through Debian's musl loader (the musl package, with musl-tools); SoftHSM is glibc-linked, so the

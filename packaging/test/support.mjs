@@ -303,11 +303,14 @@ export async function highestGlibc(binary) {
 
 /**
  * Compiles packaging/test/pkcs11-probe.c, the minimal module that reports one token labelled
- * `probe-token`, with `cc` (e.g. musl-gcc) into `dir`; returns the module's path.
+ * `probe-token`, with `cc` (e.g. "musl-gcc", or a command and its first arguments as an array:
+ * zig's cc with a target) into a temporary directory; returns the module's path.
  */
 export async function buildProbeModule(t, cc, name) {
   const out = path.join(tempDir(t, "probe"), name);
-  const r = await run(cc, ["-shared", "-fPIC", "-O2", "-o", out, path.join(ROOT, "packaging/test/pkcs11-probe.c")]);
-  if (r.code !== 0) throw new Error(`${cc} could not build the probe module: ${r.stderr}`);
+  const [command, ...ccArgs] = Array.isArray(cc) ? cc : [cc];
+  const source = path.join(ROOT, "packaging/test/pkcs11-probe.c");
+  const r = await run(command, [...ccArgs, "-shared", "-fPIC", "-O2", "-o", out, source]);
+  if (r.code !== 0) throw new Error(`${[command, ...ccArgs].join(" ")} could not build the probe module: ${r.stderr}`);
   return out;
 }

@@ -2,9 +2,12 @@
 // into a fresh environment, holding the very binaries `make dist` built (glibc 2.17, PKCS#11), and
 // run through `uvx --from` for real mTLS sessions (a key in a file, a key on a SoftHSM token) and a
 // real test-client check; the musllinux wheel's dynamically linked musl binary run directly (uv on
-// this glibc machine would not pick it), loading a musl-built PKCS#11 module.
-// Env: WHEEL (the manylinux .whl for this machine), MUSL_WHEEL (the musllinux x86_64 .whl), UV (the
-// pinned uv), BINARIES (target/<triple>/release of the manylinux wheel's build).
+// this glibc machine would not pick it), loading a musl-built PKCS#11 module; the musllinux aarch64
+// wheel's the same way under qemu-user.
+// Env: WHEEL (the manylinux .whl for this machine), MUSL_WHEEL (the musllinux x86_64 .whl),
+// MUSL_ARM64_WHEEL (the musllinux aarch64 .whl), UV (the pinned uv), BINARIES (target/<triple>/release
+// of the manylinux wheel's build), QEMU_AARCH64, ARM64_MUSL_ROOT (arm64 musl's loader, for qemu -L)
+// and ZIG_CC (zig's cc command, for an aarch64 musl probe module): scripts/cross/tools.sh's.
 import assert from "node:assert/strict";
 import { chmodSync } from "node:fs";
 import path from "node:path";
@@ -24,9 +27,12 @@ import {
   terminate,
 } from "./support.mjs";
 
-const { WHEEL, MUSL_WHEEL, UV, BINARIES } = process.env;
+const { WHEEL, MUSL_WHEEL, MUSL_ARM64_WHEEL, UV, BINARIES, QEMU_AARCH64, ARM64_MUSL_ROOT, ZIG_CC } = process.env;
 const UVX = UV && path.join(path.dirname(UV), "uvx");
-assert.ok(WHEEL && MUSL_WHEEL && UV && BINARIES, "set WHEEL, MUSL_WHEEL, UV and BINARIES (make wheels-check does)");
+assert.ok(
+  WHEEL && MUSL_WHEEL && MUSL_ARM64_WHEEL && UV && BINARIES && QEMU_AARCH64 && ARM64_MUSL_ROOT && ZIG_CC,
+  "set WHEEL, MUSL_WHEEL, MUSL_ARM64_WHEEL, UV, BINARIES, QEMU_AARCH64, ARM64_MUSL_ROOT and ZIG_CC (make wheels-check does)",
+);
 const TLS = ["--tls-cert", PEM.cert, "--tls-key", PEM.key, "--tls-ca", PEM.ca];
 
 /** uv with its cache, tools and Python downloads confined to a temporary directory, offline. */
@@ -88,15 +94,15 @@ test("uvx --from <wheel> mcp-secure-remote: a session with the client key on a S
   assert.match(r.stdout, /echo/);
 });
 
-/** The musllinux wheel's two binaries, unpacked into a temporary directory. */
-async function muslBinaries(t) {
+/** A musllinux wheel's two binaries, unpacked into a temporary directory. */
+async function muslBinaries(t, wheel = MUSL_WHEEL) {
   const dir = tempDir(t, "musl-wheel");
   const unzip = `import sys, zipfile
 z = zipfile.ZipFile(sys.argv[1])
 for n in z.namelist():
     if ".data/scripts/" in n:
         open(sys.argv[2] + "/" + n.rsplit("/", 1)[1], "wb").write(z.read(n))`;
-  const r = await run("python3", ["-c", unzip, MUSL_WHEEL, dir]);
+  const r = await run("python3", ["-c", unzip, wheel, dir]);
   assert.equal(r.code, 0, r.stderr);
   const bins = { proxy: path.join(dir, "mcp-secure-remote"), client: path.join(dir, "mcp-secure-remote-client") };
   for (const bin of Object.values(bins)) chmodSync(bin, 0o755);
@@ -123,6 +129,30 @@ test("the musllinux wheel's binaries run (mTLS session) and dlopen a musl-built 
   assert.equal(out.code, 0, out.stderr);
   const module = await buildProbeModule(t, "musl-gcc", "libprobe-musl.so");
   const r = await run(client, [url, "--tls-key", "pkcs11:token=mcp;object=client-rsa", "--tls-pkcs11-module", module, "--tls-ca", PEM.ca]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /no PKCS#11 token matches pkcs11:token=mcp;object=client-rsa; tokens present: 'probe-token'/);
+});
+
+test("the musllinux aarch64 wheel holds a dynamically linked musl build (ld-musl-aarch64), not the static one", async (t) => {
+  assert.match(path.basename(MUSL_ARM64_WHEEL), /musllinux_1_2_aarch64/);
+  const { proxy } = await muslBinaries(t, MUSL_ARM64_WHEEL);
+  const r = await run("readelf", ["--program-headers", "--dynamic", "--wide", proxy]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Requesting program interpreter: \/lib\/ld-musl-aarch64\.so\.1/);
+  assert.match(r.stdout, /NEEDED.*libc\.so/);
+  assert.doesNotMatch(r.stdout, /GLIBC_/);
+});
+
+// Under qemu-user, with Debian's arm64 musl loader as the root (-L); the probe module is built for
+// aarch64 musl by zig, for the reason above.
+test("the musllinux aarch64 wheel's binaries run under qemu-user (mTLS session) and dlopen an aarch64 musl PKCS#11 module", async (t) => {
+  const { proxy, client } = await muslBinaries(t, MUSL_ARM64_WHEEL);
+  const qemu = (bin) => ["-L", ARM64_MUSL_ROOT, bin];
+  const url = await startEndpoint(t);
+  const out = await session(QEMU_AARCH64, [...qemu(proxy), url, ...TLS]);
+  assert.equal(out.code, 0, out.stderr);
+  const module = await buildProbeModule(t, [...ZIG_CC.split(" "), "-target", "aarch64-linux-musl"], "libprobe-musl-arm64.so");
+  const r = await run(QEMU_AARCH64, [...qemu(client), url, "--tls-key", "pkcs11:token=mcp;object=client-rsa", "--tls-pkcs11-module", module, "--tls-ca", PEM.ca]);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /no PKCS#11 token matches pkcs11:token=mcp;object=client-rsa; tokens present: 'probe-token'/);
 });

@@ -28,6 +28,11 @@ MUSL_DYNAMIC_RUSTFLAGS="-C target-feature=-crt-static -C link-arg=-dynamic"
 WINE=${WINE:-/usr/lib/wine/wine64}
 QEMU_AARCH64=${QEMU_AARCH64:-/usr/bin/qemu-aarch64}
 ARM64_GLIBC_ROOT=${ARM64_GLIBC_ROOT:-/usr/aarch64-linux-gnu}
+# arm64 musl's loader, for qemu-user to run the dynamically linked aarch64 musl build
+# (-L $ARM64_MUSL_ROOT): Debian's musl:arm64 package unpacked here, not installed (Debian has no
+# musl cross package, and installing it would put an arm64 loader into the host's /lib).
+ARM64_MUSL_DEB=musl:arm64=1.2.3-1
+ARM64_MUSL_ROOT=${ARM64_MUSL_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.cross/musl-arm64}
 
 cross_install() {
   local missing=() target
@@ -50,9 +55,22 @@ cross_install() {
   fi
   [ "$("$CROSS_VENV/bin/python3" -m ziglang version 2>/dev/null)" = "$ZIGLANG_VERSION" ] ||
     "$CROSS_VENV/bin/pip" install --quiet --disable-pip-version-check "ziglang==$ZIGLANG_VERSION"
+  [ -e "$ARM64_MUSL_ROOT/lib/ld-musl-aarch64.so.1" ] || cross_install_arm64_musl
   # PyPI's prebuilt cargo-zigbuild, into the same venv: `cargo install` compiled it for 3 minutes of CI.
   [ "$("$CROSS_VENV/bin/cargo-zigbuild" --version 2>/dev/null)" = "cargo-zigbuild $CARGO_ZIGBUILD_VERSION" ] ||
     "$CROSS_VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION"
+}
+
+cross_install_arm64_musl() {
+  local tmp
+  dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq "$ARM64_MUSL_DEB" 2>/dev/null) || { apt-get update -qq && (cd "$tmp" && apt-get download -qq "$ARM64_MUSL_DEB"); }
+  mkdir -p "$ARM64_MUSL_ROOT"
+  dpkg-deb -x "$tmp"/musl_*_arm64.deb "$ARM64_MUSL_ROOT"
+  # musl's loader is its libc.so; the package's postinst would make this link.
+  ln -sfn aarch64-linux-musl/libc.so "$ARM64_MUSL_ROOT/lib/ld-musl-aarch64.so.1"
+  rm -rf "$tmp"
 }
 
 # cargo-zigbuild finds zig through `python3 -m ziglang` when no `zig` is on PATH.

@@ -4,7 +4,7 @@
 # for each target built in target/<triple>/release/ (both binaries; `os`/`cpu`, and `libc` on Linux,
 # let npm install only the matching one; an npm that ignores `libc` installs both Linux packages and
 # the launcher picks by the libc node runs on). Linux: glibc 2.17 builds (PKCS#11) in linux-x64 and
-# linux-arm64, musl builds in linux-x64-musl (dynamic, PKCS#11) and linux-arm64-musl (static, none).
+# linux-arm64, dynamically linked musl builds (PKCS#11) in linux-x64-musl and linux-arm64-musl.
 # `npm pack` makes each tarball exactly as `npm publish` would upload it.
 set -euo pipefail
 source "$(dirname "$0")/targets.sh"

@@ -8,19 +8,18 @@ VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)"
 BINARIES=(mcp-secure-remote mcp-secure-remote-client)
 
 # <build> <npm platform> <wheel platform tag>
-#   build: a `make dist` target (scripts/dist.sh), a rust triple or x86_64-unknown-linux-musl-dynamic
+#   build: a `make dist` target (scripts/dist.sh), a rust triple or <triple>-dynamic
 #   npm platform: node's process.platform-process.arch, with -musl where the C library is musl (the
 #     launcher asks node which libc it runs on); also the bundle's names
 #   wheel tag: maturin's --compatibility for a Linux wheel, "-" for the others
 # Linux users get the builds that can load a PKCS#11 module: glibc 2.17 (manylinux, npm's linux-x64
-# and linux-arm64) and the dynamically linked musl build (musllinux x86_64, npm's linux-x64-musl).
-# aarch64 musl systems get the static build, which cannot (no dynamic musl build for aarch64 yet: it
-# would add a build to CI). The static x86_64 build is the release archive's and the image's.
+# and linux-arm64) and the dynamically linked musl builds (musllinux, npm's linux-*-musl). The static
+# builds are the release archives' and the image's.
 TARGETS=(
   "x86_64-unknown-linux-gnu          linux-x64        manylinux_2_17"
   "aarch64-unknown-linux-gnu         linux-arm64      manylinux_2_17"
   "x86_64-unknown-linux-musl-dynamic linux-x64-musl   musllinux_1_2"
-  "aarch64-unknown-linux-musl        linux-arm64-musl musllinux_1_2"
+  "aarch64-unknown-linux-musl-dynamic linux-arm64-musl musllinux_1_2"
   "x86_64-pc-windows-gnu             win32-x64        -"
   "aarch64-apple-darwin              darwin-arm64     -"
   "x86_64-apple-darwin               darwin-x64       -"

@@ -3,8 +3,8 @@
 # plus the sdist (maturin), into dist/. Windows and macOS wheels are maturin's; the Linux ones are
 # written around the binaries `make dist` built (wheel_from_binaries.py, with the sdist's metadata),
 # because maturin --zig would compile everything again. Linux wheels hold builds that can load a PKCS#11 module:
-# manylinux_2_17 the glibc 2.17 build (zig), musllinux_1_2 x86_64 the dynamically linked musl build;
-# musllinux_1_2 aarch64 is still the static build (no PKCS#11). See scripts/packaging/targets.sh.
+# manylinux_2_17 the glibc 2.17 build (zig), musllinux_1_2 the dynamically linked musl build.
+# See scripts/packaging/targets.sh.
 set -euo pipefail
 source "$(dirname "$0")/targets.sh"
 cd "$ROOT"
