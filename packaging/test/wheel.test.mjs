@@ -109,15 +109,18 @@ for n in z.namelist():
   return bins;
 }
 
-test("the musllinux wheel holds a dynamically linked musl build (ld-musl), not the static one", async (t) => {
-  assert.match(path.basename(MUSL_WHEEL), /musllinux_1_2_x86_64/);
-  const { proxy } = await muslBinaries(t);
-  const r = await run("readelf", ["--program-headers", "--dynamic", "--wide", proxy]);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /Requesting program interpreter: \/lib\/ld-musl-x86_64\.so\.1/);
-  assert.match(r.stdout, /NEEDED.*libc\.so/);
-  assert.doesNotMatch(r.stdout, /GLIBC_/);
-});
+// The same check for each architecture's musllinux wheel.
+for (const [arch, wheel] of [["x86_64", MUSL_WHEEL], ["aarch64", MUSL_ARM64_WHEEL]]) {
+  test(`the musllinux ${arch} wheel holds a dynamically linked musl build (ld-musl-${arch}), not the static one`, async (t) => {
+    assert.match(path.basename(wheel), new RegExp(`musllinux_1_2_${arch}`));
+    const { proxy } = await muslBinaries(t, wheel);
+    const r = await run("readelf", ["--program-headers", "--dynamic", "--wide", proxy]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.includes(`Requesting program interpreter: /lib/ld-musl-${arch}.so.1`), r.stdout);
+    assert.match(r.stdout, /NEEDED.*libc\.so/);
+    assert.doesNotMatch(r.stdout, /GLIBC_/);
+  });
+}
 
 // Needs musl's loader here (/lib/ld-musl-x86_64.so.1, Debian's musl package under musl-tools) and
 // musl-gcc. SoftHSM's module is glibc-linked C++, which a musl process cannot load: the module is the
@@ -131,16 +134,6 @@ test("the musllinux wheel's binaries run (mTLS session) and dlopen a musl-built 
   const r = await run(client, [url, "--tls-key", "pkcs11:token=mcp;object=client-rsa", "--tls-pkcs11-module", module, "--tls-ca", PEM.ca]);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /no PKCS#11 token matches pkcs11:token=mcp;object=client-rsa; tokens present: 'probe-token'/);
-});
-
-test("the musllinux aarch64 wheel holds a dynamically linked musl build (ld-musl-aarch64), not the static one", async (t) => {
-  assert.match(path.basename(MUSL_ARM64_WHEEL), /musllinux_1_2_aarch64/);
-  const { proxy } = await muslBinaries(t, MUSL_ARM64_WHEEL);
-  const r = await run("readelf", ["--program-headers", "--dynamic", "--wide", proxy]);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /Requesting program interpreter: \/lib\/ld-musl-aarch64\.so\.1/);
-  assert.match(r.stdout, /NEEDED.*libc\.so/);
-  assert.doesNotMatch(r.stdout, /GLIBC_/);
 });
 
 // Under qemu-user, with Debian's arm64 musl loader as the root (-L); the probe module is built for
