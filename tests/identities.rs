@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::bridge::Bridge;
 use support::fixture;
+use support::proxy::connect_proxy;
 use support::server::{ServerOptions, TestServer, TlsMode};
 use support::softhsm::{SoftHsm, PIN};
 
@@ -327,6 +328,16 @@ fn an_expired_identity_is_never_chosen_and_the_only_one_says_so() {
     assert_eq!(cn, "mcp-test-client-rsa");
 }
 
+/// The listing against the server trusting the rogue CA marks the rogue identity alone.
+fn assert_only_rogue_accepted(text: &str) {
+    let accepted: Vec<&str> = text
+        .split("\n\n")
+        .filter(|b| b.contains("would accept it"))
+        .collect();
+    assert_eq!(accepted.len(), 1, "{text}");
+    assert!(accepted[0].starts_with(ROGUE), "{text}");
+}
+
 #[test]
 fn list_identities_shows_each_with_its_selector_and_what_a_server_accepts() {
     let hsm = four_identities("list");
@@ -374,12 +385,7 @@ fn list_identities_shows_each_with_its_selector_and_what_a_server_accepts() {
         text.contains("asks for a client certificate issued by CN=mcp-secure-remote rogue CA"),
         "{text}"
     );
-    let accepted: Vec<&str> = text
-        .split("\n\n")
-        .filter(|b| b.contains("would accept it"))
-        .collect();
-    assert_eq!(accepted.len(), 1, "{text}");
-    assert!(accepted[0].starts_with(ROGUE), "{text}");
+    assert_only_rogue_accepted(&text);
     assert!(
         rogue.requests().is_empty(),
         "--list-identities sent a request"
@@ -403,6 +409,96 @@ fn list_identities_shows_each_with_its_selector_and_what_a_server_accepts() {
     assert!(text.starts_with("1 identity in"), "{text}");
     assert!(text.contains("(3 more in the source"), "{text}");
     assert!(text.contains(RSA) && !text.contains(ROGUE), "{text}");
+}
+
+/// Where the server is reachable only through a proxy (an enterprise network), the listing's
+/// handshake goes through the proxy the bridge would use: `--proxy`, else HTTPS_PROXY unless
+/// NO_PROXY lists the host.
+#[test]
+fn list_identities_with_a_url_goes_through_the_proxy_the_bridge_would_use() {
+    let hsm = four_identities("list-proxy");
+    let rogue = server_trusting("rogue-ca.crt");
+    let target = rogue.url("/mcp");
+    let authority = target
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let accepted_rogue = |out: &Output| {
+        assert!(out.status.success(), "{}", stderr(out));
+        assert_only_rogue_accepted(&stdout(out));
+    };
+
+    let (port, seen) = connect_proxy();
+    let proxy = format!("http://127.0.0.1:{port}");
+    let out = client(
+        &hsm,
+        &args(&hsm, &["--list-identities", &target, "--proxy", &proxy]),
+        &[],
+    );
+    accepted_rogue(&out);
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        vec![format!("CONNECT {authority} HTTP/1.1")],
+        "--proxy was not used"
+    );
+
+    let (port, seen) = connect_proxy();
+    let env_proxy = format!("http://127.0.0.1:{port}");
+    let out = client(
+        &hsm,
+        &args(&hsm, &["--list-identities", &target]),
+        &[("HTTPS_PROXY", &env_proxy)],
+    );
+    accepted_rogue(&out);
+    assert_eq!(seen.lock().unwrap().len(), 1, "HTTPS_PROXY was not used");
+
+    // NO_PROXY lists the host: straight to the server.
+    let out = client(
+        &hsm,
+        &args(&hsm, &["--list-identities", &target]),
+        &[("HTTPS_PROXY", &env_proxy), ("NO_PROXY", "127.0.0.1")],
+    );
+    accepted_rogue(&out);
+    assert_eq!(seen.lock().unwrap().len(), 1, "NO_PROXY was not honoured");
+    assert!(
+        rogue.requests().is_empty(),
+        "--list-identities sent a request"
+    );
+
+    // A proxy that refuses: one line naming it and its answer.
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refusing_port = refusing.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut conn, _)) = refusing.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let out = client(
+        &hsm,
+        &args(
+            &hsm,
+            &[
+                "--list-identities",
+                &target,
+                "--proxy",
+                &format!("http://127.0.0.1:{refusing_port}"),
+            ],
+        ),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "the HTTP proxy 127.0.0.1:{refusing_port} refused to connect to {authority}: it answered 403 Forbidden"
+        )),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

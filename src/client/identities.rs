@@ -3,8 +3,9 @@
 //! one block per identity; with a URL, a TLS handshake that presents no certificate and records
 //! the CA names of the server's CertificateRequest marks those the server would accept.
 //!
-//! The handshake goes straight to the server (not through `--proxy` or HTTPS_PROXY): it only
-//! needs the server's first flight, and no request is sent.
+//! The handshake goes through the proxy the bridge would use (`--proxy`, HTTPS_PROXY and
+//! NO_PROXY), by a CONNECT of its own (`http::tunnel`): it only needs the server's first flight,
+//! and no request is sent.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -15,6 +16,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 
 use crate::config::{ClientIdentity, Config};
+use crate::http;
 use crate::tls::{self, Listed};
 
 /// Lists, prints on stdout, and returns the exit code (0, or 1 after logging why).
@@ -126,6 +128,17 @@ fn render(
     out
 }
 
+/// The proxy the bridge would reach the server through, if any.
+fn through_proxy(config: &Config) -> Result<Option<ureq::Proxy>, String> {
+    let proxy = http::agent::chosen_proxy(config).map_err(|e| e.to_string())?;
+    let uri = config
+        .url
+        .full
+        .parse::<ureq::http::Uri>()
+        .map_err(|e| format!("{}: {e}", config.url.full))?;
+    Ok(proxy.filter(|p| !p.is_no_proxy(&uri)))
+}
+
 /// The CA names the server's CertificateRequest carries (`None`: it asks for no certificate).
 fn ca_names(config: &Config) -> Result<Option<Vec<Vec<u8>>>, String> {
     let target = config.url.authority();
@@ -137,13 +150,24 @@ fn ca_names(config: &Config) -> Result<Option<Vec<Vec<u8>>>, String> {
         .unwrap_or_else(|| config.url.host.clone());
     let name = ServerName::try_from(host.clone())
         .map_err(|_| format!("'{host}' is not a valid TLS server name"))?;
-    let addr = (config.url.host.as_str(), config.url.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {target}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve {target}: no address"))?;
-    let sock = TcpStream::connect_timeout(&addr, config.connect_timeout)
-        .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+    // Behind a proxy, the proxy resolves the server's name.
+    let sock = match through_proxy(config)? {
+        Some(proxy) => http::tunnel::open(
+            &proxy,
+            &config.url.host,
+            config.url.port,
+            config.connect_timeout,
+        )?,
+        None => {
+            let addr = (config.url.host.as_str(), config.url.port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {target}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("cannot resolve {target}: no address"))?;
+            TcpStream::connect_timeout(&addr, config.connect_timeout)
+                .map_err(|e| format!("cannot connect to {target}: {e}"))?
+        }
+    };
     let _ = sock.set_read_timeout(Some(config.connect_timeout));
     let _ = sock.set_write_timeout(Some(config.connect_timeout));
     let conn = ClientConnection::new(Arc::clone(&tls_config), name)

@@ -78,9 +78,11 @@ impl std::fmt::Display for AgentError {
 
 impl std::error::Error for AgentError {}
 
-/// Build the agent for `config` with the TLS client configuration `tls`.
-pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
-    let proxy = match &config.proxy {
+/// The proxy `--proxy` / MCP_REMOTE_PROXY or the environment chooses, if any. One from the
+/// environment may still exclude a host (NO_PROXY: [`Proxy::is_no_proxy`]); `--proxy <url>` never
+/// does.
+pub fn chosen_proxy(config: &Config) -> Result<Option<Proxy>, AgentError> {
+    Ok(match &config.proxy {
         ProxySetting::FromEnvironment => env_proxy()?,
         ProxySetting::Direct => {
             log::debug!("--proxy none: connecting directly, whatever HTTPS_PROXY says");
@@ -90,7 +92,12 @@ pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
         ProxySetting::Url(url) => {
             Some(Proxy::new(url).map_err(|_| AgentError::BadChosenProxy(redact_userinfo(url)))?)
         }
-    };
+    })
+}
+
+/// Build the agent for `config` with the TLS client configuration `tls`.
+pub fn build(config: &Config, tls: &ClientTls) -> Result<Http, AgentError> {
+    let proxy = chosen_proxy(config)?;
     let hints = Hints::default();
     let ureq_config = Agent::config_builder()
         .http_status_as_error(false)

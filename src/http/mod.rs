@@ -12,6 +12,7 @@ pub mod response;
 pub mod rotation;
 pub mod stage;
 pub mod tls_words;
+pub mod tunnel;
 
 pub use agent::{build, Http, MAX_IN_FLIGHT};
 

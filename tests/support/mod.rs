@@ -4,6 +4,7 @@
 
 pub mod bridge;
 pub mod oauth_peer;
+pub mod proxy;
 pub mod softhsm;
 pub use mcp_test_server as server;
 
