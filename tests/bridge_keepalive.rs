@@ -80,7 +80,8 @@ fn without_a_hint_one_close_teaches_the_bridge_and_the_lost_call_is_not_resent()
     let message = lost["error"]["message"].as_str().unwrap_or_default();
     assert!(
         message.contains("closed by the server before it answered"),
-        "expected the close to be reported: {lost}"
+        "expected the close to be reported: {lost}\nstderr:\n{}",
+        b.stderr()
     );
     thread::sleep(Duration::from_millis(300));
     assert_eq!(

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::{ServerConnection, StreamOwned};
 
@@ -181,6 +181,9 @@ pub(super) struct HttpConn {
     buf: Vec<u8>,
     /// `Keep-Alive: timeout=N` on every response head.
     keep_alive_hint: Option<u64>,
+    /// When the last response's final write began: the client cannot have the whole answer
+    /// before this, so an idle time counted from here is never shorter than the client's.
+    last_answer_began: Option<Instant>,
 }
 
 impl HttpConn {
@@ -189,7 +192,14 @@ impl HttpConn {
             wire,
             buf: Vec::new(),
             keep_alive_hint: None,
+            last_answer_began: None,
         }
+    }
+
+    /// When the last complete answer began to be written (see `last_answer_began`), once: the
+    /// next request's answer sets it again.
+    pub fn take_last_answer_began(&mut self) -> Option<Instant> {
+        self.last_answer_began.take()
     }
 
     pub fn announce_keep_alive(&mut self, seconds: u64) {
@@ -413,6 +423,7 @@ impl HttpConn {
 
     /// Writes a complete response with Content-Length.
     pub fn write_response(&mut self, response: &Response, close: bool) -> io::Result<()> {
+        self.last_answer_began = Some(Instant::now());
         let mut headers = response.headers.clone();
         headers.push(("Content-Length".into(), response.body.len().to_string()));
         if close {
@@ -445,6 +456,7 @@ impl HttpConn {
 
     /// Ends a chunked body cleanly; the connection stays usable for the next request.
     pub fn end_stream(&mut self) -> io::Result<()> {
+        self.last_answer_began = Some(Instant::now());
         self.wire.write_all(b"0\r\n\r\n")?;
         self.wire.flush()
     }

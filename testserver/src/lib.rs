@@ -142,7 +142,7 @@ pub struct ServerOptions {
     /// Apache's `KeepAliveTimeout` (default none: connections stay open). A request that arrives
     /// on a connection idle at least this long is dropped unread and the connection cut: what a
     /// client sees when its request crosses the server's keep-alive close on the wire, made
-    /// deterministic. A connection idle for twice as long is closed.
+    /// deterministic. A connection idle for five times as long is closed.
     pub keep_alive_timeout: Option<Duration>,
     /// Announce `keep_alive_timeout` in a `Keep-Alive: timeout=N` header on every response, as
     /// Apache does (default false: nginx and HAProxy send none).
