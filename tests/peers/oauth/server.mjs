@@ -534,6 +534,10 @@ function answer(message) {
 }
 
 async function handleMcp(req, res) {
+  // Read before any await: once the client has closed the socket (the bridge ending its listening
+  // GET at exit), Node no longer returns the peer's certificate, and a bound token would be
+  // counted as presented with the wrong one.
+  const presented = certThumbprint(req.socket);
   const url = new URL(req.url, resource);
   if (req.method === 'GET' && url.pathname === '/.well-known/oauth-protected-resource/mcp') {
     json(res, 200, {
@@ -573,14 +577,14 @@ async function handleMcp(req, res) {
     }
     state.mcp.dpop += 1;
   }
-  if (claims.cnf?.['x5t#S256'] && claims.cnf['x5t#S256'] !== certThumbprint(req.socket)) {
+  if (claims.cnf?.['x5t#S256'] && claims.cnf['x5t#S256'] !== presented) {
     state.mcp.wrongCertificate += 1;
     challenge(res, 'invalid_token');
     return;
   }
   if (!req.socket.authorized) {
     // Only with --mcp-self-signed-clients: the certificate is trusted through the token alone.
-    if (!certThumbprint(req.socket) || !claims.cnf?.['x5t#S256']) {
+    if (!presented || !claims.cnf?.['x5t#S256']) {
       state.mcp.unverifiedCertificate += 1;
       challenge(res, 'invalid_token');
       return;
