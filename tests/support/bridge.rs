@@ -112,7 +112,16 @@ impl Bridge {
         self.stdout_paused.store(false, Ordering::SeqCst);
     }
 
+    /// The bridge's resident memory (VmRSS of /proc/<pid>/status) in bytes; None once it exited,
+    /// and None off Linux. Under wine a Windows build would read the host's /proc through drive Z:
+    /// with a Windows process id, which is some other Linux process (a 225 MiB one failed a run).
+    #[cfg(not(target_os = "linux"))]
+    pub fn rss_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// The bridge's resident memory (VmRSS of /proc/<pid>/status) in bytes; None once it exited.
+    #[cfg(target_os = "linux")]
     pub fn rss_bytes(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
         let kib: u64 = status
